@@ -1,0 +1,172 @@
+"""The metbench event model: column names, units, dtypes and :class:`EventBatch`.
+
+Units are GeV for momenta and masses, cm for lengths and radians for angles, throughout.
+
+Per particle-flow candidate (jagged per event, stored as the list column ``pf``):
+
+========================  =========  ==================================================================
+column                    dtype      meaning
+========================  =========  ==================================================================
+``pt``                    float32    transverse momentum [GeV]
+``eta``                   float32    pseudorapidity
+``phi``                   float32    azimuth [rad], in (-pi, pi]
+``mass``                  float32    candidate mass hypothesis [GeV] (CMS PF: pion mass for charged
+                                     hadrons, 0 for photons and neutral hadrons)
+``charge``                int8       -1, 0, +1
+``pdg_id``                int32      CMS PF convention: +-211 charged hadron, +-11, +-13, 22 photon,
+                                     130 neutral hadron, 1 / 2 forward-calorimeter hadron / EM
+``d0``                    float32    transverse impact parameter [cm]; 0 for neutral candidates
+``dz``                    float32    longitudinal impact parameter w.r.t. the primary vertex [cm];
+                                     0 for neutral candidates
+``from_pv``               int8       CMS ``PackedCandidate::fromPV()``: 0 NoPV, 1 PVLoose, 2 PVTight,
+                                     3 PVUsedInFit (neutrals: 3, as CMS stores them)
+``puppi_weight``          float32    PUPPI weight in [0, 1] (CMSSW algorithm)
+``truth_is_pileup``       bool       truth: the candidate comes from a pileup interaction
+========================  =========  ==================================================================
+
+Per event: ``event_id`` (int64), ``process`` (string), ``mu`` (mean pileup), ``n_pu`` (true number of
+pileup interactions), ``n_pv`` (reconstructed vertices), ``gen_met_x``, ``gen_met_y`` (the sum of the
+invisible particles' transverse momenta, GeV), ``gen_qt_x``, ``gen_qt_y`` (the boson's transverse
+momentum, GeV; NaN where no boson is defined), and the truth objects ``truth_neutrinos``,
+``truth_leptons`` (the W decay products, before final-state radiation) and ``truth_b_quarks`` (the b
+quarks of top decays; one fewer in the rare t -> W s, W d decays), jagged records of
+``px, py, pz, e`` [GeV] and ``pdg_id``.
+
+Floats are stored at reduced precision (NanoAOD-style mantissa rounding, see
+``metbench.data.generate.run.STORED_PRECISION``): pt 12 bits, eta and phi 10, d0 and dz 8 bits.
+
+Truth columns are kept for scoring only and are never handed to an estimator's ``predict``:
+the particle column ``truth_is_pileup`` and every event column in :data:`TRUTH_EVENT_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Final
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_MAX_PARTICLES",
+    "EVENT_COLUMNS",
+    "OBSERVABLE_EVENT_COLUMNS",
+    "PARTICLE_COLUMNS",
+    "PARTICLE_DTYPES",
+    "PARTICLE_FEATURES",
+    "TRUTH_EVENT_COLUMNS",
+    "TRUTH_OBJECTS",
+    "TRUTH_PARTICLE_COLUMNS",
+    "EventBatch",
+]
+
+#: Reconstructed per-candidate columns, in the order of the padded feature axis.
+PARTICLE_FEATURES: Final[tuple[str, ...]] = (
+    "pt",
+    "eta",
+    "phi",
+    "mass",
+    "charge",
+    "pdg_id",
+    "d0",
+    "dz",
+    "from_pv",
+    "puppi_weight",
+)
+#: Truth-only per-candidate columns (never given to an estimator).
+TRUTH_PARTICLE_COLUMNS: Final[tuple[str, ...]] = ("truth_is_pileup",)
+PARTICLE_COLUMNS: Final[tuple[str, ...]] = PARTICLE_FEATURES + TRUTH_PARTICLE_COLUMNS
+
+PARTICLE_DTYPES: Final[dict[str, np.dtype]] = {
+    "pt": np.dtype(np.float32),
+    "eta": np.dtype(np.float32),
+    "phi": np.dtype(np.float32),
+    "mass": np.dtype(np.float32),
+    "charge": np.dtype(np.int8),
+    "pdg_id": np.dtype(np.int32),
+    "d0": np.dtype(np.float32),
+    "dz": np.dtype(np.float32),
+    "from_pv": np.dtype(np.int8),
+    "puppi_weight": np.dtype(np.float32),
+    "truth_is_pileup": np.dtype(np.bool_),
+}
+
+#: Event columns an estimator may see (mu is known from the luminosity, n_pv is reconstructed).
+OBSERVABLE_EVENT_COLUMNS: Final[tuple[str, ...]] = ("event_id", "mu", "n_pv")
+#: Event columns kept for scoring only.
+TRUTH_EVENT_COLUMNS: Final[tuple[str, ...]] = (
+    "process",
+    "n_pu",
+    "gen_met_x",
+    "gen_met_y",
+    "gen_qt_x",
+    "gen_qt_y",
+)
+EVENT_COLUMNS: Final[tuple[str, ...]] = OBSERVABLE_EVENT_COLUMNS + TRUTH_EVENT_COLUMNS
+EVENT_DTYPES: Final[dict[str, np.dtype]] = {
+    "event_id": np.dtype(np.int64),
+    "mu": np.dtype(np.float32),
+    "n_pv": np.dtype(np.int32),
+    "n_pu": np.dtype(np.int32),
+    "gen_met_x": np.dtype(np.float32),
+    "gen_met_y": np.dtype(np.float32),
+    "gen_qt_x": np.dtype(np.float32),
+    "gen_qt_y": np.dtype(np.float32),
+}
+#: Jagged truth objects per event (records of px, py, pz, e in GeV and pdg_id).
+TRUTH_OBJECTS: Final[tuple[str, ...]] = ("truth_neutrinos", "truth_leptons", "truth_b_quarks")
+
+#: CMS DeepMET reads at most 4500 candidates per event.
+DEFAULT_MAX_PARTICLES: Final[int] = 4500
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """A batch of events as padded numpy arrays.
+
+    Attributes
+    ----------
+    particles
+        ``(n, max_particles, len(features))`` float32, candidates ordered by decreasing ``pt``,
+        zero-padded.
+    mask
+        ``(n, max_particles)`` bool, True for real candidates.
+    features
+        Names of the last axis of ``particles``.
+    event
+        Observable event columns (``event_id``, ``mu``, ``n_pv``), each shape ``(n,)``.
+    truth
+        Truth columns: event-level ones of shape ``(n,)`` and ``truth_is_pileup`` of shape
+        ``(n, max_particles)``. Empty in the batch an estimator receives.
+    n_truncated
+        Events in this batch that had more than ``max_particles`` candidates (their softest
+        candidates were dropped).
+    """
+
+    particles: np.ndarray
+    mask: np.ndarray
+    features: tuple[str, ...]
+    event: dict[str, np.ndarray]
+    truth: dict[str, np.ndarray] = field(default_factory=dict)
+    n_truncated: int = 0
+
+    def __len__(self) -> int:
+        return int(self.particles.shape[0])
+
+    @property
+    def max_particles(self) -> int:
+        """Length of the padded candidate axis."""
+        return int(self.particles.shape[1])
+
+    def feature(self, name: str) -> np.ndarray:
+        """The ``(n, max_particles)`` array of one candidate feature (zeros where padded)."""
+        try:
+            index = self.features.index(name)
+        except ValueError:
+            raise KeyError(
+                f"feature {name!r} is not in this batch; it has {', '.join(self.features)}"
+            ) from None
+        return self.particles[:, :, index]
+
+    def for_estimator(self) -> EventBatch:
+        """The same batch without any truth column: what ``Estimator.predict`` receives."""
+        return replace(self, truth={})
