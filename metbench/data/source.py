@@ -1,0 +1,249 @@
+"""Reading a dataset: checksum-verified, streamed :class:`~metbench.events.EventBatch` es."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from metbench.data.splits import SPLITS
+from metbench.data.store import load_manifest, verify_file
+from metbench.errors import DatasetError
+from metbench.events import (
+    DEFAULT_MAX_PARTICLES,
+    EVENT_DTYPES,
+    OBSERVABLE_EVENT_COLUMNS,
+    PARTICLE_FEATURES,
+    TRUTH_EVENT_COLUMNS,
+    EventBatch,
+)
+
+__all__ = ["EventSource", "pad_particles", "read_events"]
+
+
+def pad_particles(
+    pf: ak.Array, max_particles: int, features: Sequence[str], extra: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
+    """Pad jagged candidates to ``(n, max_particles, len(features))`` float32, pt-ordered.
+
+    Parameters
+    ----------
+    pf
+        Jagged records of candidates (one list per event).
+    max_particles
+        Length of the candidate axis; the softest candidates of larger events are dropped.
+    features
+        Fields stacked on the last axis.
+    extra
+        Fields returned separately as ``(n, max_particles)`` arrays of their own dtype.
+
+    Returns
+    -------
+    particles, mask, extras, n_truncated
+    """
+    if max_particles < 1:
+        raise ValueError(f"max_particles must be >= 1, got {max_particles}")
+    counts = ak.to_numpy(ak.num(pf, axis=1)).astype(np.int64)
+    n = len(counts)
+    event = np.repeat(np.arange(n), counts)
+    pt = ak.to_numpy(ak.flatten(pf["pt"]))
+    order = np.lexsort((-pt, event))
+    starts = np.zeros(n, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    local = np.arange(len(pt)) - starts[event]
+    keep = local < max_particles
+    rows, cols, src = event[keep], local[keep], order[keep]
+    particles = np.zeros((n, max_particles, len(features)), dtype=np.float32)
+    for k, name in enumerate(features):
+        particles[rows, cols, k] = ak.to_numpy(ak.flatten(pf[name]))[src]
+    mask = np.zeros((n, max_particles), dtype=bool)
+    mask[rows, cols] = True
+    extras = {}
+    for name in extra:
+        values = ak.to_numpy(ak.flatten(pf[name]))
+        out = np.zeros((n, max_particles), dtype=values.dtype)
+        out[rows, cols] = values[src]
+        extras[name] = out
+    return particles, mask, extras, int(np.count_nonzero(counts > max_particles))
+
+
+class EventSource:
+    """Stream a dataset split as :class:`EventBatch` es without loading it into memory.
+
+    Parameters
+    ----------
+    folder
+        Dataset folder (with ``manifest.json``).
+    split
+        ``train``, ``val`` or ``test``.
+    batch_size
+        Events per batch (the last batch may be smaller).
+    max_particles
+        Candidates per event kept, hardest first (CMS DeepMET: 4500).
+    features
+        Candidate features on the last axis of ``EventBatch.particles``.
+    processes
+        Restrict to these processes (default: all).
+    verify
+        Check every file's size and sha256 against the manifest before reading it.
+
+    Attributes
+    ----------
+    n_truncated
+        Events with more than ``max_particles`` candidates seen so far.
+    """
+
+    def __init__(
+        self,
+        folder: Path | str,
+        split: str = "test",
+        batch_size: int = 256,
+        max_particles: int = DEFAULT_MAX_PARTICLES,
+        features: Sequence[str] = PARTICLE_FEATURES,
+        processes: Sequence[str] | None = None,
+        verify: bool = True,
+    ) -> None:
+        self.folder = Path(folder)
+        self.manifest = load_manifest(self.folder)
+        if split not in SPLITS:
+            raise DatasetError(f"unknown split {split!r}; splits are {', '.join(SPLITS)}")
+        if batch_size < 1:
+            raise DatasetError(f"batch size must be >= 1, got {batch_size}")
+        unknown = set(features) - set(PARTICLE_FEATURES)
+        if unknown:
+            raise DatasetError(
+                f"unknown candidate feature(s) {sorted(unknown)}; available: {', '.join(PARTICLE_FEATURES)}"
+            )
+        known = set(self.manifest["processes"])
+        if processes is not None and set(processes) - known:
+            raise DatasetError(
+                f"{self.folder}: no process {sorted(set(processes) - known)}; it has {', '.join(sorted(known))}"
+            )
+        self.split = split
+        self.batch_size = batch_size
+        self.max_particles = max_particles
+        self.features = tuple(features)
+        self.verify = verify
+        self.files = sorted(
+            relpath
+            for relpath, entry in self.manifest["files"].items()
+            if entry["kind"] == "events"
+            and entry["split"] == split
+            and (processes is None or entry["process"] in processes)
+        )
+        self.n_events = sum(self.manifest["files"][f]["n_events"] for f in self.files)
+        self.n_truncated = 0
+        self._verified: set[str] = set()
+
+    def __len__(self) -> int:
+        return self.n_events
+
+    def _open(self, relpath: str) -> Any:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.verify and relpath not in self._verified:
+            verify_file(self.folder, relpath, self.manifest)
+            self._verified.add(relpath)
+        path = self.folder / relpath
+        try:
+            return pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as exc:
+            raise DatasetError(
+                f"{path}: unreadable parquet file ({exc}); regenerate the dataset"
+            ) from None
+
+    def iter_files(self, columns: Sequence[str] | None = None) -> Iterator[ak.Array]:
+        """The stored records file by file (verified), optionally only some (nested) columns,
+        such as ``["n_pu", "pf.pt"]``."""
+        import pyarrow as pa
+
+        for relpath in self.files:
+            self._open(relpath)
+            path = self.folder / relpath
+            try:
+                yield ak.from_parquet(path, columns=list(columns) if columns else None)
+            except (OSError, pa.ArrowException) as exc:
+                raise DatasetError(
+                    f"{path}: cannot be read ({exc}); regenerate the dataset"
+                ) from None
+
+    def iter_arrays(self, columns: Sequence[str] | None = None) -> Iterator[ak.Array]:
+        """Stream the raw stored records (awkward arrays of ``batch_size`` events)."""
+        import pyarrow as pa
+
+        buffer: list[ak.Array] = []
+        buffered = 0
+        for relpath in self.files:
+            parquet = self._open(relpath)
+            try:
+                for record_batch in parquet.iter_batches(
+                    batch_size=self.batch_size, columns=list(columns) if columns else None
+                ):
+                    arr = ak.from_arrow(record_batch)
+                    buffer.append(arr)
+                    buffered += len(arr)
+                    while buffered >= self.batch_size:
+                        whole = ak.concatenate(buffer) if len(buffer) > 1 else buffer[0]
+                        yield whole[: self.batch_size]
+                        rest = whole[self.batch_size :]
+                        buffer, buffered = ([rest], len(rest)) if len(rest) else ([], 0)
+            except (OSError, pa.ArrowException) as exc:
+                raise DatasetError(
+                    f"{self.folder / relpath}: cannot be read ({exc}); regenerate the dataset"
+                ) from None
+        if buffered:
+            yield ak.concatenate(buffer) if len(buffer) > 1 else buffer[0]
+
+    def __iter__(self) -> Iterator[EventBatch]:
+        self.n_truncated = 0
+        for arr in self.iter_arrays():
+            batch = to_event_batch(arr, self.max_particles, self.features)
+            self.n_truncated += batch.n_truncated
+            yield batch
+
+
+def to_event_batch(
+    arr: ak.Array,
+    max_particles: int = DEFAULT_MAX_PARTICLES,
+    features: Sequence[str] = PARTICLE_FEATURES,
+) -> EventBatch:
+    """Turn stored records into an :class:`EventBatch` (truth kept in ``batch.truth``)."""
+    particles, mask, extras, n_truncated = pad_particles(
+        arr.pf, max_particles, features, extra=("truth_is_pileup",)
+    )
+    event = {
+        name: ak.to_numpy(arr[name]).astype(EVENT_DTYPES[name]) for name in OBSERVABLE_EVENT_COLUMNS
+    }
+    truth: dict[str, np.ndarray] = {
+        name: (
+            ak.to_numpy(arr[name]).astype(str)
+            if name == "process"
+            else ak.to_numpy(arr[name]).astype(EVENT_DTYPES[name])
+        )
+        for name in TRUTH_EVENT_COLUMNS
+    }
+    truth.update(extras)
+    return EventBatch(particles, mask, tuple(features), event, truth, n_truncated)
+
+
+def read_events(
+    folder: Path | str,
+    split: str | None = None,
+    columns: Sequence[str] | None = None,
+    verify: bool = True,
+) -> ak.Array:
+    """Read a split (or every split, with ``split=None``) into one awkward array.
+
+    For reports on selected columns (``columns`` such as ``["n_pu", "pf.pt"]``); use
+    :class:`EventSource` to stream large splits.
+    """
+    parts: list[ak.Array] = []
+    for name in [split] if split else SPLITS:
+        parts.extend(EventSource(folder, name, verify=verify).iter_files(columns))
+    if not parts:
+        raise DatasetError(f"{folder}: no events in split {split or 'any'}")
+    return ak.concatenate(parts) if len(parts) > 1 else parts[0]
