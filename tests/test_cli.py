@@ -1,0 +1,83 @@
+"""The `metbench` command as a user runs it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import metbench
+
+
+def run(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "metbench.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"metbench {metbench.__version__}"
+
+
+def test_info_prints_counts_speed_and_disk(mini_dataset):
+    r = run("data", "info", str(mini_dataset))
+    assert r.returncode == 0, r.stderr
+    for text in ("ttbar_2l2nu", "z_mumu", "disk per 1k events", "events/s per core", "n_pu"):
+        assert text in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("data", "info", "/nonexistent/dataset"), "no such dataset folder"),
+        (("data", "generate", "--preset", "huge", "--out", "/tmp/x"), "unknown preset 'huge'"),
+        (
+            ("data", "generate", "--workers", "0", "--out", "/tmp/metbench-never"),
+            "--workers must be >= 1",
+        ),
+    ],
+)
+def test_user_errors_are_one_line_without_traceback(args, message):
+    r = run(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_dataset_is_one_line(mini_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "d"
+    shutil.copytree(mini_dataset, copy)
+    victim = next((copy / "events" / "val").iterdir())
+    victim.write_bytes(victim.read_bytes()[:-10])
+    r = run("data", "validate", str(copy))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "truncated" in r.stderr
+
+
+def test_generate_command_writes_a_dataset(tmp_path):
+    out = tmp_path / "tiny"
+    r = run(
+        "data",
+        "generate",
+        "--preset",
+        "mini",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--events-per-process",
+        "5",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "30 events" in r.stdout
+    assert (out / "manifest.json").is_file()
