@@ -81,3 +81,13 @@ def test_generate_command_writes_a_dataset(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "30 events" in r.stdout
     assert (out / "manifest.json").is_file()
+
+
+def test_speed_command_compares_both_pileup_paths():
+    r = run(
+        "data", "speed", "--mu", "5", "--events", "5", "--pool-size", "20", "--process", "z_mumu"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "speed-up of premixing" in r.stdout and "per-event pileup" in r.stdout
+    r = run("data", "speed", "--process", "tt")
+    assert r.returncode == 2 and "unknown process 'tt'" in r.stderr

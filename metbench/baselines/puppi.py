@@ -30,6 +30,8 @@ from scipy.spatial import cKDTree
 from scipy.special import erf
 from scipy.stats import chi2 as chi2_distribution
 
+from metbench.data.jagged import offsets_from_counts
+
 __all__ = ["PuppiParameters", "PuppiRegion", "puppi_classes", "puppi_weights"]
 
 
@@ -176,8 +178,7 @@ def _median_rms(
     order = np.lexsort((a, ev))
     ev, a = ev[order], a[order]
     n_pu = np.bincount(ev, minlength=n_events)
-    start = np.zeros(n_events, dtype=np.int64)
-    np.cumsum(n_pu[:-1], out=start[1:])
+    start = offsets_from_counts(n_pu)[:-1]
     rank = np.arange(len(a)) - start[ev]
     # index of the last alpha equal to 0 (0 if none): the median skips what sorts before it
     last_zero = np.zeros(n_events, dtype=np.int64)

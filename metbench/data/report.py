@@ -517,8 +517,8 @@ def measure_generation_speed(
     table = Table(title=f"generation speed, one core: {process.name}, mu = {mu:g}, {n_events} events "
                   f"(<n_pu> = {n_pu.mean():.1f})")  # fmt: skip
     table.add_column("stage")
-    table.add_column("premixed [ms/event]", justify="right")
-    table.add_column("per-event pileup [ms/event]", justify="right")
+    table.add_column("premixed (ms/event)", justify="right")
+    table.add_column("per-event pileup (ms/event)", justify="right")
     table.add_row(
         "hard scatter (Pythia)", f"{1e3 * t_hard / n_events:.1f}", f"{1e3 * t_hard / n_events:.1f}"
     )

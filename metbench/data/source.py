@@ -9,6 +9,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from metbench.data.jagged import offsets_from_counts
 from metbench.data.splits import SPLITS
 from metbench.data.store import load_manifest, verify_file
 from metbench.errors import DatasetError
@@ -51,8 +52,7 @@ def pad_particles(
     event = np.repeat(np.arange(n), counts)
     pt = ak.to_numpy(ak.flatten(pf["pt"]))
     order = np.lexsort((-pt, event))
-    starts = np.zeros(n, dtype=np.int64)
-    np.cumsum(counts[:-1], out=starts[1:])
+    starts = offsets_from_counts(counts)[:-1]
     local = np.arange(len(pt)) - starts[event]
     keep = local < max_particles
     rows, cols, src = event[keep], local[keep], order[keep]

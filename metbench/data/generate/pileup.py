@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from metbench.data.generate.detector import DetectorInput
-from metbench.data.generate.pythia import GenParticles, gather_index
+from metbench.data.generate.pythia import GenParticles
+from metbench.data.jagged import gather_index, offsets_from_counts
 
 __all__ = ["premix"]
 
@@ -47,8 +48,7 @@ def premix(
     n_int = n_pu + 1
     n_total = int(n_int.sum())
     int_event = np.repeat(np.arange(n_events), n_int)
-    first = np.zeros(n_events, dtype=np.int64)
-    np.cumsum(n_int[:-1], out=first[1:])
+    first = offsets_from_counts(n_int)[:-1]
     int_hard = np.zeros(n_total, dtype=bool)
     int_hard[first] = True
     int_z = sigma_z * rng.standard_normal(n_total)

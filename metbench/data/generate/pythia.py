@@ -16,6 +16,7 @@ import awkward as ak
 import numpy as np
 
 from metbench.data.generate.processes import COMMON_SETTINGS, Process
+from metbench.data.jagged import gather_index, offsets_from_counts
 from metbench.errors import MetbenchError
 
 __all__ = [
@@ -86,16 +87,14 @@ class GenParticles:
     def from_arrow_table(cls, table: Any) -> GenParticles:
         event = table.column("event").to_numpy()
         n_events = int(event[-1]) + 1 if len(event) else 0
-        offsets = np.zeros(n_events + 1, dtype=np.int64)
-        np.cumsum(np.bincount(event, minlength=n_events), out=offsets[1:])
+        offsets = offsets_from_counts(np.bincount(event, minlength=n_events))
         return cls(offsets, *(table.column(name).to_numpy() for name in _PARTICLE_FIELDS))
 
     @classmethod
     def concatenate(cls, parts: Iterable[GenParticles]) -> GenParticles:
         parts = list(parts)
         counts = np.concatenate([p.counts for p in parts])
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
+        offsets = offsets_from_counts(counts)
         return cls(
             offsets,
             *(np.concatenate([getattr(p, name) for p in parts]) for name in _PARTICLE_FIELDS),
@@ -103,25 +102,6 @@ class GenParticles:
 
 
 _PARTICLE_FIELDS = ("px", "py", "pz", "e", "pdg_id", "charge", "vx", "vy", "vz")
-
-
-def gather_index(offsets: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Flat indices of the particles of ``events`` and the offsets of the gathered events.
-
-    Parameters
-    ----------
-    offsets
-        Event offsets into the flat particle arrays (length n_events + 1).
-    events
-        Event indices to gather, in order; repetitions allowed.
-    """
-    events = np.asarray(events, dtype=np.int64)
-    starts = offsets[events]
-    counts = offsets[events + 1] - starts
-    new_offsets = np.zeros(len(events) + 1, dtype=np.int64)
-    np.cumsum(counts, out=new_offsets[1:])
-    idx = np.arange(new_offsets[-1], dtype=np.int64) + np.repeat(starts - new_offsets[:-1], counts)
-    return idx, new_offsets
 
 
 @dataclass
@@ -218,8 +198,7 @@ class PythiaGenerator:
             ~np.isin(np.abs(pdg), INVISIBLE_PDG_IDS) & (pt > _PT_KEEP) & (np.abs(eta) < _ETA_KEEP)
         )
         event = event[keep]
-        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(event, minlength=len(counts)), out=offsets[1:])
+        offsets = offsets_from_counts(np.bincount(event, minlength=len(counts)))
         pdg = pdg[keep]
         return GenParticles(
             offsets=offsets,
@@ -252,7 +231,7 @@ class PythiaGenerator:
             last = _last_copy_index(prt, boson)
             found = last >= 0
             counts = ak.to_numpy(ak.num(prt.id))
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            starts = offsets_from_counts(counts)[:-1]
             flat = starts[found] + last[found]
             qt_x[found] = ak.to_numpy(ak.flatten(prt.p.px))[flat]
             qt_y[found] = ak.to_numpy(ak.flatten(prt.p.py))[flat]
@@ -292,8 +271,7 @@ def _daughters_of_last_copies(prt: ak.Array, abs_id: int) -> ak.Array:
     d1 = prt.daughter1
     d2 = prt.daughter2
     counts = ak.to_numpy(ak.num(ids))
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    offsets = offsets_from_counts(counts)
     flat_id = ak.to_numpy(ak.flatten(ids))
     flat_d1 = ak.to_numpy(ak.flatten(d1)).astype(np.int64)
     flat_d2 = ak.to_numpy(ak.flatten(d2)).astype(np.int64)
