@@ -135,7 +135,6 @@ def _gun(pdg: int, charge: int, pt: float, eta: np.ndarray, phi: np.ndarray, mas
         is_pileup=np.zeros(n, dtype=bool),
         interaction_event=np.arange(n),
         interaction_z=z,
-        interaction_hard=np.ones(n, dtype=bool),
     )  # fmt: skip
 
 

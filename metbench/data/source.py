@@ -141,13 +141,16 @@ class EventSource:
     def __len__(self) -> int:
         return self.n_events
 
+    def _verify(self, relpath: str) -> None:
+        if self.verify and relpath not in self._verified:
+            verify_file(self.folder, relpath, self.manifest)
+            self._verified.add(relpath)
+
     def _open(self, relpath: str) -> Any:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        if self.verify and relpath not in self._verified:
-            verify_file(self.folder, relpath, self.manifest)
-            self._verified.add(relpath)
+        self._verify(relpath)
         path = self.folder / relpath
         try:
             return pq.ParquetFile(path)
@@ -162,7 +165,7 @@ class EventSource:
         import pyarrow as pa
 
         for relpath in self.files:
-            self._open(relpath)
+            self._verify(relpath)
             path = self.folder / relpath
             try:
                 yield ak.from_parquet(path, columns=list(columns) if columns else None)

@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
@@ -29,6 +31,7 @@ __all__ = [
     "DATASET_FORMAT_VERSION",
     "MANIFEST_NAME",
     "TIMING_NAME",
+    "atomic_path",
     "atomic_write_bytes",
     "atomic_write_json",
     "load_manifest",
@@ -54,16 +57,29 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it when the block succeeds (removed if not).
+
+    Every writer of a dataset file goes through this, so a half-written file never carries a final
+    name.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with tmp.open("wb") as f:
+    try:
+        yield tmp
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -77,19 +93,16 @@ def write_parquet_atomic(path: Path, array: Any, row_group_size: int = 512) -> N
     identical input (zstd level 9, byte-stream-split floats, fixed row groups, no timestamps)."""
     import awkward as ak
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    ak.to_parquet(
-        array,
-        tmp,
-        compression=_PARQUET_OPTIONS["compression"],
-        compression_level=_PARQUET_OPTIONS["compression_level"],
-        row_group_size=row_group_size,
-        parquet_byte_stream_split=True,
-        extensionarray=False,
-    )
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        ak.to_parquet(
+            array,
+            tmp,
+            compression=_PARQUET_OPTIONS["compression"],
+            compression_level=_PARQUET_OPTIONS["compression_level"],
+            row_group_size=row_group_size,
+            parquet_byte_stream_split=True,
+            extensionarray=False,
+        )
 
 
 def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:

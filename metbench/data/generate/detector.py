@@ -16,7 +16,7 @@ Units: GeV, cm, radians (Delphes uses metres and mm; converted here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -346,8 +346,7 @@ class DetectorInput:
     """Generator-level particles of a set of events with pileup overlaid (flat arrays).
 
     ``interaction`` numbers the interactions of all events consecutively; ``interaction_event``
-    and ``interaction_z`` [cm] give each interaction's event and true vertex z; interaction
-    ``interaction_hard[k]`` is the hard scatter. Positions (``vx, vy, vz``) are production
+    and ``interaction_z`` [cm] give each interaction's event and true vertex z. Positions (``vx, vy, vz``) are production
     vertices in the detector frame [cm].
     """
 
@@ -366,7 +365,6 @@ class DetectorInput:
     is_pileup: np.ndarray
     interaction_event: np.ndarray
     interaction_z: np.ndarray
-    interaction_hard: np.ndarray
 
 
 @dataclass
@@ -377,7 +375,6 @@ class RecoEvents:
     columns: dict[str, np.ndarray]
     n_pv: np.ndarray
     pv_z: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _propagate_to_calorimeter(

@@ -99,6 +99,5 @@ def premix(
         is_pileup=~int_hard[interaction],
         interaction_event=int_event,
         interaction_z=int_z,
-        interaction_hard=int_hard,
     )
     return gen

@@ -34,12 +34,15 @@ from metbench.data.store import (
     DATASET_FORMAT_VERSION,
     MANIFEST_NAME,
     TIMING_NAME,
+    atomic_path,
     atomic_write_json,
     round_mantissa,
     sha256_file,
+    verify_file,
     write_parquet_atomic,
 )
-from metbench.errors import MetbenchError
+from metbench.errors import DatasetError, MetbenchError
+from metbench.events import PARTICLE_COLUMNS, PARTICLE_DTYPES
 
 __all__ = ["STORED_PRECISION", "build_events", "generate_dataset", "pythia_seed", "shard_rng"]
 
@@ -74,6 +77,11 @@ def shard_rng(seed: int, code: int, shard: int) -> np.random.Generator:
 _POOL_CACHE: dict[tuple[str, ...], GenParticles] = {}
 
 
+def _file_entry(path: Path, **fields: Any) -> dict[str, Any]:
+    """The manifest entry of a written file: its sha256 and size, plus ``fields``."""
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size, **fields}
+
+
 def _pool_relpath(k: int) -> str:
     return f"pileup_pool/pool_{k:03d}.parquet"
 
@@ -97,19 +105,10 @@ def _run_pool_shard(out: str, seed: int, k: int, n: int) -> dict[str, Any]:
     )
     relpath = _pool_relpath(k)
     path = Path(out) / relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", compression_level=9)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=9)
     return {
-        "files": {
-            relpath: {
-                "sha256": sha256_file(path),
-                "bytes": path.stat().st_size,
-                "n_events": n,
-                "kind": "pileup_pool",
-            }
-        },
+        "files": {relpath: _file_entry(path, n_events=n, kind="pileup_pool")},
         "timing": {"n_events": n, "init_s": t_init, "generate_s": t_gen},
     }
 
@@ -178,8 +177,6 @@ def build_events(
     timing["n_candidates"] = float(len(reco.event))
     timing["n_pu_sum"] = float(n_pu.sum())
 
-    from metbench.events import PARTICLE_COLUMNS, PARTICLE_DTYPES
-
     counts = np.bincount(reco.event, minlength=n)
     pf = ak.unflatten(
         ak.zip(
@@ -233,14 +230,9 @@ def _run_event_shard(
         relpath = _events_relpath(name, process, shard)
         path = Path(out) / relpath
         write_parquet_atomic(path, events[sel])
-        files[relpath] = {
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-            "n_events": int(sel.sum()),
-            "kind": "events",
-            "split": name,
-            "process": process,
-        }
+        files[relpath] = _file_entry(
+            path, n_events=int(sel.sum()), kind="events", split=name, process=process
+        )
     timing["write_s"] = time.perf_counter() - t0
     timing["pool_load_s"] = t_pool
     timing["n_events"] = float(n)
@@ -252,12 +244,12 @@ def _run_event_shard(
 # orchestration
 # ---------------------------------------------------------------------------------------------
 def _record_ok(out: Path, record: dict[str, Any]) -> bool:
-    for relpath, entry in record["files"].items():
-        path = out / relpath
-        if not path.is_file() or path.stat().st_size != entry["bytes"]:
-            return False
-        if sha256_file(path) != entry["sha256"]:
-            return False
+    """Whether a shard's files are in place with the sizes and checksums of its record."""
+    try:
+        for relpath in record["files"]:
+            verify_file(out, relpath, record)
+    except DatasetError:
+        return False
     return True
 
 
@@ -473,5 +465,4 @@ def _timing_summary(
         "pool_events": n_pool,
         "pool_ms_per_event": pool_ms,
         "candidates_per_event": total(event_records, "n_candidates") / max(n_events, 1),
-        "resumed_shards_counted": True,
     }
