@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,7 +24,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="Generate, inspect and validate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console(width=None if sys.stdout.isatty() else 140)
+console = Console(width=None if sys.stdout.isatty() else 250)
 err_console = Console(stderr=True)
 
 
@@ -134,6 +134,355 @@ def data_speed(
     from metbench.data.report import measure_generation_speed
 
     console.print(measure_generation_speed(mu, events, process, pool_size, seed))
+
+
+# ---------------------------------------------------------------- harness commands
+
+
+def _print_frame(frame: Any, title: str) -> None:
+    from rich.table import Table
+
+    if frame.empty:
+        console.print(f"{title}: nothing to show")
+        return
+    table = Table(title=title, title_justify="left")
+    table.add_column(str(frame.index.name or ""), style="bold") if not _plain_index(frame) else None
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if col not in ("entry", "category") else "left")
+    for idx, row in frame.iterrows():
+        cells = [str(v) for v in row.tolist()]
+        table.add_row(*(cells if _plain_index(frame) else [str(idx), *cells]))
+    console.print(table)
+
+
+def _plain_index(frame: Any) -> bool:
+    import pandas as pd
+
+    return isinstance(frame.index, pd.RangeIndex)
+
+
+def _limits(time_limit: float, memory_limit: float) -> Any:
+    from metbench.estimators.isolation import Limits
+
+    if time_limit <= 0 or memory_limit <= 0:
+        raise MetbenchError("--time-limit and --memory-limit must be positive")
+    return Limits(time_s=time_limit, memory_gb=memory_limit)
+
+
+def _resolve_dataset_with_progress(dataset: str | None) -> Path:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
+
+    from metbench.data.cache import resolve_dataset
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = f"generating {dataset or 'mini'}: " + (
+                    "pileup pool" if stage == "pool" else "event shards"
+                )
+                tasks[stage] = progress.add_task(label, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        return resolve_dataset(dataset, on_progress=on_progress)
+
+
+def _entries(
+    submission: Path, variant: str | None, params: list[str] | None
+) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    from metbench.estimators.submission import load_submission, parse_parameter
+
+    sub = load_submission(submission)
+    overrides = dict(parse_parameter(p) for p in params or [])
+    return sub, sub.entries(variant, overrides)
+
+
+def _throughput_settings(enabled: bool, duration: float, batch_sizes: str) -> Any:
+    from metbench.scoring.throughput import ThroughputSettings
+
+    if not enabled:
+        return None
+    try:
+        sizes = tuple(int(x) for x in batch_sizes.split(",") if x.strip())
+    except ValueError:
+        raise MetbenchError(
+            f"--batch-sizes {batch_sizes!r} must be integers separated by commas"
+        ) from None
+    if not sizes or min(sizes) < 1 or duration <= 0:
+        raise MetbenchError(
+            "--batch-sizes must be positive integers and --throughput-duration positive"
+        )
+    return ThroughputSettings(batch_sizes=sizes, min_duration_s=duration)
+
+
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset",
+        help="Dataset folder or preset (mini, standard, pu200); default: mini, generated on first "
+        "use into $METBENCH_DATA (default ~/.cache/metbench)",
+    ),
+]
+SplitOpt = Annotated[str, typer.Option(help="Split: train, val or test")]
+DeviceOpt = Annotated[str, typer.Option(help="cpu or cuda")]
+VariantOpt = Annotated[str | None, typer.Option(help="Run one variant of the submission only")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", help="Override a parameter: key=value (repeatable)")
+]
+TimeOpt = Annotated[float, typer.Option(help="Time limit of the submission's process [s]")]
+MemoryOpt = Annotated[float, typer.Option(help="Memory limit of the submission's process [GiB]")]
+
+
+def _check_device(device: str) -> None:
+    if device not in ("cpu", "cuda"):
+        raise MetbenchError(f"--device must be cpu or cuda, got {device!r}")
+
+
+@app.command("run")
+def run_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission folder (submissions/<name>)")],
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+    device: DeviceOpt = "cpu",
+    force: Annotated[
+        bool, typer.Option(help="Redo predictions and scores even if up to date")
+    ] = False,
+    results: Annotated[Path, typer.Option(help="Results folder")] = Path("results"),
+    variant: VariantOpt = None,
+    param: ParamOpt = None,
+    time_limit: TimeOpt = 3600.0,
+    memory_limit: MemoryOpt = 8.0,
+    throughput: Annotated[bool, typer.Option(help="Measure throughput")] = True,
+    throughput_duration: Annotated[
+        float, typer.Option(help="Seconds per batch size, at least")
+    ] = 2.0,
+    batch_sizes: Annotated[str, typer.Option(help="Throughput batch sizes")] = "1,64,1024",
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (>= 200, or 0)")] = 200,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+) -> None:
+    """Predict, measure and score a submission (each variant), then print the headline table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
+
+    from metbench.harness import dataset_info, run_entry
+    from metbench.results import read_results
+    from metbench.scoring.table import headline_table
+
+    _check_device(device)
+    limits = _limits(time_limit, memory_limit)
+    tp = _throughput_settings(throughput, throughput_duration, batch_sizes)
+    sub, entries = _entries(submission, variant, param)
+    folder = _resolve_dataset_with_progress(dataset)
+    info = dataset_info(folder)
+    paths = []
+    for entry, params in entries:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        ) as progress:
+            from metbench.data.source import EventSource
+
+            total = len(EventSource(folder, split, verify=False))
+            task = progress.add_task(f"{entry}: predicting", total=total)
+
+            def on_progress(done: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done)
+
+            path, reused = run_entry(
+                sub, entry, params, info, split, results, device, limits, tp, n_boot, seed, force,
+                on_progress=on_progress,
+            )  # fmt: skip
+        err_console.print(
+            f"{entry}: {'up to date' if reused else 'scored'} -> {path}", highlight=False
+        )
+        paths.append(path)
+    frame = headline_table([read_results(p) for p in paths])
+    _print_frame(frame, f"{info.name} ({info.key}), split {split}")
+
+
+@app.command("predict")
+def predict_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission folder")],
+    out: Annotated[Path, typer.Option(help="Predictions file to write (parquet)")],
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+    device: DeviceOpt = "cpu",
+    force: Annotated[bool, typer.Option(help="Redo the predictions even if up to date")] = False,
+    variant: VariantOpt = None,
+    param: ParamOpt = None,
+    time_limit: TimeOpt = 3600.0,
+    memory_limit: MemoryOpt = 8.0,
+) -> None:
+    """Write a submission's predictions: one row per event (event_id, met_x, met_y in GeV)."""
+    from metbench.harness import dataset_info, predict_entry
+
+    _check_device(device)
+    if not out.name.endswith(".parquet"):
+        raise MetbenchError(f"--out {out}: the predictions file must end in .parquet")
+    sub, entries = _entries(submission, variant, param)
+    if len(entries) > 1:
+        names = ", ".join(sorted(sub.manifest.variants))
+        raise MetbenchError(f"{submission} has variants ({names}); choose one with --variant")
+    entry, params = entries[0]
+    info = dataset_info(_resolve_dataset_with_progress(dataset))
+    report = predict_entry(
+        sub, entry, params, info, split, out, device, _limits(time_limit, memory_limit), None, force,
+        log_path=out.with_name(out.stem + ".log"),
+    )  # fmt: skip
+    state = "up to date" if report.get("reused") else f"{report['n_events']} events"
+    console.print(f"{entry}: {state} -> {out}", highlight=False)
+
+
+@app.command("score")
+def score_cmd(
+    predictions: Annotated[Path, typer.Argument(help="Predictions file (parquet)")],
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+    out: Annotated[
+        Path | None, typer.Option(help="Results file (default: beside the predictions)")
+    ] = None,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (>= 200, or 0)")] = 200,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+) -> None:
+    """Score predictions against a dataset split and write a results file."""
+    from metbench.harness import dataset_info, score_file
+    from metbench.results import now_iso, write_results
+    from metbench.scoring.table import headline_table
+    from metbench.scoring.throughput import hardware_info, versions
+
+    info = dataset_info(_resolve_dataset_with_progress(dataset))
+    scores, meta = score_file(predictions, info, split, n_boot, seed)
+    from metbench.data.store import sha256_file
+
+    digest = sha256_file(predictions)
+    name = meta.get("entry") or predictions.name.removesuffix(".parquet").removesuffix(
+        ".predictions"
+    )
+    result = {
+        "schema": "metbench-results",
+        "schema_version": 1,
+        "created": now_iso(),
+        "entry": {
+            "name": name,
+            "submission": meta.get("submission", name),
+            "category": "submission",
+            "framework": "numpy",
+            "content_hash": meta.get("content_hash", digest),
+            "parameters": meta.get("parameters", {}),
+        },
+        "dataset": {
+            "name": info.name,
+            "version": info.version,
+            "manifest_sha256": info.manifest_sha256,
+            "split": split,
+            "n_events": scores["n_events"],
+            "path": str(info.folder),
+        },
+        "predictions": {"file": predictions.name, "sha256": digest, "n_events": scores["n_events"]},
+        "scores": scores,
+        "throughput": None,
+        "environment": {"versions": versions(), "hardware": hardware_info()},
+    }
+    target = out or predictions.with_name(f"{name}.json")
+    write_results(target, result)
+    _print_frame(headline_table([result]), f"{info.name} ({info.key}), split {split}")
+    err_console.print(f"results -> {target}", highlight=False)
+
+
+def _load_all(paths: list[Path]) -> list[dict[str, Any]]:
+    from metbench.results import find_results, read_results
+
+    return [read_results(p) for p in find_results(paths)]
+
+
+def _show_tables(results: list[dict[str, Any]], task: str, bins: str | None) -> None:
+    from metbench.scoring.table import bins_table, headline_table
+
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        d = r["dataset"]
+        groups.setdefault((d["name"], d["manifest_sha256"][:12], d["split"]), []).append(r)
+    for (name, digest, split), rs in sorted(groups.items()):
+        title = f"{name} ({name}-{digest}), split {split}, task {task}"
+        _print_frame(headline_table(rs, task), title)
+        if bins:
+            _print_frame(bins_table(rs, bins, task=task), f"{title}: σ⊥/R [GeV] in bins of {bins}")
+
+
+@app.command("show")
+def show_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Results files or folders")],
+    task: Annotated[
+        str, typer.Option(help="met (against generator MET) or recoil (Z -> mu mu)")
+    ] = "met",
+    bins: Annotated[
+        str | None,
+        typer.Option(help="Also print the headline figure in bins: truth, n_pu, n_pv, process"),
+    ] = None,
+) -> None:
+    """Print the headline table of results files (ranked; overlapping intervals are ties)."""
+    if task not in ("met", "recoil"):
+        raise MetbenchError(f"--task must be met or recoil, got {task!r}")
+    results = _load_all(paths)
+    if not results:
+        raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
+    _show_tables(results, task, bins)
+
+
+@app.command("list")
+def list_cmd(
+    results: Annotated[Path, typer.Option(help="Results folder")] = Path("results"),
+    submissions: Annotated[Path, typer.Option(help="Submissions folder")] = Path("submissions"),
+) -> None:
+    """List the submissions and print the headline table of every result."""
+    import pandas as pd
+
+    from metbench.estimators.submission import MANIFEST_FILE, load_submission
+
+    rows = []
+    if submissions.is_dir():
+        for folder in sorted(p.parent for p in submissions.glob(f"*/{MANIFEST_FILE}")):
+            try:
+                sub = load_submission(folder)
+            except MetbenchError as exc:
+                rows.append(
+                    {
+                        "submission": folder.name,
+                        "category": "INVALID",
+                        "framework": "",
+                        "variants": "",
+                        "description": str(exc),
+                    }
+                )
+                continue
+            m = sub.manifest
+            rows.append(
+                {
+                    "submission": m.name,
+                    "category": m.category,
+                    "framework": m.framework,
+                    "variants": ", ".join(m.variants) or "—",
+                    "description": m.description,
+                }
+            )
+    _print_frame(pd.DataFrame(rows), f"submissions in {submissions}")
+    if results.is_dir():
+        found = _load_all([results])
+        if found:
+            _show_tables(found, "met", None)
+            return
+    console.print(f"no results in {results} yet: try `metbench run submissions/puppi`")
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from scipy.spatial import cKDTree
 from scipy.special import erf
 from scipy.stats import chi2 as chi2_distribution
 
+from metbench.baselines.kinematics import rapidity
 from metbench.data.jagged import offsets_from_counts
 
 __all__ = ["PuppiParameters", "PuppiRegion", "puppi_classes", "puppi_weights"]
@@ -107,12 +108,6 @@ def puppi_classes(
     if p.no_lep:
         cls = np.where(lepton, 3, cls)
     return np.where(charge == 0, 0, cls).astype(np.int8)
-
-
-def _rapidity(pt: np.ndarray, eta: np.ndarray, mass: np.ndarray) -> np.ndarray:
-    pz = pt * np.sinh(eta)
-    mt = np.sqrt(pt**2 + mass**2)
-    return np.arcsinh(pz / np.maximum(mt, 1e-12))
 
 
 def _alpha(
@@ -249,7 +244,7 @@ def puppi_weights(
     n_pv = np.asarray(n_pv, dtype=np.float64)
     cls = puppi_classes(pt, eta, charge, pdg_id, dz, from_pv, p)
     aeta = np.abs(eta)
-    y = _rapidity(pt, eta, mass)
+    y = rapidity(pt, eta, mass)
 
     # region of each candidate (last matching wins; regions do not overlap)
     region = np.full(len(pt), -1, dtype=np.int64)

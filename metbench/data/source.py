@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,19 @@ class EventSource:
 
     def __len__(self) -> int:
         return self.n_events
+
+    def restrict(self, files: Sequence[str]) -> EventSource:
+        """The same source over some of its files only (in the given order)."""
+        unknown = set(files) - set(self.files)
+        if unknown:
+            raise DatasetError(
+                f"{self.folder}: {sorted(unknown)} are not files of split {self.split}"
+            )
+        sub = copy.copy(self)
+        sub.files = list(files)
+        sub.n_events = sum(self.manifest["files"][f]["n_events"] for f in sub.files)
+        sub._verified = self._verified
+        return sub
 
     def _verify(self, relpath: str) -> None:
         if self.verify and relpath not in self._verified:

@@ -1,0 +1,92 @@
+"""Candidate-sum MET baselines: PF, CHS, track, PUPPI and the truth oracle.
+
+Each is ``MET = -sum_i w_i pT_i`` over the event's particle-flow candidates with a per-candidate
+weight ``w_i`` in [0, 1]:
+
+=========  ======================================================================================
+PF         every candidate (CMS ``RawMET``)
+CHS        candidates with ``from_pv > 0`` (CMS ``ChsMET``: the ``fromPV(0) > 0`` selection; neutral
+           candidates pass with ``from_pv = 3``)
+track      charged candidates with ``from_pv >= 2`` (CMS ``TkMET``: charged, associated with the
+           PV0; the event model keeps ``fromPV`` but not the association quality, so
+           ``pvAssociationQuality() >= 4`` cannot be applied separately)
+PUPPI      ``w`` = the stored CMSSW PUPPI weight, or weights recomputed with the ``puppiNoLep``
+           settings used for CMS's ``RawPuppiMET`` (leptons weight 1, photons above 20 GeV
+           weight 1)
+oracle     candidates not from a pileup interaction, by truth: the limit of pileup removal
+           with this detector (it still has resolution and acceptance)
+=========  ======================================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metbench.baselines.kinematics import met_from_weights
+from metbench.baselines.puppi import PuppiParameters, puppi_weights
+from metbench.events import EventBatch
+
+__all__ = ["ChsMet", "OracleMet", "PfMet", "PuppiMet", "TrackMet"]
+
+
+class PfMet:
+    """MET from all particle-flow candidates."""
+
+    def predict(self, batch: EventBatch) -> np.ndarray:
+        return met_from_weights(batch.feature("pt"), batch.feature("phi"), batch.mask)
+
+
+class ChsMet:
+    """MET from candidates with ``from_pv > 0`` (charged pileup removed)."""
+
+    def predict(self, batch: EventBatch) -> np.ndarray:
+        keep = batch.mask & (batch.feature("from_pv") > 0)
+        return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)
+
+
+class TrackMet:
+    """MET from charged candidates associated with the primary vertex (``from_pv >= 2``)."""
+
+    def predict(self, batch: EventBatch) -> np.ndarray:
+        keep = batch.mask & (batch.feature("charge") != 0) & (batch.feature("from_pv") >= 2)
+        return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)
+
+
+class PuppiMet:
+    """MET from PUPPI-weighted candidates.
+
+    Parameters
+    ----------
+    weights
+        ``"stored"``: the dataset's ``puppi_weight`` (CMSSW PUPPI with ``Puppi_cff`` defaults);
+        ``"nolep"``: weights recomputed with CMSSW's ``puppiNoLep`` settings, as for RawPuppiMET.
+    """
+
+    def __init__(self, weights: str = "stored") -> None:
+        if weights not in ("stored", "nolep"):
+            raise ValueError(f"weights must be 'stored' or 'nolep', got {weights!r}")
+        self.weights = weights
+
+    def predict(self, batch: EventBatch) -> np.ndarray:
+        if self.weights == "stored":
+            w = np.where(batch.mask, batch.feature("puppi_weight"), 0.0)
+        else:
+            event, slot = np.nonzero(batch.mask)
+            flat = {name: batch.feature(name)[event, slot] for name in batch.features}
+            w = np.zeros(batch.mask.shape, dtype=np.float64)
+            w[event, slot] = puppi_weights(
+                event, len(batch), flat["pt"], flat["eta"], flat["phi"], flat["mass"],
+                flat["charge"], flat["pdg_id"], flat["dz"], flat["from_pv"], batch.event["n_pv"],
+                PuppiParameters.no_lepton(),
+            )  # fmt: skip
+        return met_from_weights(batch.feature("pt"), batch.feature("phi"), w)
+
+
+class OracleMet:
+    """MET from the candidates that truth says are not from pileup (needs ``truth_is_pileup``)."""
+
+    def predict(self, batch: EventBatch) -> np.ndarray:
+        if "truth_is_pileup" not in batch.truth:
+            raise KeyError("the oracle needs truth_is_pileup: declare uses_truth in its manifest")
+        keep = batch.mask & ~batch.truth["truth_is_pileup"]
+        return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)

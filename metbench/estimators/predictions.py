@@ -1,0 +1,143 @@
+"""Predictions on disk: one parquet row per event, validated on write and on read.
+
+Columns: ``event_id`` (int64), ``met_x``, ``met_y`` [GeV] (float64) and, when the estimator gives
+a covariance, ``cov_xx``, ``cov_xy``, ``cov_yy`` [GeV^2]. The file's key-value metadata
+(``metbench``) records the submission, its content hash, the dataset and its hash, and the split.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from metbench.data.store import atomic_path
+from metbench.errors import MetbenchError
+
+__all__ = [
+    "COVARIANCE_COLUMNS",
+    "PREDICTION_COLUMNS",
+    "PredictionError",
+    "check_covariance",
+    "check_met",
+    "read_predictions",
+    "write_predictions",
+]
+
+PREDICTION_COLUMNS: Final[tuple[str, ...]] = ("event_id", "met_x", "met_y")
+COVARIANCE_COLUMNS: Final[tuple[str, ...]] = ("cov_xx", "cov_xy", "cov_yy")
+_META_KEY: Final = b"metbench"
+
+
+class PredictionError(MetbenchError):
+    """Predictions with the wrong shape, dtype or values."""
+
+
+def check_met(pred: Any, n: int, where: str) -> np.ndarray:
+    """Validate an estimator's output: ``(n, 2)``, real floating point, finite. Returns float64."""
+    if not isinstance(pred, np.ndarray):
+        raise PredictionError(
+            f"{where}: predict returned {type(pred).__name__}; return a numpy array of shape ({n}, 2)"
+        )
+    if pred.shape != (n, 2):
+        raise PredictionError(
+            f"{where}: predict returned shape {pred.shape}; expected ({n}, 2) (MET px, py in GeV)"
+        )
+    if pred.dtype.kind != "f":
+        raise PredictionError(
+            f"{where}: predict returned dtype {pred.dtype}; expected float32 or float64"
+        )
+    bad = ~np.isfinite(pred)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        raise PredictionError(
+            f"{where}: predict returned {int(bad.sum())} non-finite value(s) (NaN or inf) in "
+            f"{len(rows)} event(s), first at row {rows[0]}"
+        )
+    return pred.astype(np.float64)
+
+
+def check_covariance(cov: Any, n: int, where: str) -> np.ndarray:
+    """Validate a covariance output: ``(n, 2, 2)``, finite, symmetric, positive definite."""
+    if not isinstance(cov, np.ndarray) or cov.shape != (n, 2, 2) or cov.dtype.kind != "f":
+        shape = getattr(cov, "shape", type(cov).__name__)
+        raise PredictionError(
+            f"{where}: predict_uncertainty returned {shape}; expected a float array ({n}, 2, 2) in GeV^2"
+        )
+    cov = cov.astype(np.float64)
+    if not np.isfinite(cov).all():
+        raise PredictionError(f"{where}: predict_uncertainty returned NaN or inf")
+    if not np.allclose(cov[:, 0, 1], cov[:, 1, 0], rtol=1e-5, atol=1e-6):
+        raise PredictionError(f"{where}: covariance matrices must be symmetric")
+    det = cov[:, 0, 0] * cov[:, 1, 1] - cov[:, 0, 1] ** 2
+    if ((cov[:, 0, 0] <= 0) | (det <= 0)).any():
+        raise PredictionError(f"{where}: covariance matrices must be positive definite")
+    return cov
+
+
+def write_predictions(
+    path: Path,
+    event_id: np.ndarray,
+    met: np.ndarray,
+    covariance: np.ndarray | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Write predictions atomically (a partial file never carries the final name)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = {
+        "event_id": pa.array(np.asarray(event_id, dtype=np.int64)),
+        "met_x": pa.array(np.asarray(met[:, 0], dtype=np.float64)),
+        "met_y": pa.array(np.asarray(met[:, 1], dtype=np.float64)),
+    }
+    if covariance is not None:
+        columns["cov_xx"] = pa.array(covariance[:, 0, 0].astype(np.float64))
+        columns["cov_xy"] = pa.array(covariance[:, 0, 1].astype(np.float64))
+        columns["cov_yy"] = pa.array(covariance[:, 1, 1].astype(np.float64))
+    table = pa.table(columns).replace_schema_metadata(
+        {_META_KEY: json.dumps(metadata or {}, sort_keys=True).encode()}
+    )
+    with atomic_path(Path(path)) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_predictions(
+    path: Path,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
+    """Read and validate predictions: ``(event_id, met (n, 2), covariance (n, 2, 2) or None,
+    metadata)``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionError(f"{path}: no such predictions file")
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise PredictionError(f"{path}: not a readable parquet file ({exc})") from None
+    missing = [c for c in PREDICTION_COLUMNS if c not in table.column_names]
+    if missing:
+        raise PredictionError(
+            f"{path}: missing column(s) {missing}; predictions need {', '.join(PREDICTION_COLUMNS)}"
+        )
+    raw = table.schema.metadata or {}
+    try:
+        metadata = json.loads(raw.get(_META_KEY, b"{}"))
+    except json.JSONDecodeError:
+        metadata = {}
+    event_id = table["event_id"].to_numpy()
+    if event_id.dtype.kind not in "iu":
+        raise PredictionError(f"{path}: event_id must be integers, got {event_id.dtype}")
+    met = np.stack([table[c].to_numpy(zero_copy_only=False) for c in ("met_x", "met_y")], 1)
+    met = check_met(met, len(event_id), str(path))
+    covariance = None
+    if all(c in table.column_names for c in COVARIANCE_COLUMNS):
+        xx, xy, yy = (table[c].to_numpy(zero_copy_only=False) for c in COVARIANCE_COLUMNS)
+        covariance = check_covariance(
+            np.stack([np.stack([xx, xy], -1), np.stack([xy, yy], -1)], 1), len(event_id), str(path)
+        )
+    return event_id.astype(np.int64), met, covariance, metadata

@@ -1,0 +1,275 @@
+"""Submission folders: ``metbench.toml`` (validated), code, weights and a content hash.
+
+A submission folder looks like::
+
+    submissions/<name>/
+        metbench.toml     the manifest (below)
+        README.md         what it is, its original, every deviation
+        *.py              code (the folder is put first on ``sys.path`` in the child process)
+        weights/...       trained weights, if any
+
+``metbench.toml``::
+
+    name = "puppi"                      # lower case letters, digits, '-', '_'
+    entry = "module:Class"              # a module in the folder, or an installed one (metbench.*)
+    framework = "numpy"                 # numpy | torch | keras | onnx
+    paper = "https://arxiv.org/abs/1407.6013"
+    authors = ["D. Bertolini", "P. Harris", "M. Low", "N. Tran"]
+    trainable = false
+    weights = ["weights/model.pt"]      # paths inside the folder
+    description = "one line for the leaderboard"
+    category = "baseline"               # baseline | reference | oracle | submission
+    uses_truth = []                     # truth particle columns it may read (oracle only)
+    batch_size = 256                    # events per predict call
+    max_particles = 4500                # candidates per event, hardest first
+
+    [parameters]                        # constructor keyword arguments
+    working_point = "tight"
+
+    [variants.loose]                    # optional: named parameter overrides, each scored as
+    working_point = "loose"             # its own entry "<name>-<variant>"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import metbench
+from metbench.errors import MetbenchError
+from metbench.events import DEFAULT_MAX_PARTICLES, TRUTH_PARTICLE_COLUMNS
+
+__all__ = [
+    "CATEGORIES",
+    "FRAMEWORKS",
+    "MANIFEST_FILE",
+    "Manifest",
+    "Submission",
+    "SubmissionError",
+    "load_submission",
+    "parse_parameter",
+]
+
+MANIFEST_FILE: Final = "metbench.toml"
+FRAMEWORKS: Final[tuple[str, ...]] = ("numpy", "torch", "keras", "onnx")
+CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracle", "submission")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_IGNORED_PARTS: Final = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+
+
+class SubmissionError(MetbenchError):
+    """A submission that cannot be loaded or that misbehaved."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The validated content of ``metbench.toml`` (see the module docstring)."""
+
+    name: str
+    entry: str
+    framework: str
+    paper: str
+    authors: tuple[str, ...]
+    trainable: bool
+    weights: tuple[str, ...] = ()
+    description: str = ""
+    category: str = "submission"
+    uses_truth: tuple[str, ...] = ()
+    batch_size: int = 256
+    max_particles: int = DEFAULT_MAX_PARTICLES
+    parameters: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A loaded submission folder.
+
+    Attributes
+    ----------
+    folder
+        The folder (absolute).
+    manifest
+        Its validated manifest.
+    content_hash
+        sha256 over every file of the folder (names and bytes, caches excluded), the metbench
+        version, and the source of the entry module when it lives outside the folder: the key
+        under which predictions and results are reused.
+    """
+
+    folder: Path
+    manifest: Manifest
+    content_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.manifest.name
+
+    def entries(
+        self, variant: str | None = None, overrides: dict[str, Any] | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(entry name, constructor parameters) of each variant to run.
+
+        With variants in the manifest each is an entry ``<name>-<variant>`` (``variant`` picks
+        one); without, the one entry is ``<name>``. ``overrides`` (``--param``) apply on top and
+        are part of the entry name.
+        """
+        m = self.manifest
+        if variant is not None and variant not in m.variants:
+            known = ", ".join(m.variants) or "none"
+            raise SubmissionError(f"{self.folder}: no variant {variant!r} (variants: {known})")
+        chosen = [variant] if variant else list(m.variants)
+        entries = (
+            [(f"{m.name}-{v}", {**m.parameters, **m.variants[v]}) for v in chosen]
+            if chosen
+            else [(m.name, dict(m.parameters))]
+        )
+        if overrides:
+            suffix = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+            entries = [(f"{name}[{suffix}]", {**p, **overrides}) for name, p in entries]
+        return entries
+
+
+def _fail(path: Path, message: str) -> SubmissionError:
+    return SubmissionError(f"{path}: {message}")
+
+
+def _expect(
+    path: Path, data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str
+) -> Any:
+    if key not in data:
+        raise _fail(path, f"missing key {key!r} ({what})")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise _fail(path, f"{key!r} must be {what}, got {value!r}")
+    return value
+
+
+def _parse_manifest(path: Path, folder: Path) -> Manifest:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _fail(
+            folder, f"no {MANIFEST_FILE}; a submission folder needs one (see submissions/pf)"
+        ) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"not valid TOML ({exc})") from None
+    known = set(Manifest.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise _fail(path, f"unknown key(s) {unknown}; known keys: {', '.join(sorted(known))}")
+    name = _expect(path, data, "name", str, "the entry's name")
+    if not _NAME.match(name):
+        raise _fail(path, f"name {name!r} must be lower case letters, digits, '-' or '_'")
+    entry = _expect(path, data, "entry", str, "'module:Class'")
+    if not _ENTRY.match(entry):
+        raise _fail(path, f"entry {entry!r} must look like 'module:Class'")
+    framework = _expect(path, data, "framework", str, f"one of {', '.join(FRAMEWORKS)}")
+    if framework not in FRAMEWORKS:
+        raise _fail(path, f"framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")
+    paper = _expect(path, data, "paper", str, "a reference (URL or citation)")
+    authors = _expect(path, data, "authors", list, "a list of names")
+    if not authors or not all(isinstance(a, str) for a in authors):
+        raise _fail(path, "'authors' must be a non-empty list of names")
+    trainable = _expect(path, data, "trainable", bool, "true or false")
+    weights = data.get("weights", [])
+    if not isinstance(weights, list) or not all(isinstance(w, str) for w in weights):
+        raise _fail(path, "'weights' must be a list of paths inside the submission folder")
+    root = folder.resolve()
+    for w in weights:
+        target = (folder / w).resolve()
+        if not target.is_relative_to(root):
+            raise _fail(
+                path,
+                f"weights path {w!r} points outside the submission folder {folder}; keep weights inside it",
+            )
+        if not target.exists():
+            raise _fail(path, f"weights file {w!r} does not exist in {folder}")
+    category = data.get("category", "submission")
+    if category not in CATEGORIES:
+        raise _fail(path, f"category {category!r} is not one of {', '.join(CATEGORIES)}")
+    uses_truth = data.get("uses_truth", [])
+    if not isinstance(uses_truth, list) or set(uses_truth) - set(TRUTH_PARTICLE_COLUMNS):
+        raise _fail(path, f"'uses_truth' may only list {', '.join(TRUTH_PARTICLE_COLUMNS)}")
+    if uses_truth and category != "oracle":
+        raise _fail(
+            path, "an entry that reads truth ('uses_truth') must have category = \"oracle\""
+        )
+    for key, low in (("batch_size", 1), ("max_particles", 1)):
+        value = data.get(key, Manifest.__dataclass_fields__[key].default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise _fail(path, f"{key!r} must be an integer >= {low}, got {value!r}")
+    parameters = data.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise _fail(path, "[parameters] must be a table")
+    variants = data.get("variants", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise _fail(path, "[variants.<label>] must be tables of parameter overrides")
+    for label in variants:
+        if not _NAME.match(label):
+            raise _fail(
+                path, f"variant label {label!r} must be lower case letters, digits, '-' or '_'"
+            )
+    return Manifest(
+        name=name,
+        entry=entry,
+        framework=framework,
+        paper=paper,
+        authors=tuple(authors),
+        trainable=trainable,
+        weights=tuple(weights),
+        description=str(data.get("description", "")),
+        category=category,
+        uses_truth=tuple(uses_truth),
+        batch_size=data.get("batch_size", 256),
+        max_particles=data.get("max_particles", DEFAULT_MAX_PARTICLES),
+        parameters=parameters,
+        variants=variants,
+    )
+
+
+def _content_hash(folder: Path, entry_module: str) -> str:
+    h = hashlib.sha256()
+    h.update(f"metbench {metbench.__version__}\n".encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if _IGNORED_PARTS & set(rel.parts) or path.suffix == ".pyc" or rel.name.startswith("."):
+            continue
+        h.update(f"{rel.as_posix()}\n".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
+    local = (folder / Path(*entry_module.split("."))).with_suffix(".py")
+    if not local.exists() and not (folder / entry_module.split(".")[0]).is_dir():
+        spec = importlib.util.find_spec(entry_module)
+        if spec is not None and spec.origin and Path(spec.origin).is_file():
+            h.update(f"module {entry_module}\n".encode())
+            h.update(hashlib.sha256(Path(spec.origin).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def load_submission(folder: Path | str) -> Submission:
+    """Read and validate a submission folder (the entry is imported later, in the child)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SubmissionError(f"{folder}: no such submission folder (try `metbench list`)")
+    manifest = _parse_manifest(folder / MANIFEST_FILE, folder)
+    module = manifest.entry.split(":")[0]
+    return Submission(folder.resolve(), manifest, _content_hash(folder.resolve(), module))
+
+
+def parse_parameter(text: str) -> tuple[str, Any]:
+    """``key=value`` from the command line; the value is read as TOML (numbers, booleans,
+    quoted strings) and otherwise kept as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SubmissionError(f"--param {text!r} must look like key=value")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return key.strip(), parsed

@@ -1,0 +1,255 @@
+"""The child-process side of a run: import the entry, predict file by file, measure throughput.
+
+Runs in a fresh interpreter (``spawn``) started by :mod:`metbench.estimators.isolation`; talks to
+the harness only through a pipe of small messages:
+
+* ``("progress", events_done)``
+* ``("error", message)``: a user-level problem (import, construction, bad output, exception)
+* ``("throughput", [...])``, ``("done", info)``
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import inspect
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["PredictJob", "child_main", "instantiate"]
+
+
+@dataclass(frozen=True)
+class PredictJob:
+    """Everything the child needs (picklable)."""
+
+    label: str
+    folder: str
+    entry: str
+    framework: str
+    parameters: dict[str, Any]
+    device: str
+    dataset: str
+    split: str
+    batch_size: int
+    max_particles: int
+    uses_truth: tuple[str, ...]
+    parts_dir: str
+    log_path: str
+    throughput: Any = None  # ThroughputSettings or None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    predict: bool = True  # False: predictions exist, measure throughput only
+
+
+class UserError(Exception):
+    """A problem of the submission, reported as one line."""
+
+
+def _where_in(folder: str, tb: Any) -> str:
+    frames = traceback.extract_tb(tb)
+    inside = [f for f in frames if f.filename.startswith(folder)] or frames
+    if not inside:
+        return ""
+    f = inside[-1]
+    return f" (at {Path(f.filename).name}:{f.lineno})"
+
+
+def instantiate(job: PredictJob) -> Any:
+    """Import ``module:Class`` (the submission folder first on ``sys.path``) and construct it."""
+    module_name, class_name = job.entry.split(":")
+    if job.folder not in sys.path:
+        sys.path.insert(0, job.folder)
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise UserError(
+            f"entry {job.entry!r} does not import: {type(exc).__name__}: {exc}"
+            f"{_where_in(job.folder, exc.__traceback__)}"
+        ) from exc
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise UserError(f"entry {job.entry!r}: module {module_name!r} has no {class_name!r}")
+    params = dict(job.parameters)
+    try:
+        accepted: Any = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        accepted = {}
+    if "device" in accepted:
+        params["device"] = job.device
+    if "weights_dir" in accepted:
+        params["weights_dir"] = job.folder
+    try:
+        estimator = cls(**params)
+    except Exception as exc:
+        raise UserError(
+            f"{class_name}(**parameters) failed: {type(exc).__name__}: {exc}"
+            f"{_where_in(job.folder, exc.__traceback__)}"
+        ) from exc
+    if not callable(getattr(estimator, "predict", None)):
+        raise UserError(f"{class_name} has no predict(batch) method")
+    return estimator
+
+
+def _check_device(job: PredictJob) -> str:
+    """The device actually used; an error if CUDA is asked for and absent."""
+    if job.device == "cpu" or job.framework == "numpy":
+        return "cpu"
+    if job.framework == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    if job.framework == "keras":
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            raise UserError("--device cuda: TensorFlow sees no GPU here; use --device cpu")
+        return "cuda"
+    if job.framework == "onnx":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise UserError("--device cuda: onnxruntime has no CUDAExecutionProvider here")
+        return "cuda"
+    return job.device
+
+
+def _gpu_memory_hooks(job: PredictJob) -> tuple[Any, Any]:
+    if job.framework == "torch" and job.device == "cuda":
+        import torch
+
+        return (lambda: int(torch.cuda.max_memory_allocated())), torch.cuda.reset_peak_memory_stats
+    return None, None
+
+
+def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]:
+    from metbench.data.source import EventSource
+    from metbench.estimators.predictions import check_covariance, check_met, write_predictions
+
+    source = EventSource(job.dataset, job.split, job.batch_size, job.max_particles)
+    parts = Path(job.parts_dir)
+    has_cov = callable(getattr(estimator, "predict_uncertainty", None))
+    done = 0
+    n_truncated = 0
+    batch_index = 0
+    for file_index, relpath in enumerate(source.files):
+        part = parts / f"part_{file_index:05d}.parquet"
+        n_file = source.manifest["files"][relpath]["n_events"]
+        if part.exists():
+            done += n_file
+            batch_index += -(-n_file // job.batch_size)
+            send(("progress", done))
+            continue
+        ids, mets, covs = [], [], []
+        for batch in source.restrict([relpath]):
+            where = f"batch {batch_index} ({relpath})"
+            visible = replace(
+                batch, truth={k: batch.truth[k] for k in job.uses_truth if k in batch.truth}
+            )
+            try:
+                raw = estimator.predict(visible)
+                raw_cov = estimator.predict_uncertainty(visible) if has_cov else None
+            except Exception as exc:
+                raise UserError(
+                    f"predict raised {type(exc).__name__}: {exc}{_where_in(job.folder, exc.__traceback__)} in batch {batch_index}"
+                ) from exc
+            try:
+                mets.append(check_met(raw, len(batch), where))
+                if raw_cov is not None:
+                    covs.append(check_covariance(raw_cov, len(batch), where))
+            except Exception as exc:
+                raise UserError(str(exc)) from exc
+            ids.append(batch.event["event_id"])
+            n_truncated += batch.n_truncated
+            done += len(batch)
+            batch_index += 1
+            send(("progress", done))
+        write_predictions(
+            part,
+            np.concatenate(ids),
+            np.concatenate(mets),
+            np.concatenate(covs) if covs else None,
+            job.metadata,
+        )
+    return {"n_events": done, "n_truncated": n_truncated, "has_covariance": has_cov}
+
+
+def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
+    from metbench.data.source import EventSource
+    from metbench.events import EventBatch
+    from metbench.scoring.throughput import measure_throughput
+
+    largest = max(job.throughput.batch_sizes)
+    source = EventSource(job.dataset, job.split, min(largest, 1024), job.max_particles)
+    collected: list[EventBatch] = []
+    n = 0
+    for batch in source:
+        collected.append(replace(batch, truth={k: batch.truth[k] for k in job.uses_truth}))
+        n += len(batch)
+        if n >= largest:
+            break
+    particles = np.concatenate([b.particles for b in collected])
+    mask = np.concatenate([b.mask for b in collected])
+    event = {k: np.concatenate([b.event[k] for b in collected]) for k in collected[0].event}
+    truth = {k: np.concatenate([b.truth[k] for b in collected]) for k in job.uses_truth}
+
+    def make_batch(size: int) -> EventBatch:
+        index = np.arange(size) % len(particles)
+        return EventBatch(
+            particles[index],
+            mask[index],
+            collected[0].features,
+            {k: v[index] for k, v in event.items()},
+            {k: v[index] for k, v in truth.items()},
+        )
+
+    peak, reset = _gpu_memory_hooks(job)
+    return measure_throughput(estimator.predict, make_batch, job.throughput, peak, reset)
+
+
+def child_main(conn: Any, job: PredictJob) -> None:
+    """Entry point of the child process."""
+    import resource
+
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file
+    log = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
+    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+    def send(message: tuple[Any, ...]) -> None:
+        conn.send(message)
+
+    try:
+        device = _check_device(job)
+        estimator = instantiate(job)
+        info: dict[str, Any] = _predict_files(job, estimator, send) if job.predict else {}
+        info["device"] = device
+        if job.throughput is not None:
+            send(("throughput", _throughput(job, estimator)))
+        send(("done", info))
+    except UserError as exc:
+        traceback.print_exc()
+        send(("error", str(exc)))
+    except MemoryError:
+        traceback.print_exc()
+        send(("error", "ran out of memory (MemoryError)"))
+    except Exception as exc:
+        traceback.print_exc()
+        from metbench.errors import MetbenchError
+
+        text = str(exc) if isinstance(exc, MetbenchError) else f"{type(exc).__name__}: {exc}"
+        send(("error", text))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.close()

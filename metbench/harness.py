@@ -1,0 +1,316 @@
+"""Ingestion and scoring: ``predict`` a submission on a dataset split, ``score`` predictions,
+``run`` both and skip what is already done.
+
+Work is keyed by the dataset's manifest hash and the submission's content hash (plus its
+parameters): predictions and results made with the same keys are reused unless forced.
+Prediction writes one part per dataset file, so an interrupted run resumes from the last
+finished file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
+from metbench.estimators.isolation import DEFAULT_LIMITS, Limits, run_isolated
+from metbench.estimators.predictions import read_predictions, write_predictions
+from metbench.estimators.submission import Submission
+from metbench.estimators.worker import PredictJob
+from metbench.results import ResultsError, now_iso, read_results, write_results
+from metbench.scoring.score import ScoringError, align_predictions, load_truth, score
+from metbench.scoring.throughput import ThroughputSettings, hardware_info, versions
+
+__all__ = [
+    "DatasetInfo",
+    "dataset_info",
+    "predict_entry",
+    "results_paths",
+    "run_entry",
+    "score_file",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset folder and its identity."""
+
+    folder: Path
+    name: str
+    version: Any
+    manifest_sha256: str
+
+    @property
+    def key(self) -> str:
+        """Folder name of its results: ``<name>-<first 12 hex digits of the manifest hash>``."""
+        return f"{self.name}-{self.manifest_sha256[:12]}"
+
+
+def dataset_info(folder: Path) -> DatasetInfo:
+    """Identity of a dataset folder (its manifest is checked)."""
+    manifest = load_manifest(folder)
+    return DatasetInfo(
+        Path(folder).resolve(),
+        str(manifest["name"]),
+        manifest["version"],
+        sha256_file(Path(folder) / MANIFEST_NAME),
+    )
+
+
+def results_paths(
+    results_dir: Path, dataset: DatasetInfo, split: str, entry: str
+) -> tuple[Path, Path]:
+    """(results JSON, predictions parquet) of an entry."""
+    folder = Path(results_dir) / dataset.key / split
+    safe = entry.replace("/", "_")
+    return folder / f"{safe}.json", folder / f"{safe}.predictions.parquet"
+
+
+def _identity(
+    sub: Submission, entry: str, params: dict[str, Any], dataset: DatasetInfo, split: str
+) -> dict[str, Any]:
+    return {
+        "entry": entry,
+        "submission": sub.name,
+        "content_hash": sub.content_hash,
+        "parameters": params,
+        "dataset": dataset.name,
+        "dataset_manifest_sha256": dataset.manifest_sha256,
+        "split": split,
+    }
+
+
+def predict_entry(
+    sub: Submission,
+    entry: str,
+    params: dict[str, Any],
+    dataset: DatasetInfo,
+    split: str,
+    out: Path,
+    device: str = "cpu",
+    limits: Limits = DEFAULT_LIMITS,
+    throughput: ThroughputSettings | None = None,
+    force: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+    log_path: Path | None = None,
+) -> dict[str, Any]:
+    """Write an entry's predictions to ``out`` (in a child process, resumable) and return the
+    child's report (events, device, wall time, peak memory, throughput when asked).
+
+    Existing predictions with the same identity are kept (``force`` redoes them); with
+    ``throughput`` the child then only measures throughput.
+    """
+    out = Path(out)
+    identity = _identity(sub, entry, params, dataset, split)
+    parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
+    reuse = False
+    if out.exists() and not force:
+        try:
+            _, _, _, meta = read_predictions(out)
+            reuse = meta == identity
+        except Exception:
+            reuse = False
+    if reuse and throughput is None:
+        return {"reused": True}
+    if force:
+        shutil.rmtree(parts, ignore_errors=True)
+    if parts.is_dir():
+        try:
+            previous = json.loads((parts / "identity.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous != identity:
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(parts / "identity.json", identity)
+    job = PredictJob(
+        label=entry,
+        folder=str(sub.folder),
+        entry=sub.manifest.entry,
+        framework=sub.manifest.framework,
+        parameters=params,
+        device=device,
+        dataset=str(dataset.folder),
+        split=split,
+        batch_size=sub.manifest.batch_size,
+        max_particles=sub.manifest.max_particles,
+        uses_truth=sub.manifest.uses_truth,
+        parts_dir=str(parts),
+        log_path=str(
+            log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log")
+        ),
+        throughput=throughput,
+        metadata=identity,
+        predict=not reuse,
+    )
+    report = run_isolated(job, limits, on_progress)
+    if not reuse:
+        _merge_parts(parts, out, identity)
+    report["reused"] = reuse
+    return report
+
+
+def _merge_parts(parts: Path, out: Path, identity: dict[str, Any]) -> None:
+    files = sorted(parts.glob("part_*.parquet"))
+    ids, mets, covs = [], [], []
+    for f in files:
+        event_id, met, cov, _ = read_predictions(f)
+        ids.append(event_id)
+        mets.append(met)
+        covs.append(cov)
+    has_cov = all(c is not None for c in covs) and bool(covs)
+    write_predictions(
+        out,
+        np.concatenate(ids),
+        np.concatenate(mets),
+        np.concatenate([c for c in covs if c is not None]) if has_cov else None,
+        identity,
+    )
+    shutil.rmtree(parts)
+
+
+def score_file(
+    predictions: Path, dataset: DatasetInfo, split: str, n_boot: int = 200, seed: int = 0
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score a predictions file against a dataset split: ``(scores, prediction metadata)``."""
+    event_id, met, cov, meta = read_predictions(predictions)
+    made_on = meta.get("dataset_manifest_sha256")
+    if made_on and made_on != dataset.manifest_sha256:
+        raise ScoringError(
+            f"{predictions}: predictions were made on dataset {meta.get('dataset')} "
+            f"(manifest {made_on[:12]}), not on {dataset.folder} ({dataset.manifest_sha256[:12]})"
+        )
+    if meta.get("split") and meta["split"] != split:
+        raise ScoringError(
+            f"{predictions}: predictions are for split {meta['split']!r}, not {split!r}"
+        )
+    truth = load_truth(dataset.folder, split)
+    index = align_predictions(event_id, truth, str(predictions))
+    scores = score(
+        met[index], truth, cov[index] if cov is not None else None, n_boot=n_boot, seed=seed
+    )
+    return scores, meta
+
+
+def _framework_modules(framework: str) -> tuple[str, ...]:
+    return {
+        "torch": ("torch",),
+        "keras": ("tensorflow", "keras"),
+        "onnx": ("onnxruntime",),
+    }.get(framework, ())
+
+
+def run_entry(
+    sub: Submission,
+    entry: str,
+    params: dict[str, Any],
+    dataset: DatasetInfo,
+    split: str,
+    results_dir: Path,
+    device: str = "cpu",
+    limits: Limits = DEFAULT_LIMITS,
+    throughput: ThroughputSettings | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+    force: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[Path, bool]:
+    """Predict, measure and score one entry; ``(results path, reused)``.
+
+    A results file with the same submission hash, parameters, dataset hash, split and scoring
+    settings is reused unless ``force``.
+    """
+    result_path, pred_path = results_paths(results_dir, dataset, split, entry)
+    identity = _identity(sub, entry, params, dataset, split)
+    if result_path.exists() and not force:
+        try:
+            old = read_results(result_path)
+            same = (
+                old["entry"]["content_hash"] == sub.content_hash
+                and old["entry"]["parameters"] == params
+                and old["dataset"]["manifest_sha256"] == dataset.manifest_sha256
+                and old["scores"]["n_boot"] == n_boot
+                and old["scores"]["seed"] == seed
+                and (throughput is None or old.get("throughput") is not None)
+            )
+            if same:
+                return result_path, True
+        except ResultsError:
+            pass
+    report = predict_entry(
+        sub,
+        entry,
+        params,
+        dataset,
+        split,
+        pred_path,
+        device,
+        limits,
+        throughput,
+        force,
+        on_progress,
+    )
+    scores, _ = score_file(pred_path, dataset, split, n_boot, seed)
+    m = sub.manifest
+    results: dict[str, Any] = {
+        "schema": "metbench-results",
+        "schema_version": 1,
+        "created": now_iso(),
+        "entry": {
+            "name": entry,
+            "submission": sub.name,
+            "category": m.category,
+            "framework": m.framework,
+            "content_hash": sub.content_hash,
+            "parameters": params,
+            "paper": m.paper,
+            "authors": list(m.authors),
+            "description": m.description,
+            "uses_truth": list(m.uses_truth),
+        },
+        "dataset": {
+            "name": dataset.name,
+            "version": dataset.version,
+            "manifest_sha256": dataset.manifest_sha256,
+            "split": split,
+            "n_events": scores["n_events"],
+            "path": str(dataset.folder),
+        },
+        "predictions": {
+            "file": pred_path.name,
+            "sha256": sha256_file(pred_path),
+            "n_events": scores["n_events"],
+            **{
+                k: report[k]
+                for k in ("n_truncated", "wall_s", "peak_rss_mb", "device")
+                if k in report
+            },
+        },
+        "scores": scores,
+        "throughput": (
+            {
+                "device": report.get("device", device),
+                "settings": {
+                    "warmup_calls": throughput.warmup_calls,
+                    "min_duration_s": throughput.min_duration_s,
+                    "min_calls": throughput.min_calls,
+                },
+                "batches": report.get("throughput", []),
+            }
+            if throughput is not None
+            else None
+        ),
+        "environment": {
+            "versions": versions(_framework_modules(m.framework)),
+            "hardware": hardware_info(),
+        },
+        "identity": identity,
+    }
+    write_results(result_path, results)
+    return result_path, False

@@ -1,0 +1,240 @@
+"""Results files: versioned JSON, validated against :data:`RESULTS_SCHEMA` on write and on read.
+
+One file per (dataset, split, entry): ``<results>/<dataset>-<hash12>/<split>/<entry>.json``, next
+to the predictions ``<entry>.predictions.parquet`` they were scored from.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from metbench.data.store import atomic_write_json
+from metbench.errors import MetbenchError
+
+__all__ = [
+    "RESULTS_SCHEMA",
+    "SCHEMA_NAME",
+    "SCHEMA_VERSION",
+    "ResultsError",
+    "find_results",
+    "now_iso",
+    "read_results",
+    "write_results",
+]
+
+SCHEMA_NAME: Final = "metbench-results"
+SCHEMA_VERSION: Final = 1
+
+_NUM = {"type": ["number", "null"]}
+_FIGURE = {
+    "type": "object",
+    "required": ["value"],
+    "properties": {"value": _NUM, "low": _NUM, "high": _NUM},
+    "additionalProperties": False,
+}
+_BINNED = {
+    "type": "object",
+    "required": ["labels", "figures"],
+    "properties": {
+        "labels": {"type": "array", "items": {"type": "string"}},
+        "edges": {"type": "array", "items": _NUM},
+        "figures": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["value"],
+                "properties": {
+                    k: {"type": "array", "items": _NUM} for k in ("value", "low", "high")
+                },
+            },
+        },
+    },
+}
+_TASK = {
+    "type": "object",
+    "required": ["n_events", "overall", "bins", "pileup_fit"],
+    "properties": {
+        "n_events": {"type": "integer", "minimum": 1},
+        "overall": {"type": "object", "additionalProperties": _FIGURE},
+        "bins": {"type": "object", "additionalProperties": _BINNED},
+        "pileup_fit": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["a", "b"],
+                "properties": {"a": _FIGURE, "b": _FIGURE},
+            },
+        },
+    },
+}
+_SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+#: JSON Schema (draft 2020-12) of a results file.
+RESULTS_SCHEMA: Final[dict[str, Any]] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "metbench results",
+    "type": "object",
+    "required": [
+        "schema",
+        "schema_version",
+        "created",
+        "entry",
+        "dataset",
+        "predictions",
+        "scores",
+        "environment",
+    ],
+    "properties": {
+        "schema": {"const": SCHEMA_NAME},
+        "schema_version": {"const": SCHEMA_VERSION},
+        "created": {"type": "string"},
+        "entry": {
+            "type": "object",
+            "required": [
+                "name",
+                "submission",
+                "category",
+                "framework",
+                "content_hash",
+                "parameters",
+            ],
+            "properties": {
+                "name": {"type": "string", "minLength": 1},
+                "submission": {"type": "string", "minLength": 1},
+                "category": {"enum": ["baseline", "reference", "oracle", "submission"]},
+                "framework": {"enum": ["numpy", "torch", "keras", "onnx"]},
+                "content_hash": _SHA256,
+                "parameters": {"type": "object"},
+                "paper": {"type": "string"},
+                "authors": {"type": "array", "items": {"type": "string"}},
+                "description": {"type": "string"},
+            },
+        },
+        "dataset": {
+            "type": "object",
+            "required": ["name", "version", "manifest_sha256", "split", "n_events"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": ["string", "integer"]},
+                "manifest_sha256": _SHA256,
+                "split": {"type": "string"},
+                "n_events": {"type": "integer", "minimum": 1},
+            },
+        },
+        "predictions": {
+            "type": "object",
+            "required": ["file", "sha256", "n_events"],
+            "properties": {
+                "file": {"type": "string"},
+                "sha256": _SHA256,
+                "n_events": {"type": "integer"},
+            },
+        },
+        "scores": {
+            "type": "object",
+            "required": ["n_events", "n_boot", "seed", "confidence", "headline", "tasks"],
+            "properties": {
+                "n_boot": {"type": "integer", "minimum": 0},
+                "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "tasks": {
+                    "type": "object",
+                    "required": ["met"],
+                    "properties": {"met": _TASK, "recoil": _TASK},
+                },
+                "covariance": {"type": "object", "additionalProperties": _NUM},
+            },
+        },
+        "throughput": {
+            "type": ["object", "null"],
+            "properties": {
+                "device": {"type": "string"},
+                "batches": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["batch_size"],
+                        "properties": {
+                            "batch_size": {"type": "integer", "minimum": 1},
+                            "events_per_s": {"type": "number", "exclusiveMinimum": 0},
+                        },
+                    },
+                },
+            },
+        },
+        "environment": {
+            "type": "object",
+            "required": ["versions", "hardware"],
+        },
+    },
+}
+
+
+class ResultsError(MetbenchError):
+    """A results file that is missing, unreadable or does not follow the schema."""
+
+
+def _validate(obj: Any, where: str) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(RESULTS_SCHEMA)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(obj))
+    if error is not None:
+        at = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ResultsError(
+            f"{where}: not a valid metbench results file (schema v{SCHEMA_VERSION}): at {at}: "
+            f"{error.message[:200]}"
+        )
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO 8601 to the second."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Validate and write a results file atomically."""
+    _validate(results, str(path))
+    atomic_write_json(path, results)
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """Read and validate a results file."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc})") from None
+    if isinstance(obj, dict) and obj.get("schema") == SCHEMA_NAME:
+        version = obj.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ResultsError(
+                f"{path}: results schema version {version}; this metbench reads version "
+                f"{SCHEMA_VERSION} (re-score with `metbench score`)"
+            )
+    _validate(obj, str(path))
+    return obj
+
+
+def find_results(paths: list[Path]) -> list[Path]:
+    """Results files among ``paths`` (folders are searched recursively)."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found.extend(
+                sorted(
+                    p
+                    for p in path.rglob("*.json")
+                    if not any(part.startswith(".") for part in p.relative_to(path).parts)
+                )
+            )
+        elif path.exists():
+            found.append(path)
+        else:
+            raise ResultsError(f"{path}: no such file or folder")
+    return found

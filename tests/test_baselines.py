@@ -1,0 +1,225 @@
+"""The baselines against independent computations on the stored events and on hand-made events."""
+
+from __future__ import annotations
+
+import math
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from metbench.baselines.kinematics import rapidity
+from metbench.baselines.met import ChsMet, OracleMet, PfMet, PuppiMet, TrackMet
+from metbench.baselines.objects import AtlasWorkingPointMet, met_terms
+from metbench.baselines.softkiller import SoftKillerMet, softkiller_grid, softkiller_threshold
+from metbench.data.source import EventSource
+from metbench.events import PARTICLE_FEATURES, EventBatch
+
+
+def first_batch(folder, n=60):
+    return next(iter(EventSource(folder, "test", batch_size=n)))
+
+
+def awkward_met(arr, select):
+    """-sum pT over selected candidates, straight from the stored jagged records."""
+    pf = arr.pf[select(arr.pf)]
+    return np.stack(
+        [
+            -ak.to_numpy(ak.sum(pf.pt * np.cos(pf.phi), axis=1)),
+            -ak.to_numpy(ak.sum(pf.pt * np.sin(pf.phi), axis=1)),
+        ],
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("estimator", "select"),
+    [
+        (PfMet(), lambda pf: pf.pt > -1),
+        (ChsMet(), lambda pf: pf.from_pv > 0),
+        (TrackMet(), lambda pf: (pf.charge != 0) & (pf.from_pv >= 2)),
+        (PuppiMet(), None),
+        (OracleMet(), lambda pf: ~pf.truth_is_pileup),
+    ],
+)
+def test_candidate_sums_match_the_stored_records(mini_dataset, estimator, select):
+    source = EventSource(mini_dataset, "test", batch_size=80)
+    arr = next(source.iter_arrays())
+    batch = next(iter(source))
+    visible = batch if isinstance(estimator, OracleMet) else batch.for_estimator()
+    got = estimator.predict(visible)
+    if select is None:  # PUPPI: weights times momenta
+        pf = arr.pf
+        w = pf.puppi_weight
+        expected = np.stack(
+            [
+                -ak.to_numpy(ak.sum(w * pf.pt * np.cos(pf.phi), 1)),
+                -ak.to_numpy(ak.sum(w * pf.pt * np.sin(pf.phi), 1)),
+            ],
+            1,
+        )
+    else:
+        expected = awkward_met(arr, select)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-3)
+
+
+def test_oracle_refuses_to_run_without_truth(mini_dataset):
+    with pytest.raises(KeyError, match="truth_is_pileup"):
+        OracleMet().predict(first_batch(mini_dataset, 4).for_estimator())
+
+
+def test_puppi_nolep_gives_leptons_weight_one(mini_dataset):
+    batch = first_batch(mini_dataset, 40).for_estimator()
+    stored = PuppiMet("stored").predict(batch)
+    nolep = PuppiMet("nolep").predict(batch)
+    # the difference is exactly the (1 - w) share of leptons and hard photons that nolep restores,
+    # plus the changed neighbourhood; at least the events with a PV lepton whose stored weight
+    # is below 1 must move
+    pdg = np.abs(batch.feature("pdg_id"))
+    lep = batch.mask & np.isin(pdg, (11, 13)) & (batch.feature("puppi_weight") < 0.99)
+    moved = np.abs(stored - nolep).max(1) > 1e-3
+    assert lep.any(1).sum() > 0
+    assert np.all(moved[lep.any(1)])
+
+
+def softkiller_by_loops(pt, eta, phi, mass, y_max=5.0, size=0.4):
+    """fastjet-contrib SoftKiller written out particle by particle (independent of the code)."""
+    n_y = max(int((2 * y_max) / size + 0.5), 1)
+    n_phi = int(2 * math.pi / size + 0.5)
+    dy, dphi = 2 * y_max / n_y, 2 * math.pi / n_phi
+    maxima = [0.0] * (n_y * n_phi)
+    for p, e, f, m in zip(pt, eta, phi, mass, strict=True):
+        pz = p * math.sinh(e)
+        y = math.asinh(pz / math.sqrt(p * p + m * m))
+        if y + y_max < 0:
+            continue
+        iy = int((y + y_max) / dy)
+        if iy >= n_y:
+            continue
+        iphi = int((f % (2 * math.pi)) / dphi)
+        if iphi == n_phi:
+            iphi = 0
+        maxima[iy * n_phi + iphi] = max(maxima[iy * n_phi + iphi], p * p)
+    cut2 = (1 + 1e-12) * sorted(maxima)[len(maxima) // 2]
+    return math.sqrt(cut2 / (1 + 1e-12)), [p * p >= cut2 for p in pt]
+
+
+def test_softkiller_matches_a_particle_by_particle_implementation(mini_dataset):
+    batch = first_batch(mini_dataset, 12).for_estimator()
+    pt = batch.feature("pt").astype(np.float64)
+    y = rapidity(
+        pt, batch.feature("eta").astype(np.float64), batch.feature("mass").astype(np.float64)
+    )
+    thresholds = softkiller_threshold(pt, y, batch.feature("phi"), batch.mask)
+    for i in range(len(batch)):
+        m = batch.mask[i]
+        ref, _ = softkiller_by_loops(
+            pt[i, m], batch.feature("eta")[i, m].astype(float), batch.feature("phi")[i, m].astype(float),
+            batch.feature("mass")[i, m].astype(float),
+        )  # fmt: skip
+        assert thresholds[i] == pytest.approx(ref, rel=1e-12)
+        assert thresholds[i] > 0  # mu up to 80 fills more than half the tiles
+
+
+def test_softkiller_grid_and_edge_cases():
+    assert softkiller_grid(5.0, 0.4)[:2] == (25, 16)
+    # one event: 201 tiles get a 1 GeV candidate, so the median tile maximum is 1 GeV; a candidate
+    # exactly at 1 GeV is removed, one above kept, and the cut also hits candidates beyond |y| = 5
+    _n_y, n_phi, dy, dphi = softkiller_grid(5.0, 0.4)
+    tiles = np.arange(201)
+    eta = -5 + (tiles // n_phi + 0.5) * dy
+    phi = (tiles % n_phi + 0.5) * dphi
+    phi = np.where(phi > np.pi, phi - 2 * np.pi, phi)
+    pt = np.ones(201)
+    extra_pt = np.array([1.5, 0.9, 0.5])  # |eta| = 6 for the last: outside the grid
+    extra_eta = np.array([0.05, 0.05, 6.0])
+    batch = make_batch(
+        np.concatenate([pt, extra_pt]), np.concatenate([eta, extra_eta]),
+        np.concatenate([phi, [0.05, 0.05, 0.05]]),
+    )  # fmt: skip
+    met = SoftKillerMet().predict(batch)
+    # every 1 GeV candidate is removed, only the 1.5 GeV one survives
+    np.testing.assert_allclose(met[0], [-1.5 * np.cos(0.05), -1.5 * np.sin(0.05)], rtol=1e-6)
+
+
+def make_batch(pt, eta, phi, charge=None, from_pv=None, pdg_id=None, truth_pu=None):
+    n = len(pt)
+    cols = {
+        "pt": pt,
+        "eta": eta,
+        "phi": phi,
+        "mass": np.zeros(n),
+        "charge": np.zeros(n) if charge is None else charge,
+        "pdg_id": np.full(n, 22) if pdg_id is None else pdg_id,
+        "d0": np.zeros(n),
+        "dz": np.zeros(n),
+        "from_pv": np.full(n, 3) if from_pv is None else from_pv,
+        "puppi_weight": np.ones(n),
+    }
+    order = np.argsort(-np.asarray(pt), kind="stable")
+    particles = np.stack([np.asarray(cols[k], np.float32)[order] for k in PARTICLE_FEATURES], -1)[
+        None
+    ]
+    truth = {} if truth_pu is None else {"truth_is_pileup": np.asarray(truth_pu)[order][None]}
+    return EventBatch(
+        particles, np.ones((1, n), bool), PARTICLE_FEATURES,
+        {"event_id": np.array([1]), "mu": np.array([0.0], np.float32), "n_pv": np.array([1], np.int32)},
+        truth,
+    )  # fmt: skip
+
+
+def jet(pt, eta, phi, n=10, charged_pv=True, rng=None):
+    """n collinear charged candidates making up a jet of the given pT."""
+    rng = rng or np.random.default_rng(0)
+    d_eta, d_phi = rng.normal(0, 0.03, n), rng.normal(0, 0.03, n)
+    return (
+        np.full(n, pt / n), eta + d_eta, phi + d_phi, np.ones(n),
+        np.full(n, 3 if charged_pv else 1), np.full(n, 211),
+    )  # fmt: skip
+
+
+def test_atlas_working_points_on_a_hand_made_event():
+    parts = [
+        jet(100.0, 0.5, 1.0),  # hard central jet from the PV: in every WP
+        jet(25.0, -1.0, -2.0, charged_pv=False),  # central 25 GeV jet of pileup tracks: JVF 0
+        jet(32.0, 3.0, 2.5),  # forward 32 GeV: Loose and Tight (> 30), not Tighter/Tenacious (35)
+        (
+            np.array([30.0]),
+            np.array([0.2]),
+            np.array([-1.0]),
+            np.array([-1.0]),
+            np.array([3]),
+            np.array([13]),
+        ),
+        (
+            np.array([2.0]),
+            np.array([1.5]),
+            np.array([-0.5]),
+            np.array([1.0]),
+            np.array([3]),
+            np.array([211]),
+        ),
+    ]
+    pt, eta, phi, charge, from_pv, pdg = (np.concatenate(x) for x in zip(*parts, strict=True))
+    # the pileup jet's tracks: not from the PV, but not removed by CHS either (from_pv = 1), as in
+    # CMS's PVLoose; the JVF (PV track fraction) is 0
+    batch = make_batch(pt, eta, phi, charge, from_pv, pdg)
+    terms = met_terms(batch)
+
+    def vec(p, f):
+        return np.array([p * np.cos(f), p * np.sin(f)])
+
+    np.testing.assert_allclose(terms["leptons"][0], -vec(30.0, -1.0), rtol=1e-4)
+    soft = -vec(2.0, -0.5)
+    for wp, n_jets in (("loose", 2), ("tight", 2), ("tighter", 1), ("tenacious", 1)):
+        assert terms[f"{wp}_n_jets"][0] == n_jets, wp
+        np.testing.assert_allclose(terms[f"{wp}_soft"][0], soft, atol=1e-3)
+    hard = terms["tight_jets"][0]
+    assert np.hypot(*hard) == pytest.approx(np.hypot(*(vec(100, 1.0) + vec(32, 2.5))), rel=0.01)
+    np.testing.assert_allclose(
+        AtlasWorkingPointMet("tight").predict(batch)[0],
+        terms["leptons"][0] + terms["tight_jets"][0] + soft,
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="unknown working point"):
+        AtlasWorkingPointMet("medium")

@@ -1,0 +1,454 @@
+"""The harness as users meet it: `metbench run/predict/score/show/list` in real subprocesses,
+submissions that misbehave in every way, resumption and reuse."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from metbench.estimators.isolation import Limits, run_isolated
+from metbench.estimators.predictions import read_predictions
+from metbench.estimators.submission import SubmissionError, load_submission, parse_parameter
+from metbench.harness import dataset_info, predict_entry, results_paths
+from metbench.results import read_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD = """
+import numpy as np
+
+class Estimator:
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def predict(self, batch):
+        pt, phi = batch.feature("pt"), batch.feature("phi")
+        w = batch.mask * self.scale
+        return np.stack([-(w * pt * np.cos(phi)).sum(1), -(w * pt * np.sin(phi)).sum(1)], 1)
+"""
+
+
+def write_submission(root: Path, name: str, code: str = GOOD, extra: str = "") -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.py").write_text(textwrap.dedent(code))
+    (folder / "metbench.toml").write_text(
+        textwrap.dedent(
+            f"""
+            name = "{name}"
+            entry = "model:Estimator"
+            framework = "numpy"
+            paper = "none"
+            authors = ["test"]
+            trainable = false
+            batch_size = 16
+            """
+        )
+        + textwrap.dedent(extra)
+    )
+    return folder
+
+
+def cli(*args, env=None, cwd=None, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", "metbench.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def fast(results):
+    return ["--results", results, "--no-throughput", "--n-boot", "0"]
+
+
+def assert_one_line_error(r, *fragments):
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if line.strip()]
+    text = " ".join(lines)
+    assert text.startswith("error:"), r.stderr
+    for fragment in fragments:
+        assert fragment in text, r.stderr
+
+
+# ----------------------------------------------------------------------------- manifests
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ('weights = ["../../etc/passwd"]\n', "points outside the submission folder"),
+        ('weights = ["missing.pt"]\n', "does not exist"),
+        ('framework = "jax"\n', "not valid TOML"),  # a duplicate key is a TOML error
+        ('colour = "red"\n', "unknown key(s) ['colour']"),
+        ('uses_truth = ["truth_is_pileup"]\n', 'must have category = "oracle"'),
+        ("max_particles = 0\n", "'max_particles' must be an integer >= 1"),
+    ],
+)
+def test_bad_manifests_are_refused(tmp_path, extra, fragment):
+    folder = write_submission(tmp_path, "bad", extra=extra)
+    with pytest.raises(SubmissionError) as err:
+        load_submission(folder)
+    assert fragment in str(err.value)
+    assert str(folder) in str(err.value)
+
+
+def test_incomplete_and_malformed_manifests(tmp_path):
+    folder = write_submission(tmp_path, "x")
+    text = (folder / "metbench.toml").read_text()
+    (folder / "metbench.toml").write_text(text.replace('entry = "model:Estimator"\n', ""))
+    with pytest.raises(SubmissionError, match="missing key 'entry'"):
+        load_submission(folder)
+    (folder / "metbench.toml").write_text("name = [unclosed")
+    with pytest.raises(SubmissionError, match="not valid TOML"):
+        load_submission(folder)
+    (folder / "metbench.toml").unlink()
+    with pytest.raises(SubmissionError, match=r"no metbench\.toml"):
+        load_submission(folder)
+
+
+def test_variants_parameters_and_content_hash(tmp_path):
+    folder = write_submission(
+        tmp_path,
+        "v",
+        extra="[parameters]\nscale = 1.0\n[variants.half]\nscale = 0.5\n[variants.one]\n",
+    )
+    sub = load_submission(folder)
+    assert sub.entries() == [("v-half", {"scale": 0.5}), ("v-one", {"scale": 1.0})]
+    assert sub.entries("half", {"scale": 2}) == [("v-half[scale=2]", {"scale": 2})]
+    with pytest.raises(SubmissionError, match="no variant 'third'"):
+        sub.entries("third")
+    assert parse_parameter("working_point=loose") == ("working_point", "loose")
+    assert parse_parameter("x=0.25") == ("x", 0.25)
+    before = sub.content_hash
+    (folder / "model.py").write_text(GOOD + "\n# changed\n")
+    assert load_submission(folder).content_hash != before
+    (folder / "__pycache__").mkdir()
+    (folder / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"junk")
+    assert load_submission(folder).content_hash == load_submission(folder).content_hash
+
+
+def test_every_shipped_submission_loads():
+    names = sorted(p.parent.name for p in (ROOT / "submissions").glob("*/metbench.toml"))
+    assert {"pf", "chs", "track", "puppi", "softkiller", "atlas-wp", "oracle"} <= set(names)
+    for name in names:
+        sub = load_submission(ROOT / "submissions" / name)
+        assert (ROOT / "submissions" / name / "README.md").is_file(), name
+        assert sub.manifest.category in ("baseline", "oracle", "reference")
+
+
+# ------------------------------------------------------------------- misbehaving submissions
+
+MISBEHAVING = {
+    "import": ("import numpy as np\nraise ImportError('no module named magic')\n", "does not import", "ImportError: no module named magic"),
+    "nan": (GOOD.replace("return np.stack", "return np.full((len(batch), 2), np.nan)\n        return np.stack"), "non-finite value", "batch 0"),
+    "shape": (GOOD.replace("], 1)", "], 1)[:, :1]"), "returned shape", "(MET px, py in GeV)"),
+    "dtype": (GOOD.replace("], 1)", "], 1).astype(np.int64)"), "dtype int64", "float32 or float64"),
+    "raises": (GOOD.replace("pt, phi =", "raise ValueError('bad batch')\n        pt, phi ="), "predict raised ValueError: bad batch", "model.py:"),
+    "crash": ("import os\nclass Estimator:\n    def predict(self, batch):\n        os.abort()\n", "crashed: killed by SIGABRT", "log:"),
+    "segfault": ("import ctypes\nclass Estimator:\n    def predict(self, batch):\n        ctypes.string_at(0)\n", "crashed: killed by SIGSEGV", "log:"),
+    "exit": ("import os\nclass Estimator:\n    def predict(self, batch):\n        os._exit(3)\n", "exited with status 3", "log:"),
+    "hang": ("import time\nclass Estimator:\n    def predict(self, batch):\n        time.sleep(600)\n", "exceeded its time limit of 4 s", "--time-limit"),
+    "memory": (
+        "import numpy as np\nclass Estimator:\n    def predict(self, batch):\n        hoard = []\n"
+        "        while True:\n            hoard.append(np.ones(2**25))\n",
+        "exceeded its memory limit of 1.5 GiB", "--memory-limit",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(MISBEHAVING))
+def test_misbehaving_submissions_give_one_line_and_leave_nothing(tmp_path, tiny_dataset, kind):
+    code, *fragments = MISBEHAVING[kind]
+    folder = write_submission(tmp_path, f"bad-{kind}", code)
+    results = tmp_path / "results"
+    r = cli(
+        "run", folder, "--dataset", tiny_dataset, *fast(results),
+        "--time-limit", "4" if kind == "hang" else "300", "--memory-limit", "1.5",
+    )  # fmt: skip
+    assert_one_line_error(r, f"submission bad-{kind}", *fragments)
+    assert not [p for p in results.rglob("*.json") if ".parts" not in str(p)], "no results"
+    assert not list(results.rglob("*.predictions.parquet")), "no predictions may be written"
+
+
+def test_the_harness_survives_a_crash_and_goes_on(tmp_path, tiny_dataset):
+    """In one Python process: a crashing child, then a good one."""
+    info = dataset_info(tiny_dataset)
+    bad = load_submission(write_submission(tmp_path, "crash", MISBEHAVING["segfault"][0]))
+    good = load_submission(write_submission(tmp_path, "good"))
+    with pytest.raises(SubmissionError, match="SIGSEGV"):
+        predict_entry(bad, "crash", {}, info, "test", tmp_path / "c.predictions.parquet")
+    predict_entry(good, "good", {}, info, "test", tmp_path / "g.predictions.parquet")
+    event_id, _met, _, meta = read_predictions(tmp_path / "g.predictions.parquet")
+    assert len(event_id) == info_n(tiny_dataset) and meta["content_hash"] == good.content_hash
+
+
+def info_n(folder):
+    from metbench.data.source import EventSource
+
+    return len(EventSource(folder, "test", verify=False))
+
+
+def test_an_interrupted_run_resumes_from_the_last_finished_file(tmp_path, tiny_dataset):
+    calls = tmp_path / "calls.txt"
+    stop = tmp_path / "stop-after-first-file"
+    stop.write_text("")
+    code = GOOD + textwrap.dedent(
+        f"""
+        import os
+        _seen = set()
+        _original = Estimator.predict
+
+        def predict(self, batch):
+            with open({str(calls)!r}, "a") as f:
+                f.write(f"{{int(batch.event['event_id'][0])}}\\n")
+            file_code = int(batch.event["event_id"][0]) // 10**12
+            _seen.add(file_code)
+            if len(_seen) > 1 and os.path.exists({str(stop)!r}):
+                os._exit(1)  # killed mid-run, after the first file is done
+            return _original(self, batch)
+
+        Estimator.predict = predict
+        """
+    )
+    folder = write_submission(tmp_path, "resumable", code)
+    results = tmp_path / "results"
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
+    assert r.returncode == 2 and "exited with status 1" in r.stderr
+    parts = list(results.rglob(".*.parts/part_*.parquet"))
+    assert len(parts) == 1  # the first file's predictions were kept
+    first_run_calls = calls.read_text().split()
+    stop.unlink()
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
+    assert r.returncode == 0, r.stderr
+    second_run = calls.read_text().split()[len(first_run_calls) :]
+    first_file_batches = [
+        c for c in first_run_calls if int(c) // 10**12 == int(first_run_calls[0]) // 10**12
+    ]
+    assert not set(first_file_batches) & set(second_run), "the finished file was predicted again"
+    # the merged predictions equal an uninterrupted run
+    clean = write_submission(tmp_path / "clean", "resumable", GOOD)
+    r = cli("predict", clean, "--dataset", tiny_dataset, "--out", tmp_path / "clean.parquet")
+    assert r.returncode == 0, r.stderr
+    info = dataset_info(tiny_dataset)
+    _, pred_path = results_paths(results, info, "test", "resumable")
+    a_ids, a_met, _, _ = read_predictions(pred_path)
+    b_ids, b_met, _, _ = read_predictions(tmp_path / "clean.parquet")
+    order_a, order_b = np.argsort(a_ids), np.argsort(b_ids)
+    np.testing.assert_array_equal(a_ids[order_a], b_ids[order_b])
+    np.testing.assert_array_equal(a_met[order_a], b_met[order_b])
+    assert not list(results.rglob("*.parts"))
+
+
+def test_a_corrupted_dataset_is_refused(tmp_path, tiny_dataset):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dataset, broken)
+    victim = sorted((broken / "events" / "test").glob("*.parquet"))[0]
+    victim.write_bytes(victim.read_bytes()[:-100])
+    folder = write_submission(tmp_path, "good")
+    r = cli("run", folder, "--dataset", broken, *fast(tmp_path / "results"))
+    assert_one_line_error(r, victim.name)
+    assert not [p for p in (tmp_path / "results").rglob("*.json") if ".parts" not in str(p)]
+
+
+def test_bad_predictions_files_are_refused_by_score(tmp_path, tiny_dataset):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "p.parquet"
+    pq.write_table(
+        pa.table({"event_id": [1, 2], "met_x": [0.0, np.inf], "met_y": [0.0, 0.0]}), path
+    )
+    assert_one_line_error(cli("score", path, "--dataset", tiny_dataset), "non-finite")
+    pq.write_table(pa.table({"event_id": [1, 2], "met_x": [0.0, 1.0]}), path)
+    assert_one_line_error(
+        cli("score", path, "--dataset", tiny_dataset), "missing column(s) ['met_y']"
+    )
+    pq.write_table(pa.table({"event_id": [1, 2], "met_x": [0.0, 1.0], "met_y": [0.0, 1.0]}), path)
+    assert_one_line_error(cli("score", path, "--dataset", tiny_dataset), "have no prediction")
+    path.write_text("not parquet")
+    assert_one_line_error(cli("score", path, "--dataset", tiny_dataset), "not a readable parquet")
+
+
+# ------------------------------------------------------------------ the normal path
+
+
+def test_predict_score_show_list_and_reuse(tmp_path, tiny_dataset):
+    folder = write_submission(tmp_path / "subs", "good")
+    pred = tmp_path / "good.predictions.parquet"
+    r = cli("predict", folder, "--dataset", tiny_dataset, "--out", pred)
+    assert r.returncode == 0, r.stderr
+    _event_id, _met, cov, meta = read_predictions(pred)
+    assert (
+        cov is None
+        and meta["dataset_manifest_sha256"] == dataset_info(tiny_dataset).manifest_sha256
+    )
+    r = cli("score", pred, "--dataset", tiny_dataset, "--out", tmp_path / "good.json")
+    assert r.returncode == 0, r.stderr
+    result = read_results(tmp_path / "good.json")
+    assert result["scores"]["n_boot"] == 200 and result["entry"]["name"] == "good"
+    assert "σ⊥/R" in r.stdout
+
+    results = tmp_path / "results"
+    r = cli(
+        "run",
+        folder,
+        "--dataset",
+        tiny_dataset,
+        "--results",
+        results,
+        "--throughput-duration",
+        "0.05",
+        "--batch-sizes",
+        "1,8",
+    )
+    assert r.returncode == 0, r.stderr
+    path = next(results.rglob("good.json"))
+    result = read_results(path)
+    batches = result["throughput"]["batches"]
+    assert [b["batch_size"] for b in batches] == [1, 8]
+    assert all(
+        b["events_per_s"] > 0 and b["latency_ms"]["p50"] <= b["latency_ms"]["p99"] for b in batches
+    )
+    assert result["environment"]["hardware"]["cores"] >= 1
+    stamp = path.stat().st_mtime_ns
+    r = cli(
+        "run",
+        folder,
+        "--dataset",
+        tiny_dataset,
+        "--results",
+        results,
+        "--throughput-duration",
+        "0.05",
+        "--batch-sizes",
+        "1,8",
+    )
+    assert r.returncode == 0 and "up to date" in r.stderr and path.stat().st_mtime_ns == stamp
+    (folder / "model.py").write_text(GOOD.replace("self.scale = scale", "self.scale = 0.5 * scale"))
+    r = cli(
+        "run",
+        folder,
+        "--dataset",
+        tiny_dataset,
+        "--results",
+        results,
+        "--throughput-duration",
+        "0.05",
+        "--batch-sizes",
+        "1,8",
+    )
+    assert r.returncode == 0 and "scored" in r.stderr and path.stat().st_mtime_ns != stamp
+
+    r = cli("show", results)
+    assert r.returncode == 0 and "good" in r.stdout
+    r = cli("list", "--results", results, "--submissions", tmp_path / "subs")
+    assert r.returncode == 0 and "good" in r.stdout
+
+    broken = json.loads(path.read_text())
+    broken["scores"]["tasks"]["met"]["overall"]["response"] = {"value": "high"}
+    path.write_text(json.dumps(broken))
+    assert_one_line_error(cli("show", path), "not a valid metbench results file", "response")
+    broken["schema_version"] = 99
+    path.write_text(json.dumps(broken))
+    assert_one_line_error(cli("show", path), "schema version 99")
+
+
+def test_isolation_reports_progress_and_memory(tmp_path, tiny_dataset):
+    from metbench.estimators.worker import PredictJob
+
+    folder = write_submission(tmp_path, "good")
+    seen = []
+    job = PredictJob(
+        label="good", folder=str(folder), entry="model:Estimator", framework="numpy",
+        parameters={}, device="cpu", dataset=str(tiny_dataset), split="test", batch_size=16,
+        max_particles=4500, uses_truth=(), parts_dir=str(tmp_path / "parts"),
+        log_path=str(tmp_path / "log.txt"),
+    )  # fmt: skip
+    report = run_isolated(job, Limits(time_s=120, memory_gb=4), on_progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == report["n_events"] == info_n(tiny_dataset)
+    assert report["peak_rss_mb"] > 50
+
+
+def test_cuda_is_refused_clearly_without_a_gpu(tmp_path, tiny_dataset):
+    folder = write_submission(tmp_path, "tgpu", extra="")
+    text = (folder / "metbench.toml").read_text().replace('"numpy"', '"torch"')
+    (folder / "metbench.toml").write_text(text)
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    r = cli("run", folder, "--dataset", tiny_dataset, "--device", "cuda", *fast(tmp_path / "r"))
+    assert_one_line_error(r, "PyTorch sees no CUDA device")
+
+
+# ------------------------------------------------------------- the new user's first command
+
+
+def test_first_command_and_the_physics_ordering_on_mini(tmp_path, mini_dataset):
+    """`metbench run submissions/puppi` with the mini preset from the cache, then PF and the
+    oracle; the figures agree with a computation straight from the stored events."""
+    import awkward as ak
+
+    env = {"METBENCH_DATA": str(mini_dataset.parent)}
+    r = cli("run", ROOT / "submissions" / "puppi", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "puppi" in r.stdout and "σ⊥/R" in r.stdout
+    for name in ("pf", "oracle"):
+        r = cli(
+            "run",
+            ROOT / "submissions" / name,
+            "--throughput-duration",
+            "0.2",
+            env=env,
+            cwd=tmp_path,
+        )
+        assert r.returncode == 0, r.stderr
+    r = cli("show", tmp_path / "results", "--bins", "n_pu", cwd=tmp_path)
+    assert r.returncode == 0 and "oracle (truth)" in r.stdout
+
+    results = {p.stem: read_results(p) for p in (tmp_path / "results").rglob("*.json")}
+    assert set(results) == {"pf", "puppi", "oracle"}
+
+    def top_bin(name):
+        b = results[name]["scores"]["tasks"]["met"]["bins"]["n_pu"]
+        return b["figures"]["sigma_perp_over_r"]["value"][-1]
+
+    assert top_bin("oracle") < top_bin("puppi") < top_bin("pf")
+    assert results["puppi"]["throughput"]["batches"][-1]["batch_size"] == 1024
+
+    # independent computation of PF's figures from the parquet files
+    files = sorted((mini_dataset / "events" / "test").glob("*.parquet"))
+    arr = ak.concatenate(
+        [
+            ak.from_parquet(f, columns=["pf.pt", "pf.phi", "gen_met_x", "gen_met_y", "n_pu"])
+            for f in files
+        ]
+    )
+    mx = -ak.to_numpy(ak.sum(arr.pf.pt * np.cos(arr.pf.phi), axis=1))
+    my = -ak.to_numpy(ak.sum(arr.pf.pt * np.sin(arr.pf.phi), axis=1))
+    tx, ty = ak.to_numpy(arr.gen_met_x).astype(float), ak.to_numpy(arr.gen_met_y).astype(float)
+    t = np.hypot(tx, ty)
+    ux, uy = (
+        np.where(t > 0, tx / np.where(t > 0, t, 1), 1.0),
+        np.where(t > 0, ty / np.where(t > 0, t, 1), 0.0),
+    )
+    par, perp = mx * ux + my * uy, ux * my - uy * mx
+    overall = results["pf"]["scores"]["tasks"]["met"]["overall"]
+    p16, p84 = np.percentile(perp, [16, 84], method="inverted_cdf")
+    assert overall["sigma_perp"]["value"] == pytest.approx((p84 - p16) / 2, rel=1e-4)
+    assert overall["response"]["value"] == pytest.approx(par.mean() / t.mean(), rel=1e-4)
+    assert overall["n"]["value"] == len(arr)
+    lo, hi = overall["sigma_perp"]["low"], overall["sigma_perp"]["high"]
+    assert lo < overall["sigma_perp"]["value"] < hi
