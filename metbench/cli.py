@@ -23,6 +23,10 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Generate, inspect and validate datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+bench_app = typer.Typer(
+    help="Speed of the harness itself (the figures asv tracks).", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
 
 console = Console(width=None if sys.stdout.isatty() else 250)
 err_console = Console(stderr=True)
@@ -483,6 +487,56 @@ def list_cmd(
             _show_tables(found, "met", None)
             return
     console.print(f"no results in {results} yet: try `metbench run submissions/puppi`")
+
+
+@bench_app.command("scoring")
+def bench_scoring(
+    events: Annotated[int, typer.Option(help="Events scored")] = 1_000_000,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples")] = 200,
+) -> None:
+    """Time the scoring (every figure, every binning, with bootstrap intervals)."""
+    from metbench.speed import time_scoring
+
+    if events < 10:
+        raise MetbenchError("--events must be >= 10")
+    r = time_scoring(events, n_boot)
+    console.print(
+        f"scoring {r['n_events']:,} events with {r['n_boot']} bootstrap resamples: "
+        f"{r['seconds']:.2f} s ({r['n_events'] / r['seconds']:,.0f} events/s)"
+    )
+
+
+@bench_app.command("baseline")
+def bench_baseline(
+    submission: Annotated[Path, typer.Argument(help="Submission folder")] = Path("submissions/pf"),
+    dataset: DatasetOpt = None,
+    batch_size: Annotated[int, typer.Option(help="Events per call")] = 1024,
+    duration: Annotated[float, typer.Option(help="Seconds of measurement, at least")] = 3.0,
+) -> None:
+    """An estimator's throughput against a bare NumPy sum over the same padded arrays, measured
+    alternately in one process (the harness's overhead floor)."""
+    from dataclasses import replace
+
+    from metbench.data.source import EventSource
+    from metbench.estimators.submission import load_submission
+    from metbench.estimators.worker import PredictJob, instantiate
+    from metbench.speed import versus_numpy_sum
+
+    sub = load_submission(submission)
+    (entry, params), *_ = sub.entries()
+    folder = _resolve_dataset_with_progress(dataset)
+    batch = next(iter(EventSource(folder, "test", batch_size, sub.manifest.max_particles)))
+    batch = replace(batch, truth={k: batch.truth[k] for k in sub.manifest.uses_truth})
+    job = PredictJob(
+        label=entry, folder=str(sub.folder), entry=sub.manifest.entry, framework=sub.manifest.framework,
+        parameters=params, device="cpu", dataset=str(folder), split="test", batch_size=batch_size,
+        max_particles=sub.manifest.max_particles, uses_truth=sub.manifest.uses_truth, parts_dir="", log_path="",
+    )  # fmt: skip
+    r = versus_numpy_sum(instantiate(job), batch, duration)
+    console.print(
+        f"{entry} on {r['batch_size']} events of {folder.name}: {r['estimator_events_per_s']:,.0f} events/s; "
+        f"bare numpy sum {r['numpy_sum_events_per_s']:,.0f} events/s; time ratio {r['time_ratio']:.2f}"
+    )
 
 
 def main() -> None:

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
+from metbench.baselines.kinematics import rapidity
 from metbench.baselines.puppi import (
     PuppiParameters,
     _alpha,
     _median_rms,
-    _rapidity,
     puppi_classes,
     puppi_weights,
 )
@@ -63,7 +63,7 @@ def test_alpha_equals_pairwise_loop_across_events():
     eta = rng.uniform(-4.5, 4.5, n)
     phi = rng.uniform(-np.pi, np.pi, n)
     mass = np.where(rng.random(n) < 0.5, 0.13957, 0.0)
-    y = _rapidity(pt, eta, mass)
+    y = rapidity(pt, eta, mass)
     neighbour = rng.random(n) < 0.4
     target = rng.random(n) < 0.7
     fast = _alpha(event, y, eta, phi, pt, neighbour, target, 0.4)

@@ -1,0 +1,39 @@
+"""asv benchmarks of the harness itself: scoring with bootstrap and PF throughput against a bare
+NumPy sum. They call the same functions as ``metbench bench``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from metbench.baselines.met import PfMet
+from metbench.data.cache import resolve_dataset
+from metbench.data.source import EventSource
+from metbench.scoring.score import score
+from metbench.speed import numpy_sum_met, scoring_inputs
+
+
+class Scoring:
+    """Every figure, every binning, 200 bootstrap resamples, one million events."""
+
+    timeout = 300
+
+    def setup(self) -> None:
+        self.met, self.truth = scoring_inputs(1_000_000)
+
+    def time_score_1m_events_200_resamples(self) -> None:
+        score(self.met, self.truth, n_boot=200)
+
+
+class CandidateSum:
+    """PF MET on a batch of the mini preset's test split, and the bare NumPy floor."""
+
+    def setup(self) -> None:
+        batch = next(iter(EventSource(resolve_dataset("mini"), "test", batch_size=1024)))
+        self.batch = replace(batch, truth={})
+        self.pf = PfMet()
+
+    def time_pf_predict(self) -> None:
+        self.pf.predict(self.batch)
+
+    def time_numpy_sum(self) -> None:
+        numpy_sum_met(self.batch)

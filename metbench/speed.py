@@ -1,0 +1,72 @@
+"""Speed figures of the harness itself, as functions that asv benchmarks and ``metbench bench``
+share: scoring time with bootstrap, and an estimator's throughput against a bare NumPy sum."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from metbench.events import EventBatch
+from metbench.scoring.score import Truth, score
+from metbench.scoring.throughput import time_call
+
+__all__ = ["numpy_sum_met", "scoring_inputs", "time_scoring", "versus_numpy_sum"]
+
+_PROCESSES = ("ttbar_2l2nu", "w_lnu", "z_nunu_jets", "z_mumu", "qcd_multijet", "h_zz_4nu")
+
+
+def scoring_inputs(n_events: int, seed: int = 0) -> tuple[np.ndarray, Truth]:
+    """Estimates and truth of ``n_events`` for timing the scoring (only the sizes matter: six
+    processes, Z -> mu mu with qT, n_pu ~ Poisson(40), a resolution growing with n_pu)."""
+    rng = np.random.default_rng(seed)
+    process = np.asarray(_PROCESSES)[rng.integers(0, len(_PROCESSES), n_events)]
+    n_pu = rng.poisson(40, n_events)
+    t = rng.normal(0, 60, (n_events, 2))
+    q = rng.normal(0, 30, (n_events, 2))
+    q[process != "z_mumu"] = np.nan
+    sigma = np.sqrt(100 + 4 * n_pu)[:, None]
+    met = 0.9 * t + rng.normal(0, 1, (n_events, 2)) * sigma
+    truth = Truth(
+        np.arange(n_events, dtype=np.int64), process, n_pu, (0.7 * n_pu).astype(np.int64),
+        t[:, 0], t[:, 1], q[:, 0], q[:, 1],
+    )  # fmt: skip
+    return met, truth
+
+
+def time_scoring(n_events: int = 1_000_000, n_boot: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Wall-clock seconds of :func:`metbench.scoring.score` on ``n_events`` with ``n_boot``
+    resamples (inputs prepared outside the timing)."""
+    met, truth = scoring_inputs(n_events, seed)
+    t0 = time.perf_counter()
+    score(met, truth, n_boot=n_boot, seed=seed)
+    return {"n_events": n_events, "n_boot": n_boot, "seconds": time.perf_counter() - t0}
+
+
+def numpy_sum_met(batch: EventBatch) -> np.ndarray:
+    """The floor of any candidate-sum MET: ``-sum pT (cos phi, sin phi)`` over the padded axis
+    (padded slots have pT = 0), straight on the batch's arrays."""
+    pt = batch.particles[:, :, batch.features.index("pt")]
+    phi = batch.particles[:, :, batch.features.index("phi")]
+    return np.stack([-(pt * np.cos(phi)).sum(1), -(pt * np.sin(phi)).sum(1)], 1)
+
+
+def versus_numpy_sum(
+    estimator: Any, batch: EventBatch, min_duration_s: float = 2.0, rounds: int = 3
+) -> dict[str, Any]:
+    """Throughput of ``estimator.predict`` and of :func:`numpy_sum_met` on the same batch,
+    measured alternately in one process; the ratio of their median latencies."""
+    est, ref = [], []
+    for _ in range(rounds):
+        est.append(
+            np.median(time_call(lambda: estimator.predict(batch), min_duration_s / rounds, 3))
+        )
+        ref.append(np.median(time_call(lambda: numpy_sum_met(batch), min_duration_s / rounds, 3)))
+    t_est, t_ref = float(np.median(est)), float(np.median(ref))
+    return {
+        "batch_size": len(batch),
+        "estimator_events_per_s": len(batch) / t_est,
+        "numpy_sum_events_per_s": len(batch) / t_ref,
+        "time_ratio": t_est / t_ref,
+    }
