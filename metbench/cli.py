@@ -380,8 +380,8 @@ def score_cmd(
         "entry": {
             "name": name,
             "submission": meta.get("submission", name),
-            "category": "submission",
-            "framework": "numpy",
+            "category": meta.get("category", "submission"),
+            "framework": meta.get("framework", "unknown"),
             "content_hash": meta.get("content_hash", digest),
             "parameters": meta.get("parameters", {}),
         },

@@ -78,6 +78,8 @@ def _identity(
     return {
         "entry": entry,
         "submission": sub.name,
+        "category": sub.manifest.category,
+        "framework": sub.manifest.framework,
         "content_hash": sub.content_hash,
         "parameters": params,
         "dataset": dataset.name,

@@ -105,7 +105,7 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "name": {"type": "string", "minLength": 1},
                 "submission": {"type": "string", "minLength": 1},
                 "category": {"enum": ["baseline", "reference", "oracle", "submission"]},
-                "framework": {"enum": ["numpy", "torch", "keras", "onnx"]},
+                "framework": {"enum": ["numpy", "torch", "keras", "onnx", "unknown"]},
                 "content_hash": _SHA256,
                 "parameters": {"type": "object"},
                 "paper": {"type": "string"},

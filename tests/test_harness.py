@@ -452,3 +452,32 @@ def test_first_command_and_the_physics_ordering_on_mini(tmp_path, mini_dataset):
     assert overall["n"]["value"] == len(arr)
     lo, hi = overall["sigma_perp"]["low"], overall["sigma_perp"]["high"]
     assert lo < overall["sigma_perp"]["value"] < hi
+
+
+def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_path, tiny_dataset):
+    code = GOOD + textwrap.dedent(
+        """
+        def _cov(self, batch):
+            n = len(batch)
+            cov = np.zeros((n, 2, 2))
+            cov[:, 0, 0] = cov[:, 1, 1] = 400.0
+            return cov
+
+        Estimator.predict_uncertainty = _cov
+        """
+    )
+    folder = write_submission(tmp_path, "withcov", code)
+    results = tmp_path / "results"
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
+    assert r.returncode == 0, r.stderr
+    result = read_results(next(results.rglob("withcov.json")))
+    cov = result["scores"]["covariance"]
+    assert 0 <= cov["coverage_1sigma"] <= cov["coverage_2sigma"] <= 1
+    assert cov["pull_width_1"] > 0 and 0 <= cov["significance_auc"] <= 1
+    _, pred = results_paths(results, dataset_info(tiny_dataset), "test", "withcov")
+    _, _, covariance, _ = read_predictions(pred)
+    np.testing.assert_array_equal(covariance[:, 0, 0], 400.0)
+    # the same entry returning a non-positive-definite covariance is refused
+    (folder / "model.py").write_text(code.replace("400.0", "-1.0"))
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
+    assert_one_line_error(r, "positive definite")
