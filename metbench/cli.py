@@ -286,6 +286,7 @@ def run_cmd(
     folder = _resolve_dataset_with_progress(dataset)
     info = dataset_info(folder)
     paths = []
+    failures: list[str] = []
     for entry, params in entries:
         with Progress(
             "[progress.description]{task.description}",
@@ -303,16 +304,28 @@ def run_cmd(
             def on_progress(done: int, task: TaskID = task) -> None:
                 progress.update(task, completed=done)
 
-            path, reused = run_entry(
-                sub, entry, params, info, split, results, device, limits, tp, n_boot, seed, force,
-                on_progress=on_progress,
-            )  # fmt: skip
+            try:
+                path, reused = run_entry(
+                    sub, entry, params, info, split, results, device, limits, tp, n_boot, seed,
+                    force, on_progress=on_progress,
+                )  # fmt: skip
+            except MetbenchError as exc:
+                if len(entries) == 1:
+                    raise
+                failures.append(entry)  # the other variants still run
+                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                continue
         err_console.print(
             f"{entry}: {'up to date' if reused else 'scored'} -> {path}", highlight=False
         )
         paths.append(path)
-    frame = headline_table([read_results(p) for p in paths])
-    _print_frame(frame, f"{info.name} ({info.key}), split {split}")
+    if paths:
+        frame = headline_table([read_results(p) for p in paths])
+        _print_frame(frame, f"{info.name} ({info.key}), split {split}")
+    if failures:
+        raise MetbenchError(
+            f"{len(failures)} of {len(entries)} entries failed: {', '.join(failures)}"
+        )
 
 
 @app.command("predict")

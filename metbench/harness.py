@@ -21,7 +21,7 @@ import numpy as np
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.estimators.isolation import DEFAULT_LIMITS, Limits, run_isolated
 from metbench.estimators.predictions import read_predictions, write_predictions
-from metbench.estimators.submission import Submission
+from metbench.estimators.submission import Submission, SubmissionError
 from metbench.estimators.worker import PredictJob
 from metbench.results import ResultsError, now_iso, read_results, write_results
 from metbench.scoring.score import ScoringError, align_predictions, load_truth, score
@@ -109,6 +109,12 @@ def predict_entry(
     ``throughput`` the child then only measures throughput.
     """
     out = Path(out)
+    source = load_manifest(dataset.folder).get("source") or {}
+    if sub.manifest.inputs == "candidates" and source.get("has_candidates") is False:
+        raise SubmissionError(
+            f"{source.get('file', dataset.folder)} has no particle-flow candidates; {entry} needs "
+            'them (only entries with inputs = "stored", such as submissions/cms-stored, run on it)'
+        )
     identity = _identity(sub, entry, params, dataset, split)
     parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
     reuse = False

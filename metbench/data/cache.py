@@ -9,7 +9,7 @@ from pathlib import Path
 from metbench.data.generate.presets import PRESETS
 from metbench.errors import DatasetError
 
-__all__ = ["DEFAULT_PRESET", "data_home", "resolve_dataset"]
+__all__ = ["DEFAULT_PRESET", "converted_file", "data_home", "resolve_dataset"]
 
 #: The dataset a run uses when none is given: small, generated on first use.
 DEFAULT_PRESET = "mini"
@@ -23,14 +23,30 @@ def data_home() -> Path:
     return Path(base) / "metbench"
 
 
+def converted_file(path: Path) -> Path:
+    """The dataset folder of a ROOT file, converted on first use into
+    ``data_home()/files/<stem>-<sha256[:12]>`` (a changed file gets a new folder)."""
+    from metbench.data.readers import convert_file
+    from metbench.data.store import MANIFEST_NAME, load_manifest, sha256_file
+
+    if not path.is_file():
+        raise DatasetError(f"{path}: no such file")
+    folder = data_home() / "files" / f"{path.stem}-{sha256_file(path)[:12]}"
+    if not (folder / MANIFEST_NAME).is_file():
+        convert_file(path, folder)
+    load_manifest(folder)
+    return folder
+
+
 def resolve_dataset(
     spec: str | Path | None,
     on_progress: Callable[[str, int, int], None] | None = None,
     workers: int | None = None,
 ) -> Path:
-    """The dataset folder for ``--dataset``: a folder with ``manifest.json``, or a preset name
-    (``mini``, ``standard``, ``pu200``; default ``mini``) generated with seed 1 into
-    :func:`data_home` on first use (an interrupted generation resumes)."""
+    """The dataset folder for ``--dataset``: a folder with ``manifest.json``; a ROOT file (CMS
+    NanoAOD/PFNano, ATLAS PHYSLITE, Delphes), converted on first use; or a preset name (``mini``,
+    ``standard``, ``pu200``; default ``mini``) generated with seed 1 into :func:`data_home` on first
+    use (an interrupted generation resumes)."""
     from metbench.data.store import MANIFEST_NAME, load_manifest
 
     name = str(spec) if spec is not None else DEFAULT_PRESET
@@ -39,12 +55,7 @@ def resolve_dataset(
         load_manifest(path)
         return path
     if path.suffix.lower() == ".root":
-        if not path.is_file():
-            raise DatasetError(f"{path}: no such file")
-        raise DatasetError(
-            f"{path}: ROOT files cannot be read by this version of metbench yet; "
-            "use a metbench dataset folder or a preset"
-        )
+        return converted_file(path)
     if name not in PRESETS:
         raise DatasetError(
             f"{name}: no such dataset folder and not a preset; give a folder with "

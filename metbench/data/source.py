@@ -235,6 +235,9 @@ def to_event_batch(
     event = {
         name: ak.to_numpy(arr[name]).astype(EVENT_DTYPES[name]) for name in OBSERVABLE_EVENT_COLUMNS
     }
+    for name in arr.fields:  # MET estimators stored in a real file (reconstructed, observable)
+        if name.startswith("stored_"):
+            event[name] = ak.to_numpy(arr[name]).astype(np.float32)
     truth: dict[str, np.ndarray] = {
         name: (
             ak.to_numpy(arr[name]).astype(str)

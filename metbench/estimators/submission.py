@@ -20,6 +20,7 @@ A submission folder looks like::
     description = "one line for the leaderboard"
     category = "baseline"               # baseline | reference | oracle | submission
     uses_truth = []                     # truth particle columns it may read (oracle only)
+    inputs = "candidates"               # candidates | stored (MET estimators stored in a file)
     batch_size = 256                    # events per predict call
     max_particles = 4500                # candidates per event, hardest first
 
@@ -81,6 +82,7 @@ class Manifest:
     description: str = ""
     category: str = "submission"
     uses_truth: tuple[str, ...] = ()
+    inputs: str = "candidates"
     batch_size: int = 256
     max_particles: int = DEFAULT_MAX_PARTICLES
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -201,6 +203,9 @@ def _parse_manifest(path: Path, folder: Path) -> Manifest:
         raise _fail(
             path, "an entry that reads truth ('uses_truth') must have category = \"oracle\""
         )
+    inputs = data.get("inputs", "candidates")
+    if inputs not in ("candidates", "stored"):
+        raise _fail(path, f"inputs {inputs!r} must be 'candidates' or 'stored'")
     for key, low in (("batch_size", 1), ("max_particles", 1)):
         value = data.get(key, Manifest.__dataclass_fields__[key].default)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -227,6 +232,7 @@ def _parse_manifest(path: Path, folder: Path) -> Manifest:
         description=str(data.get("description", "")),
         category=category,
         uses_truth=tuple(uses_truth),
+        inputs=inputs,
         batch_size=data.get("batch_size", 256),
         max_particles=data.get("max_particles", DEFAULT_MAX_PARTICLES),
         parameters=parameters,

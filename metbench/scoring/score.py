@@ -102,7 +102,14 @@ def load_truth(folder: Path | str, split: str = "test") -> Truth:
     from metbench.data.source import EventSource
 
     names = list(Truth.__dataclass_fields__)
-    parts = list(EventSource(folder, split).iter_files(names))
+    source = EventSource(folder, split)
+    origin = source.manifest.get("source")
+    if origin is not None and not origin.get("has_truth_met", True):
+        raise ScoringError(
+            f"{origin['file']}: the file has no truth MET; its predictions can be made "
+            "(`metbench predict`) but not scored"
+        )
+    parts = list(source.iter_files(names))
     if not parts:
         raise ScoringError(f"{folder}: split {split!r} has no events to score")
     arr = ak.concatenate(parts) if len(parts) > 1 else parts[0]
