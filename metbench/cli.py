@@ -153,7 +153,7 @@ def _print_frame(frame: Any, title: str) -> None:
     table.add_column(str(frame.index.name or ""), style="bold") if not _plain_index(frame) else None
     for col in frame.columns:
         table.add_column(str(col), justify="right" if col not in ("entry", "category") else "left")
-    for idx, row in frame.iterrows():
+    for idx, row in frame.astype(object).iterrows():
         cells = [str(v) for v in row.tolist()]
         table.add_row(*(cells if _plain_index(frame) else [str(idx), *cells]))
     console.print(table)
@@ -549,6 +549,76 @@ def bench_baseline(
     console.print(
         f"{entry} on {r['batch_size']} events of {folder.name}: {r['estimator_events_per_s']:,.0f} events/s; "
         f"bare numpy sum {r['numpy_sum_events_per_s']:,.0f} events/s; time ratio {r['time_ratio']:.2f}"
+    )
+
+
+@app.command("compare")
+def compare_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission folder")],
+    stored: Annotated[
+        str,
+        typer.Option(help="Stored estimator to compare with (e.g. RawMET, DeepMETResolutionTune)"),
+    ],
+    dataset: DatasetOpt = None,
+    variant: VariantOpt = None,
+    param: ParamOpt = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Relative |MET| agreement counted as a match")
+    ] = 0.01,
+) -> None:
+    """Per event, an entry's MET against a MET stored in a real file (|MET| ratio and delta phi):
+    how well a reimplementation reproduces what the experiment's software computed."""
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+
+    from metbench.data.source import EventSource
+    from metbench.estimators.predictions import read_predictions
+    from metbench.harness import dataset_info, predict_entry
+
+    sub, entries = _entries(submission, variant, param)
+    if len(entries) > 1:
+        raise MetbenchError(
+            f"{submission} has variants ({', '.join(sub.manifest.variants)}); choose one with --variant"
+        )
+    entry, params = entries[0]
+    info = dataset_info(_resolve_dataset_with_progress(dataset))
+    columns = [f"stored_{stored}_x", f"stored_{stored}_y"]
+    source = EventSource(info.folder, "test", verify=True)
+    import awkward as ak
+
+    try:
+        parts = list(source.iter_files(["event_id", *columns]))
+        arr = ak.concatenate(parts) if len(parts) > 1 else parts[0]
+        ref = np.stack([ak.to_numpy(arr[c]).astype(np.float64) for c in columns], 1)
+    except Exception:
+        raise MetbenchError(f"{info.folder}: the dataset stores no {stored}") from None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "p.predictions.parquet"
+        predict_entry(sub, entry, params, info, "test", out)
+        event_id, met, _, _ = read_predictions(out)
+    order = np.argsort(event_id)
+    pos = order[np.searchsorted(event_id[order], ak.to_numpy(arr["event_id"]))]
+    met = met[pos]
+    ratio = np.hypot(met[:, 0], met[:, 1]) / np.hypot(ref[:, 0], ref[:, 1])
+    dphi = np.angle(
+        np.exp(1j * (np.arctan2(met[:, 1], met[:, 0]) - np.arctan2(ref[:, 1], ref[:, 0])))
+    )
+    frame = pd.DataFrame(
+        {
+            "event_id": ak.to_numpy(arr["event_id"]),
+            f"{stored} [GeV]": np.round(np.hypot(ref[:, 0], ref[:, 1]), 2),
+            f"{entry} [GeV]": np.round(np.hypot(met[:, 0], met[:, 1]), 2),
+            "ratio - 1": np.round(ratio - 1, 4),
+            "Δφ [rad]": np.round(dphi, 4),
+        }
+    )
+    _print_frame(frame, f"{entry} against {stored} on {info.name}")
+    within = int(np.sum(np.abs(ratio - 1) < tolerance))
+    console.print(
+        f"{within} of {len(frame)} events within {tolerance:.1%} in |MET|; median |ratio - 1| "
+        f"{np.median(np.abs(ratio - 1)):.2%}; max |Δφ| {np.max(np.abs(dphi)):.3f} rad"
     )
 
 

@@ -1,0 +1,79 @@
+"""CMS's official DeepMET graphs: weights, an independent NumPy forward pass, and the agreement
+with the DeepMET values CMS stored in PFNano."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from metbench.data.cache import converted_file  # noqa: E402
+from metbench.data.source import EventSource  # noqa: E402
+from metbench.models.deepmet_graph import forward_numpy, graph_weights, run_graph  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "submissions" / "deepmet-cms-official"))
+from deepmet_official import DeepMetOfficial, producer_inputs  # noqa: E402
+
+GRAPHS = ("deepmet_v1_2018", "deepmet_resp_v1_2018", "deepmet_resp_v1_2016")
+
+
+@pytest.fixture(scope="module")
+def pfnano_batch(shared_data, tmp_path_factory):
+    os.environ.setdefault("METBENCH_DATA", str(tmp_path_factory.mktemp("cache")))
+    folder = converted_file(shared_data / "pfnano.root")
+    return next(iter(EventSource(folder, "test", batch_size=10))).for_estimator()
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_numpy_forward_pass_equals_the_graph(shared_data, pfnano_batch, name):
+    path = shared_data / "cms-deepmet" / f"{name}.graphdef"
+    w = graph_weights(path)
+    assert w["embedding0/embeddings"].shape == (3, 8)
+    assert w["embedding1/embeddings"].shape == (11, 8)
+    assert w["embedding2/embeddings"].shape == (4, 8)
+    assert [w[f"dense_{i}/kernel"].shape for i in (1, 2, 3, 4)] == [(32, 64), (64, 32), (32, 16), (16, 3)]
+    assert w["output/kernel"].shape == (4, 2)
+    inputs = producer_inputs(pfnano_batch)
+    np.testing.assert_allclose(forward_numpy(w, *inputs), run_graph(path, *inputs), rtol=1e-4, atol=1e-5)
+
+
+def test_producer_encodings(pfnano_batch):
+    cont, charge, pdg, from_pv = producer_inputs(pfnano_batch)
+    assert cont.shape == (10, 4500, 8) and charge.shape == (10, 4500)
+    m = pfnano_batch.mask
+    np.testing.assert_array_equal(charge[:, : m.shape[1]][m], pfnano_batch.feature("charge")[m] + 1)
+    photons = pfnano_batch.feature("pdg_id")[m] == 22
+    assert np.all(pdg[:, : m.shape[1]][m][photons] == 8)
+    np.testing.assert_allclose(cont[:, : m.shape[1], 4][m], pfnano_batch.feature("pt")[m] / 50, rtol=1e-6)
+
+
+def test_agreement_with_the_stored_deepmet(shared_data, pfnano_batch):
+    """Measured, not yet 1% on 10/10: see the entry's README for what differs."""
+    import uproot
+
+    tree = uproot.open(shared_data / "pfnano.root")["Events"]
+    events = tree["event"].array(library="np")
+    idx = [int(np.flatnonzero(events == e)[0]) for e in pfnano_batch.event["event_id"]]
+    model = DeepMetOfficial(str(shared_data / "cms-deepmet" / "deepmet_v1_2018.graphdef"))
+    met = model.predict(pfnano_batch)
+    ratio = np.hypot(*met.T) / tree["DeepMETResolutionTune_pt"].array(library="np")[idx]
+    assert np.sum(np.abs(ratio - 1) < 0.01) >= 4
+    assert np.median(np.abs(ratio - 1)) < 0.03
+
+
+def test_compare_command(shared_data, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "metbench.cli", "compare", "submissions/pf", "--stored", "RawMET",
+         "--dataset", str(shared_data / "pfnano.root")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "METBENCH_DATA": str(tmp_path)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "10 of 10 events within 1.0% in |MET|" in r.stdout
