@@ -150,12 +150,14 @@ def _print_frame(frame: Any, title: str) -> None:
         console.print(f"{title}: nothing to show")
         return
     table = Table(title=title, title_justify="left")
-    table.add_column(str(frame.index.name or ""), style="bold") if not _plain_index(frame) else None
+    labelled = not _plain_index(frame)  # a meaningful index (entry names) becomes the first column
+    if labelled:
+        table.add_column(str(frame.index.name or ""), style="bold")
     for col in frame.columns:
-        table.add_column(str(col), justify="right" if col not in ("entry", "category") else "left")
+        table.add_column(str(col), justify="left" if col in ("entry", "category") else "right")
     for idx, row in frame.astype(object).iterrows():
         cells = [str(v) for v in row.tolist()]
-        table.add_row(*(cells if _plain_index(frame) else [str(idx), *cells]))
+        table.add_row(*([str(idx), *cells] if labelled else cells))
     console.print(table)
 
 
@@ -373,44 +375,25 @@ def score_cmd(
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
 ) -> None:
     """Score predictions against a dataset split and write a results file."""
-    from metbench.harness import dataset_info, score_file
-    from metbench.results import now_iso, write_results
+    from metbench.data.store import sha256_file
+    from metbench.harness import build_results, dataset_info, score_file
+    from metbench.results import write_results
     from metbench.scoring.table import headline_table
-    from metbench.scoring.throughput import hardware_info, versions
 
     info = dataset_info(_resolve_dataset_with_progress(dataset))
     scores, meta = score_file(predictions, info, split, n_boot, seed)
-    from metbench.data.store import sha256_file
-
-    digest = sha256_file(predictions)
     name = meta.get("entry") or predictions.name.removesuffix(".parquet").removesuffix(
         ".predictions"
     )
-    result = {
-        "schema": "metbench-results",
-        "schema_version": 1,
-        "created": now_iso(),
-        "entry": {
-            "name": name,
-            "submission": meta.get("submission", name),
-            "category": meta.get("category", "submission"),
-            "framework": meta.get("framework", "unknown"),
-            "content_hash": meta.get("content_hash", digest),
-            "parameters": meta.get("parameters", {}),
-        },
-        "dataset": {
-            "name": info.name,
-            "version": info.version,
-            "manifest_sha256": info.manifest_sha256,
-            "split": split,
-            "n_events": scores["n_events"],
-            "path": str(info.folder),
-        },
-        "predictions": {"file": predictions.name, "sha256": digest, "n_events": scores["n_events"]},
-        "scores": scores,
-        "throughput": None,
-        "environment": {"versions": versions(), "hardware": hardware_info()},
+    entry = {
+        "name": name,
+        "submission": meta.get("submission", name),
+        "category": meta.get("category", "submission"),
+        "framework": meta.get("framework", "unknown"),
+        "content_hash": meta.get("content_hash", sha256_file(predictions)),
+        "parameters": meta.get("parameters", {}),
     }
+    result = build_results(entry, info, split, predictions, scores)
     target = out or predictions.with_name(f"{name}.json")
     write_results(target, result)
     _print_frame(headline_table([result]), f"{info.name} ({info.key}), split {split}")

@@ -29,6 +29,7 @@ from metbench.scoring.throughput import ThroughputSettings, hardware_info, versi
 
 __all__ = [
     "DatasetInfo",
+    "build_results",
     "dataset_info",
     "predict_entry",
     "results_paths",
@@ -206,6 +207,42 @@ def score_file(
     return scores, meta
 
 
+def build_results(
+    entry: dict[str, Any],
+    dataset: DatasetInfo,
+    split: str,
+    predictions: Path,
+    scores: dict[str, Any],
+    throughput: dict[str, Any] | None = None,
+    modules: tuple[str, ...] = (),
+    prediction_info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A results document (schema ``metbench-results`` v1) from its parts."""
+    return {
+        "schema": "metbench-results",
+        "schema_version": 1,
+        "created": now_iso(),
+        "entry": entry,
+        "dataset": {
+            "name": dataset.name,
+            "version": dataset.version,
+            "manifest_sha256": dataset.manifest_sha256,
+            "split": split,
+            "n_events": scores["n_events"],
+            "path": str(dataset.folder),
+        },
+        "predictions": {
+            "file": predictions.name,
+            "sha256": sha256_file(predictions),
+            "n_events": scores["n_events"],
+            **(prediction_info or {}),
+        },
+        "scores": scores,
+        "throughput": throughput,
+        "environment": {"versions": versions(modules), "hardware": hardware_info()},
+    }
+
+
 def _framework_modules(framework: str) -> tuple[str, ...]:
     return {
         "torch": ("torch",),
@@ -266,59 +303,42 @@ def run_entry(
     )
     scores, _ = score_file(pred_path, dataset, split, n_boot, seed)
     m = sub.manifest
-    results: dict[str, Any] = {
-        "schema": "metbench-results",
-        "schema_version": 1,
-        "created": now_iso(),
-        "entry": {
-            "name": entry,
-            "submission": sub.name,
-            "category": m.category,
-            "framework": m.framework,
-            "content_hash": sub.content_hash,
-            "parameters": params,
-            "paper": m.paper,
-            "authors": list(m.authors),
-            "description": m.description,
-            "uses_truth": list(m.uses_truth),
-        },
-        "dataset": {
-            "name": dataset.name,
-            "version": dataset.version,
-            "manifest_sha256": dataset.manifest_sha256,
-            "split": split,
-            "n_events": scores["n_events"],
-            "path": str(dataset.folder),
-        },
-        "predictions": {
-            "file": pred_path.name,
-            "sha256": sha256_file(pred_path),
-            "n_events": scores["n_events"],
-            **{
-                k: report[k]
-                for k in ("n_truncated", "wall_s", "peak_rss_mb", "device")
-                if k in report
-            },
-        },
-        "scores": scores,
-        "throughput": (
-            {
-                "device": report.get("device", device),
-                "settings": {
-                    "warmup_calls": throughput.warmup_calls,
-                    "min_duration_s": throughput.min_duration_s,
-                    "min_calls": throughput.min_calls,
-                },
-                "batches": report.get("throughput", []),
-            }
-            if throughput is not None
-            else None
-        ),
-        "environment": {
-            "versions": versions(_framework_modules(m.framework)),
-            "hardware": hardware_info(),
-        },
-        "identity": identity,
+    entry_info = {
+        "name": entry,
+        "submission": sub.name,
+        "category": m.category,
+        "framework": m.framework,
+        "content_hash": sub.content_hash,
+        "parameters": params,
+        "paper": m.paper,
+        "authors": list(m.authors),
+        "description": m.description,
+        "uses_truth": list(m.uses_truth),
     }
+    measured = None
+    if throughput is not None:
+        measured = {
+            "device": report.get("device", device),
+            "settings": {
+                "warmup_calls": throughput.warmup_calls,
+                "min_duration_s": throughput.min_duration_s,
+                "min_calls": throughput.min_calls,
+            },
+            "batches": report.get("throughput", []),
+        }
+    extra: dict[str, Any] = {
+        k: report[k] for k in ("n_truncated", "wall_s", "peak_rss_mb", "device") if k in report
+    }
+    results = build_results(
+        entry_info,
+        dataset,
+        split,
+        pred_path,
+        scores,
+        measured,
+        _framework_modules(m.framework),
+        extra,
+    )
+    results["identity"] = identity
     write_results(result_path, results)
     return result_path, False

@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from metbench.data.cache import converted_file  # noqa: E402
-from metbench.data.source import EventSource  # noqa: E402
-from metbench.models.deepmet_graph import forward_numpy, graph_weights, run_graph  # noqa: E402
+from metbench.data.cache import converted_file
+from metbench.data.source import EventSource
+from metbench.models.deepmet_graph import forward_numpy, graph_weights, run_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "submissions" / "deepmet-cms-official"))
@@ -38,10 +38,17 @@ def test_numpy_forward_pass_equals_the_graph(shared_data, pfnano_batch, name):
     assert w["embedding0/embeddings"].shape == (3, 8)
     assert w["embedding1/embeddings"].shape == (11, 8)
     assert w["embedding2/embeddings"].shape == (4, 8)
-    assert [w[f"dense_{i}/kernel"].shape for i in (1, 2, 3, 4)] == [(32, 64), (64, 32), (32, 16), (16, 3)]
+    assert [w[f"dense_{i}/kernel"].shape for i in (1, 2, 3, 4)] == [
+        (32, 64),
+        (64, 32),
+        (32, 16),
+        (16, 3),
+    ]
     assert w["output/kernel"].shape == (4, 2)
     inputs = producer_inputs(pfnano_batch)
-    np.testing.assert_allclose(forward_numpy(w, *inputs), run_graph(path, *inputs), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        forward_numpy(w, *inputs), run_graph(path, *inputs), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_producer_encodings(pfnano_batch):
@@ -51,7 +58,11 @@ def test_producer_encodings(pfnano_batch):
     np.testing.assert_array_equal(charge[:, : m.shape[1]][m], pfnano_batch.feature("charge")[m] + 1)
     photons = pfnano_batch.feature("pdg_id")[m] == 22
     assert np.all(pdg[:, : m.shape[1]][m][photons] == 8)
-    np.testing.assert_allclose(cont[:, : m.shape[1], 4][m], pfnano_batch.feature("pt")[m] / 50, rtol=1e-6)
+    np.testing.assert_allclose(
+        cont[:, : m.shape[1], 4][m], pfnano_batch.feature("pt")[m] / 50, rtol=1e-6
+    )
+    np.testing.assert_array_equal(from_pv[:, : m.shape[1]][m], pfnano_batch.feature("from_pv")[m])
+    assert np.all(cont[:, m.shape[1] :] == 0) and set(np.unique(from_pv)) <= {0, 1, 2, 3}
 
 
 def test_agreement_with_the_stored_deepmet(shared_data, pfnano_batch):
