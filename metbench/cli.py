@@ -143,6 +143,9 @@ def data_speed(
 # ---------------------------------------------------------------- harness commands
 
 
+_TEXT_COLUMNS = {"entry", "category", "submission", "framework", "variants", "description"}
+
+
 def _print_frame(frame: Any, title: str) -> None:
     from rich.table import Table
 
@@ -154,7 +157,7 @@ def _print_frame(frame: Any, title: str) -> None:
     if labelled:
         table.add_column(str(frame.index.name or ""), style="bold")
     for col in frame.columns:
-        table.add_column(str(col), justify="left" if col in ("entry", "category") else "right")
+        table.add_column(str(col), justify="left" if col in _TEXT_COLUMNS else "right")
     for idx, row in frame.astype(object).iterrows():
         cells = [str(v) for v in row.tolist()]
         table.add_row(*([str(idx), *cells] if labelled else cells))
