@@ -46,6 +46,7 @@ class DatasetInfo:
     name: str
     version: Any
     manifest_sha256: str
+    source: dict[str, Any] | None = None  # for a converted real file: what the reader recorded
 
     @property
     def key(self) -> str:
@@ -61,6 +62,7 @@ def dataset_info(folder: Path) -> DatasetInfo:
         str(manifest["name"]),
         manifest["version"],
         sha256_file(Path(folder) / MANIFEST_NAME),
+        manifest.get("source"),
     )
 
 
@@ -110,7 +112,7 @@ def predict_entry(
     ``throughput`` the child then only measures throughput.
     """
     out = Path(out)
-    source = load_manifest(dataset.folder).get("source") or {}
+    source = dataset.source or {}
     if sub.manifest.inputs == "candidates" and source.get("has_candidates") is False:
         raise SubmissionError(
             f"{source.get('file', dataset.folder)} has no particle-flow candidates; {entry} needs "

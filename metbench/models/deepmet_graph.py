@@ -22,7 +22,14 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["BATCHNORM_LAYERS", "DENSE_LAYERS", "forward_numpy", "graph_weights", "run_graph"]
+__all__ = [
+    "BATCHNORM_LAYERS",
+    "DENSE_LAYERS",
+    "DeepMetGraph",
+    "forward_numpy",
+    "graph_weights",
+    "run_graph",
+]
 
 DENSE_LAYERS: Final[tuple[str, ...]] = ("dense_1", "dense_2", "dense_3", "dense_4")
 BATCHNORM_LAYERS: Final[tuple[str, ...]] = (
@@ -95,18 +102,24 @@ def forward_numpy(
     return np.asarray(summed @ w["output/kernel"] + w["output/bias"])
 
 
-def run_graph(
-    path: Path | str, continuous: np.ndarray, cat0: np.ndarray, cat1: np.ndarray, cat2: np.ndarray
-) -> np.ndarray:
-    """Run the frozen graph with TensorFlow: ``(n, 2)`` normalised missing (px, py)."""
-    import tensorflow as tf
+class DeepMetGraph:
+    """A DeepMET graph loaded once into a TensorFlow session; call it like :func:`run_graph`."""
 
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(_graph_def(path), name="")
-    with tf.compat.v1.Session(graph=graph) as session:
+    def __init__(self, path: Path | str) -> None:
+        import tensorflow as tf
+
+        self.path = Path(path)
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            tf.compat.v1.import_graph_def(_graph_def(self.path), name="")
+        self._session = tf.compat.v1.Session(graph=self._graph)
+
+    def __call__(
+        self, continuous: np.ndarray, cat0: np.ndarray, cat1: np.ndarray, cat2: np.ndarray
+    ) -> np.ndarray:
+        """``(n, 2)`` normalised missing (px, py)."""
         return np.asarray(
-            session.run(
+            self._session.run(
                 "output/BiasAdd:0",
                 {
                     "input:0": continuous.astype(np.float32),
@@ -116,3 +129,10 @@ def run_graph(
                 },
             )
         )
+
+
+def run_graph(
+    path: Path | str, continuous: np.ndarray, cat0: np.ndarray, cat1: np.ndarray, cat2: np.ndarray
+) -> np.ndarray:
+    """Run the frozen graph once with TensorFlow: ``(n, 2)`` normalised missing (px, py)."""
+    return DeepMetGraph(path)(continuous, cat0, cat1, cat2)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.models.deepmet_graph import graph_weights, run_graph
+from metbench.models.deepmet_graph import DeepMetGraph, graph_weights
 
 NORM = 50.0
 MAX_CANDIDATES = 4500
@@ -26,7 +26,7 @@ PDG_CLASSES = {-211: 0, -13: 1, -11: 2, 0: 3, 1: 4, 2: 5, 11: 6, 13: 7, 22: 8, 1
 
 def producer_inputs(batch: EventBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(continuous (n, 4500, 8), charge class, pdgId class, fromPV) as the producer fills them."""
-    n, m = batch.mask.shape
+    m = batch.max_particles
     size = MAX_CANDIDATES
     f = {name: batch.feature(name)[:, :size].astype(np.float64) for name in batch.features}
     mask = batch.mask[:, :size]
@@ -52,7 +52,9 @@ def producer_inputs(batch: EventBatch) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if m < size:  # pad the candidate axis to the graph's 4500
         pad = size - m
         cont = np.pad(cont, ((0, 0), (0, pad), (0, 0)))
-        pdg_cls, charge_cls, from_pv = (np.pad(a, ((0, 0), (0, pad))) for a in (pdg_cls, charge_cls, from_pv))
+        pdg_cls, charge_cls, from_pv = (
+            np.pad(a, ((0, 0), (0, pad))) for a in (pdg_cls, charge_cls, from_pv)
+        )
     return cont.astype(np.float32), charge_cls, pdg_cls, from_pv
 
 
@@ -71,10 +73,13 @@ class DeepMetOfficial:
         root = Path(weights_dir).parents[1] if weights_dir else Path.cwd()
         path = Path(graph) if Path(graph).is_absolute() else (root / graph)
         if not path.is_file():
-            raise FileNotFoundError(f"the DeepMET graph {path} is not there (../shared/data/cms-deepmet)")
+            raise FileNotFoundError(
+                f"the DeepMET graph {path} is not there (../shared/data/cms-deepmet)"
+            )
         self.path = path.resolve()
         graph_weights(self.path)  # fails early on a file that is not a DeepMET graph
+        self.graph = DeepMetGraph(self.path)  # loaded once, not per batch
 
     def predict(self, batch: EventBatch) -> np.ndarray:
         cont, charge, pdg, from_pv = producer_inputs(batch)
-        return run_graph(self.path, cont, charge, pdg, from_pv).astype(np.float64) * NORM
+        return self.graph(cont, charge, pdg, from_pv).astype(np.float64) * NORM
