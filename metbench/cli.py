@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,8 +65,6 @@ def data_generate(
     ] = None,
 ) -> None:
     """Generate a dataset: Pythia 8 hard processes, premixed pileup, detector, PUPPI."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
-
     from metbench.data.generate.presets import get_preset
     from metbench.data.generate.run import generate_dataset
 
@@ -74,22 +73,10 @@ def data_generate(
         if events_per_process < 1:
             raise MetbenchError(f"--events-per-process must be >= 1, got {events_per_process}")
         spec = spec.scaled(events_per_process)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                label = "pileup pool shards" if stage == "pool" else "event shards"
-                tasks[stage] = progress.add_task(label, total=total)
-            progress.update(tasks[stage], completed=done)
-
-        manifest = generate_dataset(spec, out, seed, workers=workers, on_progress=on_progress)
+    with _progress() as progress:
+        manifest = generate_dataset(
+            spec, out, seed, workers=workers, on_progress=_generation_callback(progress)
+        )
     n = sum(sum(p["events"].values()) for p in manifest["processes"].values())
     console.print(
         f"dataset {manifest['name']} v{manifest['version']} (seed {seed}): {n} events in {out}"
@@ -178,30 +165,39 @@ def _limits(time_limit: float, memory_limit: float) -> Any:
     return Limits(time_s=time_limit, memory_gb=memory_limit)
 
 
-def _resolve_dataset_with_progress(dataset: str | None) -> Path:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
+def _progress(transient: bool = False) -> Any:
+    """The progress bar of every long command (on stderr)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from metbench.data.cache import resolve_dataset
-
-    with Progress(
+    return Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        transient=True,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
+        transient=transient,
+    )
 
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                label = f"generating {dataset or 'mini'}: " + (
-                    "pileup pool" if stage == "pool" else "event shards"
-                )
-                tasks[stage] = progress.add_task(label, total=total)
-            progress.update(tasks[stage], completed=done)
 
-        return resolve_dataset(dataset, on_progress=on_progress)
+def _generation_callback(progress: Any, prefix: str = "") -> Callable[[str, int, int], None]:
+    """``on_progress`` for dataset generation: one bar per stage (pileup pool, event shards)."""
+    tasks: dict[str, Any] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            label = "pileup pool shards" if stage == "pool" else "event shards"
+            tasks[stage] = progress.add_task(prefix + label, total=total)
+        progress.update(tasks[stage], completed=done)
+
+    return on_progress
+
+
+def _resolve_dataset_with_progress(dataset: str | None) -> Path:
+    from metbench.data.cache import resolve_dataset
+
+    with _progress(transient=True) as progress:
+        callback = _generation_callback(progress, f"generating {dataset or 'mini'}: ")
+        return resolve_dataset(dataset, on_progress=callback)
 
 
 def _entries(
@@ -278,7 +274,7 @@ def run_cmd(
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
 ) -> None:
     """Predict, measure and score a submission (each variant), then print the headline table."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeElapsedColumn
+    from rich.progress import TaskID
 
     from metbench.harness import dataset_info, run_entry
     from metbench.results import read_results
@@ -293,14 +289,7 @@ def run_cmd(
     paths = []
     failures: list[str] = []
     for entry, params in entries:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=True,
-        ) as progress:
+        with _progress(transient=True) as progress:
             from metbench.data.source import EventSource
 
             total = len(EventSource(folder, split, verify=False))

@@ -20,7 +20,11 @@ import numpy as np
 
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.estimators.isolation import DEFAULT_LIMITS, Limits, run_isolated
-from metbench.estimators.predictions import read_predictions, write_predictions
+from metbench.estimators.predictions import (
+    read_prediction_metadata,
+    read_predictions,
+    write_predictions,
+)
 from metbench.estimators.submission import Submission, SubmissionError
 from metbench.estimators.worker import PredictJob
 from metbench.results import ResultsError, now_iso, read_results, write_results
@@ -120,13 +124,8 @@ def predict_entry(
         )
     identity = _identity(sub, entry, params, dataset, split)
     parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
-    reuse = False
-    if out.exists() and not force:
-        try:
-            _, _, _, meta = read_predictions(out)
-            reuse = meta == identity
-        except Exception:
-            reuse = False
+    # the identity is in the file's footer; the data are validated when they are scored
+    reuse = not force and read_prediction_metadata(out) == identity
     if reuse and throughput is None:
         return {"reused": True}
     if force:

@@ -301,18 +301,14 @@ def test_predict_score_show_list_and_reuse(tmp_path, tiny_dataset):
     assert "σ⊥/R" in r.stdout
 
     results = tmp_path / "results"
-    r = cli(
-        "run",
-        folder,
-        "--dataset",
-        tiny_dataset,
-        "--results",
-        results,
-        "--throughput-duration",
-        "0.05",
-        "--batch-sizes",
-        "1,8",
-    )
+
+    def run_with_short_throughput():
+        return cli(
+            "run", folder, "--dataset", tiny_dataset, "--results", results,
+            "--throughput-duration", "0.05", "--batch-sizes", "1,8",
+        )  # fmt: skip
+
+    r = run_with_short_throughput()
     assert r.returncode == 0, r.stderr
     path = next(results.rglob("good.json"))
     result = read_results(path)
@@ -323,32 +319,10 @@ def test_predict_score_show_list_and_reuse(tmp_path, tiny_dataset):
     )
     assert result["environment"]["hardware"]["cores"] >= 1
     stamp = path.stat().st_mtime_ns
-    r = cli(
-        "run",
-        folder,
-        "--dataset",
-        tiny_dataset,
-        "--results",
-        results,
-        "--throughput-duration",
-        "0.05",
-        "--batch-sizes",
-        "1,8",
-    )
+    r = run_with_short_throughput()
     assert r.returncode == 0 and "up to date" in r.stderr and path.stat().st_mtime_ns == stamp
     (folder / "model.py").write_text(GOOD.replace("self.scale = scale", "self.scale = 0.5 * scale"))
-    r = cli(
-        "run",
-        folder,
-        "--dataset",
-        tiny_dataset,
-        "--results",
-        results,
-        "--throughput-duration",
-        "0.05",
-        "--batch-sizes",
-        "1,8",
-    )
+    r = run_with_short_throughput()
     assert r.returncode == 0 and "scored" in r.stderr and path.stat().st_mtime_ns != stamp
 
     r = cli("show", results)

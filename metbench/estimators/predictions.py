@@ -22,6 +22,7 @@ __all__ = [
     "PredictionError",
     "check_covariance",
     "check_met",
+    "read_prediction_metadata",
     "read_predictions",
     "write_predictions",
 ]
@@ -104,6 +105,25 @@ def write_predictions(
         pq.write_table(table, tmp, compression="zstd")
 
 
+def _metadata(schema: Any) -> dict[str, Any]:
+    try:
+        return dict(json.loads((schema.metadata or {}).get(_META_KEY, b"{}")))
+    except (json.JSONDecodeError, TypeError, ValueError):
+        return {}
+
+
+def read_prediction_metadata(path: Path) -> dict[str, Any] | None:
+    """The ``metbench`` metadata of a predictions file from its footer alone (no data read);
+    None if the file is missing or not parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return _metadata(pq.read_schema(path))
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def read_predictions(
     path: Path,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
@@ -124,11 +144,7 @@ def read_predictions(
         raise PredictionError(
             f"{path}: missing column(s) {missing}; predictions need {', '.join(PREDICTION_COLUMNS)}"
         )
-    raw = table.schema.metadata or {}
-    try:
-        metadata = json.loads(raw.get(_META_KEY, b"{}"))
-    except json.JSONDecodeError:
-        metadata = {}
+    metadata = _metadata(table.schema)
     event_id = table["event_id"].to_numpy()
     if event_id.dtype.kind not in "iu":
         raise PredictionError(f"{path}: event_id must be integers, got {event_id.dtype}")
