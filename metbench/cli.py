@@ -278,7 +278,7 @@ def run_cmd(
 
     from metbench.harness import dataset_info, run_entry
     from metbench.results import read_results
-    from metbench.scoring.table import headline_table
+    from metbench.scoring.table import headline_table, kinematics_table
 
     _check_device(device)
     limits = _limits(time_limit, memory_limit)
@@ -314,11 +314,79 @@ def run_cmd(
         )
         paths.append(path)
     if paths:
-        frame = headline_table([read_results(p) for p in paths])
-        _print_frame(frame, f"{info.name} ({info.key}), split {split}")
+        documents = [read_results(p) for p in paths]
+        _print_frame(headline_table(documents), f"{info.name} ({info.key}), split {split}")
+        kinematics = kinematics_table(documents)
+        if len(kinematics):
+            _print_frame(
+                kinematics, f"{info.name}, split {split}: tt -> 2l2nu neutrino reconstruction"
+            )
     if failures:
         raise MetbenchError(
             f"{len(failures)} of {len(entries)} entries failed: {', '.join(failures)}"
+        )
+
+
+@app.command("train")
+def train_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission folder (submissions/<name>)")],
+    dataset: Annotated[
+        str, typer.Option(help="Dataset folder or preset whose train/val splits are used")
+    ] = "standard",
+    variant: VariantOpt = None,
+    param: ParamOpt = None,
+    device: DeviceOpt = "cpu",
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs")] = 30,
+    patience: Annotated[
+        int, typer.Option(min=1, help="Early stopping: epochs without improvement")
+    ] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling")] = 1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per step")] = 64,
+    learning_rate: Annotated[
+        float | None, typer.Option(help="Initial learning rate (default: the entry's)")
+    ] = None,
+    train_events: Annotated[
+        int | None, typer.Option(min=1, help="At most this many training events per process")
+    ] = None,
+    val_events: Annotated[
+        int | None, typer.Option(min=1, help="At most this many validation events per process")
+    ] = None,
+    checkpoints: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint folder (default: <cache>/training/<dataset>)"),
+    ] = None,
+    restart: Annotated[bool, typer.Option(help="Ignore existing checkpoints")] = False,
+) -> None:
+    """Train a submission's weights on a dataset's train split (early stopping on val).
+
+    Resumes from the last finished epoch unless --restart; writes the weights where the manifest
+    says, with the training history beside them."""
+    from metbench.data.cache import data_home
+    from metbench.estimators.submission import parse_parameter
+    from metbench.harness import dataset_info
+    from metbench.training import TrainSettings, train_submission
+
+    _check_device(device)
+    folder = _resolve_dataset_with_progress(dataset)
+    info = dataset_info(folder)
+    settings = TrainSettings(
+        checkpoint_dir=checkpoints or data_home() / "training" / info.key,
+        epochs=epochs,
+        patience=patience,
+        seed=seed,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        train_events_per_process=train_events,
+        val_events_per_process=val_events,
+        device=device,
+        restart=restart,
+    )
+    overrides = dict(parse_parameter(p) for p in param or [])
+    for entry, state in train_submission(submission, variant, folder, settings, overrides):
+        err_console.print(
+            f"{entry}: {state.epoch} epochs, best val loss {state.best_val_loss:.5g} at epoch "
+            f"{state.best_epoch}; weights written in {submission}",
+            highlight=False,
         )
 
 
@@ -399,7 +467,7 @@ def _load_all(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _show_tables(results: list[dict[str, Any]], task: str, bins: str | None) -> None:
-    from metbench.scoring.table import bins_table, headline_table
+    from metbench.scoring.table import bins_table, headline_table, kinematics_table
 
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in results:
@@ -407,6 +475,9 @@ def _show_tables(results: list[dict[str, Any]], task: str, bins: str | None) -> 
         groups.setdefault((d["name"], d["manifest_sha256"][:12], d["split"]), []).append(r)
     for (name, digest, split), rs in sorted(groups.items()):
         title = f"{name} ({name}-{digest}), split {split}, task {task}"
+        if task == "kinematics":
+            _print_frame(kinematics_table(rs), title)
+            continue
         _print_frame(headline_table(rs, task), title)
         if bins:
             _print_frame(bins_table(rs, bins, task=task), f"{title}: σ⊥/R [GeV] in bins of {bins}")
@@ -416,7 +487,10 @@ def _show_tables(results: list[dict[str, Any]], task: str, bins: str | None) -> 
 def show_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Results files or folders")],
     task: Annotated[
-        str, typer.Option(help="met (against generator MET) or recoil (Z -> mu mu)")
+        str,
+        typer.Option(
+            help="met (against generator MET), recoil (Z -> mu mu) or kinematics (tt -> 2l2nu neutrinos)"
+        ),
     ] = "met",
     bins: Annotated[
         str | None,
@@ -424,8 +498,8 @@ def show_cmd(
     ] = None,
 ) -> None:
     """Print the headline table of results files (ranked; overlapping intervals are ties)."""
-    if task not in ("met", "recoil"):
-        raise MetbenchError(f"--task must be met or recoil, got {task!r}")
+    if task not in ("met", "recoil", "kinematics"):
+        raise MetbenchError(f"--task must be met, recoil or kinematics, got {task!r}")
     results = _load_all(paths)
     if not results:
         raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
@@ -524,6 +598,69 @@ def bench_baseline(
     console.print(
         f"{entry} on {r['batch_size']} events of {folder.name}: {r['estimator_events_per_s']:,.0f} events/s; "
         f"bare numpy sum {r['numpy_sum_events_per_s']:,.0f} events/s; time ratio {r['time_ratio']:.2f}"
+    )
+
+
+@bench_app.command("scaling")
+def bench_scaling(
+    submission: Annotated[Path, typer.Argument(help="Submission folder")],
+    dataset: DatasetOpt = None,
+    variant: VariantOpt = None,
+    sizes: Annotated[
+        str, typer.Option(help="Candidate counts (default: 1/8, 1/4, 1/2 and all of the event's)")
+    ] = "",
+    duration: Annotated[float, typer.Option(help="Seconds per size, at least")] = 1.0,
+) -> None:
+    """Per-event latency at batch 1 against the number of candidates N: the busiest event of the
+    test split, cut to its N hardest candidates (does the cost grow linearly in N?)."""
+    import numpy as np
+    import pandas as pd
+
+    from metbench.data.source import EventSource
+    from metbench.estimators.worker import PredictJob, instantiate
+    from metbench.speed import latency_by_candidates
+
+    sub, entries = _entries(submission, variant, None)
+    entry, params = entries[0]
+    folder = _resolve_dataset_with_progress(dataset)
+    source = EventSource(folder, "test", batch_size=256, max_particles=sub.manifest.max_particles)
+    busiest = None
+    for batch in source:
+        i = int(np.argmax(batch.mask.sum(1)))
+        if busiest is None or batch.mask[i].sum() > busiest.mask.sum():
+            busiest = batch.for_estimator()
+            from dataclasses import replace
+
+            busiest = replace(
+                busiest,
+                particles=busiest.particles[i : i + 1],
+                mask=busiest.mask[i : i + 1],
+                event={k: v[i : i + 1] for k, v in busiest.event.items()},
+            )
+    assert busiest is not None
+    n_max = int(busiest.mask.sum())
+    chosen = (
+        [int(x) for x in sizes.split(",")] if sizes else [n_max // 8, n_max // 4, n_max // 2, n_max]
+    )
+    job = PredictJob(
+        label=entry, folder=str(sub.folder), entry=sub.manifest.entry, framework=sub.manifest.framework,
+        parameters=params, device="cpu", dataset=str(folder), split="test", batch_size=1,
+        max_particles=sub.manifest.max_particles, uses_truth=(), parts_dir="", log_path="",
+    )  # fmt: skip
+    try:
+        rows = latency_by_candidates(instantiate(job), busiest, chosen, duration)
+    except ValueError as exc:
+        raise MetbenchError(f"{entry}: {exc}") from None
+    frame = pd.DataFrame(rows).set_index("n_candidates")
+    slope, intercept = np.polyfit(frame.index.to_numpy(float), frame["median_ms"].to_numpy(), 1)
+    _print_frame(
+        frame.round(3), f"{entry}: latency at batch 1 on {folder.name} ({n_max} candidates at most)"
+    )
+    console.print(
+        f"linear fit: {intercept:.2f} ms + {1e3 * slope:.2f} us x N; "
+        f"latency ratio largest/smallest N {frame['median_ms'].iloc[-1] / frame['median_ms'].iloc[0]:.2f} "
+        f"for an N ratio of {frame.index[-1] / frame.index[0]:.1f}",
+        highlight=False,
     )
 
 

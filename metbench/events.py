@@ -54,6 +54,7 @@ __all__ = [
     "PARTICLE_DTYPES",
     "PARTICLE_FEATURES",
     "TRUTH_EVENT_COLUMNS",
+    "TRUTH_MATCHED_INPUTS",
     "TRUTH_OBJECTS",
     "TRUTH_PARTICLE_COLUMNS",
     "EventBatch",
@@ -114,6 +115,9 @@ EVENT_DTYPES: Final[dict[str, np.dtype]] = {
 }
 #: Jagged truth objects per event (records of px, py, pz, e in GeV and pdg_id).
 TRUTH_OBJECTS: Final[tuple[str, ...]] = ("truth_neutrinos", "truth_leptons", "truth_b_quarks")
+#: Truth objects an entry may take as truth-matched inputs (``uses_truth``; kinematic
+#: reconstruction), as ``(n, 2, 4)`` (px, py, pz, E) chains: see ``metbench.data.source.truth_chains``.
+TRUTH_MATCHED_INPUTS: Final[tuple[str, ...]] = ("truth_leptons", "truth_b_quarks")
 
 #: CMS DeepMET reads at most 4500 candidates per event.
 DEFAULT_MAX_PARTICLES: Final[int] = 4500

@@ -21,6 +21,7 @@ import numpy as np
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.estimators.isolation import DEFAULT_LIMITS, Limits, run_isolated
 from metbench.estimators.predictions import (
+    read_neutrinos,
     read_prediction_metadata,
     read_predictions,
     write_predictions,
@@ -28,6 +29,7 @@ from metbench.estimators.predictions import (
 from metbench.estimators.submission import Submission, SubmissionError
 from metbench.estimators.worker import PredictJob
 from metbench.results import ResultsError, now_iso, read_results, write_results
+from metbench.scoring.kinematics import load_chains, score_kinematics
 from metbench.scoring.score import ScoringError, align_predictions, load_truth, score
 from metbench.scoring.throughput import ThroughputSettings, hardware_info, versions
 
@@ -168,19 +170,22 @@ def predict_entry(
 
 def _merge_parts(parts: Path, out: Path, identity: dict[str, Any]) -> None:
     files = sorted(parts.glob("part_*.parquet"))
-    ids, mets, covs = [], [], []
+    ids, mets, covs, nus = [], [], [], []
     for f in files:
         event_id, met, cov, _ = read_predictions(f)
         ids.append(event_id)
         mets.append(met)
         covs.append(cov)
+        nus.append(read_neutrinos(f))
     has_cov = all(c is not None for c in covs) and bool(covs)
+    has_nu = all(n is not None for n in nus) and bool(nus)
     write_predictions(
         out,
         np.concatenate(ids),
         np.concatenate(mets),
         np.concatenate([c for c in covs if c is not None]) if has_cov else None,
         identity,
+        np.concatenate([n for n in nus if n is not None]) if has_nu else None,
     )
     shutil.rmtree(parts)
 
@@ -205,6 +210,17 @@ def score_file(
     scores = score(
         met[index], truth, cov[index] if cov is not None else None, n_boot=n_boot, seed=seed
     )
+    neutrinos = read_neutrinos(predictions)
+    if neutrinos is not None:
+        chains = load_chains(dataset.folder, split)
+        if chains is not None:  # chains come in the truth's event order
+            scores["tasks"]["kinematics"] = score_kinematics(
+                neutrinos[index],
+                chains,
+                n_boot=n_boot,
+                seed=seed + 2,
+                confidence=scores["confidence"],
+            )
     return scores, meta
 
 

@@ -142,7 +142,14 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "tasks": {
                     "type": "object",
                     "required": ["met"],
-                    "properties": {"met": _TASK, "recoil": _TASK},
+                    "properties": {
+                        "met": _TASK,
+                        "recoil": _TASK,
+                        "kinematics": {
+                            "type": "object",
+                            "required": ["n_events", "n_eligible", "figures"],
+                        },
+                    },
                 },
                 "covariance": {"type": "object", "additionalProperties": _NUM},
             },

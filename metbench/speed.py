@@ -12,7 +12,13 @@ from metbench.events import EventBatch
 from metbench.scoring.score import Truth, score
 from metbench.scoring.throughput import time_call
 
-__all__ = ["numpy_sum_met", "scoring_inputs", "time_scoring", "versus_numpy_sum"]
+__all__ = [
+    "latency_by_candidates",
+    "numpy_sum_met",
+    "scoring_inputs",
+    "time_scoring",
+    "versus_numpy_sum",
+]
 
 _PROCESSES = ("ttbar_2l2nu", "w_lnu", "z_nunu_jets", "z_mumu", "qcd_multijet", "h_zz_4nu")
 
@@ -70,3 +76,44 @@ def versus_numpy_sum(
         "numpy_sum_events_per_s": len(batch) / t_ref,
         "time_ratio": t_est / t_ref,
     }
+
+
+def latency_by_candidates(
+    estimator: Any,
+    event: EventBatch,
+    sizes: list[int],
+    min_duration_s: float = 1.0,
+    min_calls: int = 5,
+) -> list[dict[str, float]]:
+    """Per-event latency at batch 1 as a function of the number of candidates N.
+
+    The event keeps its ``N`` hardest candidates (``event`` must have at least ``max(sizes)``);
+    each size is timed after one warm-up call.
+
+    Returns
+    -------
+    list
+        Per size: ``n_candidates``, ``median_ms``, ``p90_ms`` and ``us_per_candidate``.
+    """
+    from dataclasses import replace
+
+    if len(event) != 1:
+        raise ValueError(f"one event expected, got {len(event)}")
+    available = int(event.mask.sum())
+    if max(sizes) > available:
+        raise ValueError(f"the event has {available} candidates, fewer than {max(sizes)}")
+    out = []
+    for n in sizes:
+        truncated = replace(event, particles=event.particles[:, :n], mask=event.mask[:, :n])
+        estimator.predict(truncated)  # warm-up
+        times = time_call(lambda b=truncated: estimator.predict(b), min_duration_s, min_calls)
+        median = float(np.median(times))
+        out.append(
+            {
+                "n_candidates": n,
+                "median_ms": 1e3 * median,
+                "p90_ms": 1e3 * float(np.percentile(times, 90)),
+                "us_per_candidate": 1e6 * median / n,
+            }
+        )
+    return out

@@ -23,7 +23,7 @@ from metbench.events import (
     EventBatch,
 )
 
-__all__ = ["EventSource", "pad_particles", "read_events"]
+__all__ = ["EventSource", "pad_particles", "read_events", "truth_chains"]
 
 
 def pad_particles(
@@ -247,7 +247,34 @@ def to_event_batch(
         for name in TRUTH_EVENT_COLUMNS
     }
     truth.update(extras)
+    truth.update(truth_chains(arr))
     return EventBatch(particles, mask, tuple(features), event, truth, n_truncated)
+
+
+def truth_chains(arr: ak.Array) -> dict[str, np.ndarray]:
+    """The truth objects of the tt -> (b l+ nu)(b~ l- nu~) chains as ``(n, 2, 4)`` arrays of
+    (px, py, pz, E) [GeV]: index 0 the top's chain (b, l+, nu), index 1 the antitop's (b~, l-,
+    nu~), ordered by the sign of pdg_id; NaN where an event does not have exactly one of each.
+
+    Keys ``truth_b_quarks``, ``truth_leptons``, ``truth_neutrinos`` (those stored in ``arr``).
+    """
+    out: dict[str, np.ndarray] = {}
+    # the top's member has pdg_id > 0 for b (5) and nu (12, 14, 16), < 0 for l+ (-11, -13)
+    top_sign = {"truth_b_quarks": 1, "truth_leptons": -1, "truth_neutrinos": 1}
+    for name, sign in top_sign.items():
+        if name not in arr.fields:
+            continue
+        objects = arr[name]
+        chains = np.full((len(arr), 2, 4), np.nan, dtype=np.float64)
+        pdg = objects["pdg_id"]
+        for chain, wanted in ((0, sign), (1, -sign)):
+            picked = objects[np.sign(pdg) == wanted]
+            one = ak.to_numpy(ak.num(picked, axis=1)) == 1
+            first = ak.firsts(picked[one])
+            for k, c in enumerate(("px", "py", "pz", "e")):
+                chains[one, chain, k] = ak.to_numpy(first[c]).astype(np.float64)
+        out[name] = chains
+    return out
 
 
 def read_events(

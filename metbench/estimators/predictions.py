@@ -1,7 +1,8 @@
 """Predictions on disk: one parquet row per event, validated on write and on read.
 
 Columns: ``event_id`` (int64), ``met_x``, ``met_y`` [GeV] (float64) and, when the estimator gives
-a covariance, ``cov_xx``, ``cov_xy``, ``cov_yy`` [GeV^2]. The file's key-value metadata
+a covariance, ``cov_xx``, ``cov_xy``, ``cov_yy`` [GeV^2], and when it reconstructs the neutrinos of
+tt -> 2l2nu, ``nu0_px`` ... ``nu1_pz`` [GeV] (NaN for events it does not reconstruct). The file's key-value metadata
 (``metbench``) records the submission, its content hash, the dataset and its hash, and the split.
 """
 
@@ -18,10 +19,13 @@ from metbench.errors import MetbenchError
 
 __all__ = [
     "COVARIANCE_COLUMNS",
+    "NEUTRINO_COLUMNS",
     "PREDICTION_COLUMNS",
     "PredictionError",
     "check_covariance",
     "check_met",
+    "check_neutrinos",
+    "read_neutrinos",
     "read_prediction_metadata",
     "read_predictions",
     "write_predictions",
@@ -29,6 +33,9 @@ __all__ = [
 
 PREDICTION_COLUMNS: Final[tuple[str, ...]] = ("event_id", "met_x", "met_y")
 COVARIANCE_COLUMNS: Final[tuple[str, ...]] = ("cov_xx", "cov_xy", "cov_yy")
+NEUTRINO_COLUMNS: Final[tuple[str, ...]] = tuple(
+    f"nu{i}_{c}" for i in (0, 1) for c in ("px", "py", "pz")
+)
 _META_KEY: Final = b"metbench"
 
 
@@ -78,12 +85,27 @@ def check_covariance(cov: Any, n: int, where: str) -> np.ndarray:
     return cov
 
 
+def check_neutrinos(nu: Any, n: int, where: str) -> np.ndarray:
+    """Validate a ``predict_neutrinos`` output: ``(n, 2, 3)`` floats (px, py, pz of the top's
+    and the antitop's neutrino) [GeV]; NaN marks an event not reconstructed, inf is an error."""
+    shape = getattr(nu, "shape", None)
+    if shape != (n, 2, 3) or np.asarray(nu).dtype.kind != "f":
+        raise PredictionError(
+            f"{where}: predict_neutrinos returned {shape}; expected a float array ({n}, 2, 3) in GeV"
+        )
+    nu = np.asarray(nu, dtype=np.float64)
+    if np.isinf(nu).any():
+        raise PredictionError(f"{where}: predict_neutrinos returned inf")
+    return nu
+
+
 def write_predictions(
     path: Path,
     event_id: np.ndarray,
     met: np.ndarray,
     covariance: np.ndarray | None = None,
     metadata: dict[str, Any] | None = None,
+    neutrinos: np.ndarray | None = None,
 ) -> None:
     """Write predictions atomically (a partial file never carries the final name)."""
     import pyarrow as pa
@@ -98,6 +120,9 @@ def write_predictions(
         columns["cov_xx"] = pa.array(covariance[:, 0, 0].astype(np.float64))
         columns["cov_xy"] = pa.array(covariance[:, 0, 1].astype(np.float64))
         columns["cov_yy"] = pa.array(covariance[:, 1, 1].astype(np.float64))
+    if neutrinos is not None:
+        for i, c in enumerate(NEUTRINO_COLUMNS):
+            columns[c] = pa.array(neutrinos[:, i // 3, i % 3].astype(np.float64))
     table = pa.table(columns).replace_schema_metadata(
         {_META_KEY: json.dumps(metadata or {}, sort_keys=True).encode()}
     )
@@ -157,3 +182,16 @@ def read_predictions(
             np.stack([np.stack([xx, xy], -1), np.stack([xy, yy], -1)], 1), len(event_id), str(path)
         )
     return event_id.astype(np.int64), met, covariance, metadata
+
+
+def read_neutrinos(path: Path) -> np.ndarray | None:
+    """The ``(n, 2, 3)`` neutrino momenta of a predictions file, in its row order, or None if it
+    has none."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    if not all(c in names for c in NEUTRINO_COLUMNS):
+        return None
+    table = pq.read_table(path, columns=list(NEUTRINO_COLUMNS))
+    flat = np.stack([table[c].to_numpy(zero_copy_only=False) for c in NEUTRINO_COLUMNS], 1)
+    return check_neutrinos(flat.reshape(-1, 2, 3), len(flat), str(path))

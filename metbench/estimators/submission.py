@@ -19,7 +19,9 @@ A submission folder looks like::
     weights = ["weights/model.pt"]      # paths inside the folder
     description = "one line for the leaderboard"
     category = "baseline"               # baseline | reference | oracle | submission
-    uses_truth = []                     # truth particle columns it may read (oracle only)
+    uses_truth = []                     # truth it may read: truth_is_pileup (oracle only), or
+                                        # truth_leptons / truth_b_quarks (truth-matched inputs
+                                        # of kinematic reconstruction, marked as such)
     inputs = "candidates"               # candidates | stored (MET estimators stored in a file)
     batch_size = 256                    # events per predict call
     max_particles = 4500                # candidates per event, hardest first
@@ -43,7 +45,7 @@ from typing import Any, Final
 
 import metbench
 from metbench.errors import MetbenchError
-from metbench.events import DEFAULT_MAX_PARTICLES, TRUTH_PARTICLE_COLUMNS
+from metbench.events import DEFAULT_MAX_PARTICLES, TRUTH_MATCHED_INPUTS, TRUTH_PARTICLE_COLUMNS
 
 __all__ = [
     "CATEGORIES",
@@ -153,7 +155,7 @@ def _expect(
     return value
 
 
-def _parse_manifest(path: Path, folder: Path) -> Manifest:
+def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> Manifest:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -191,17 +193,20 @@ def _parse_manifest(path: Path, folder: Path) -> Manifest:
                 path,
                 f"weights path {w!r} points outside the submission folder {folder}; keep weights inside it",
             )
-        if not target.exists():
-            raise _fail(path, f"weights file {w!r} does not exist in {folder}")
+        if require_weights and not target.exists():
+            hint = f"; train it with `metbench train {folder}`" if trainable else ""
+            raise _fail(path, f"weights file {w!r} does not exist in {folder}{hint}")
     category = data.get("category", "submission")
     if category not in CATEGORIES:
         raise _fail(path, f"category {category!r} is not one of {', '.join(CATEGORIES)}")
     uses_truth = data.get("uses_truth", [])
-    if not isinstance(uses_truth, list) or set(uses_truth) - set(TRUTH_PARTICLE_COLUMNS):
-        raise _fail(path, f"'uses_truth' may only list {', '.join(TRUTH_PARTICLE_COLUMNS)}")
-    if uses_truth and category != "oracle":
+    allowed = (*TRUTH_PARTICLE_COLUMNS, *TRUTH_MATCHED_INPUTS)
+    if not isinstance(uses_truth, list) or set(uses_truth) - set(allowed):
+        raise _fail(path, f"'uses_truth' may only list {', '.join(allowed)}")
+    if set(uses_truth) & set(TRUTH_PARTICLE_COLUMNS) and category != "oracle":
         raise _fail(
-            path, "an entry that reads truth ('uses_truth') must have category = \"oracle\""
+            path,
+            'an entry that reads truth_is_pileup must have category = "oracle"',
         )
     inputs = data.get("inputs", "candidates")
     if inputs not in ("candidates", "stored"):
@@ -258,12 +263,14 @@ def _content_hash(folder: Path, entry_module: str) -> str:
     return h.hexdigest()
 
 
-def load_submission(folder: Path | str) -> Submission:
-    """Read and validate a submission folder (the entry is imported later, in the child)."""
+def load_submission(folder: Path | str, require_weights: bool = True) -> Submission:
+    """Read and validate a submission folder (the entry is imported later, in the child).
+
+    ``require_weights=False`` accepts missing weight files (``metbench train`` writes them)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: no such submission folder (try `metbench list`)")
-    manifest = _parse_manifest(folder / MANIFEST_FILE, folder)
+    manifest = _parse_manifest(folder / MANIFEST_FILE, folder, require_weights)
     module = manifest.entry.split(":")[0]
     return Submission(folder.resolve(), manifest, _content_hash(folder.resolve(), module))
 

@@ -131,11 +131,17 @@ def _gpu_memory_hooks(job: PredictJob) -> tuple[Any, Any]:
 
 def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]:
     from metbench.data.source import EventSource
-    from metbench.estimators.predictions import check_covariance, check_met, write_predictions
+    from metbench.estimators.predictions import (
+        check_covariance,
+        check_met,
+        check_neutrinos,
+        write_predictions,
+    )
 
     source = EventSource(job.dataset, job.split, job.batch_size, job.max_particles)
     parts = Path(job.parts_dir)
     has_cov = callable(getattr(estimator, "predict_uncertainty", None))
+    has_nu = callable(getattr(estimator, "predict_neutrinos", None))
     done = 0
     n_truncated = 0
     batch_index = 0
@@ -147,7 +153,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             batch_index += -(-n_file // job.batch_size)
             send(("progress", done))
             continue
-        ids, mets, covs = [], [], []
+        ids, mets, covs, nus = [], [], [], []
         for batch in source.restrict([relpath]):
             where = f"batch {batch_index} ({relpath})"
             visible = replace(
@@ -156,6 +162,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             try:
                 raw = estimator.predict(visible)
                 raw_cov = estimator.predict_uncertainty(visible) if has_cov else None
+                raw_nu = estimator.predict_neutrinos(visible) if has_nu else None
             except Exception as exc:
                 raise UserError(
                     f"predict raised {type(exc).__name__}: {exc}{_where_in(job.folder, exc.__traceback__)} in batch {batch_index}"
@@ -164,6 +171,8 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
                 mets.append(check_met(raw, len(batch), where))
                 if raw_cov is not None:
                     covs.append(check_covariance(raw_cov, len(batch), where))
+                if raw_nu is not None:
+                    nus.append(check_neutrinos(raw_nu, len(batch), where))
             except Exception as exc:
                 raise UserError(str(exc)) from exc
             ids.append(batch.event["event_id"])
@@ -177,6 +186,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             np.concatenate(mets),
             np.concatenate(covs) if covs else None,
             job.metadata,
+            np.concatenate(nus) if nus else None,
         )
     return {"n_events": done, "n_truncated": n_truncated, "has_covariance": has_cov}
 

@@ -10,7 +10,7 @@ import pandas as pd
 from metbench.scoring.metrics import FIGURES
 from metbench.scoring.score import HEADLINE, rank_with_ties
 
-__all__ = ["bins_table", "headline_table", "throughput_at"]
+__all__ = ["bins_table", "headline_table", "kinematics_table", "throughput_at"]
 
 
 def _fmt(entry: dict[str, Any] | None, digits: int = 1) -> str:
@@ -114,3 +114,44 @@ def bins_table(
             for i in range(len(labels))
         ]
     return pd.DataFrame.from_dict(rows, orient="index", columns=labels)
+
+
+def kinematics_table(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """The kinematic-reconstruction task (tt -> 2l2nu): one row per result that has it, ranked by
+    the neutrino pz resolution (overlapping intervals tie). Entries with truth-matched inputs are
+    marked."""
+    rows = []
+    keyed: dict[str, tuple[float, float, float]] = {}
+    for r in results:
+        k = r["scores"]["tasks"].get("kinematics")
+        if k is None or not k.get("figures"):
+            continue
+        f = k["figures"]
+        name = r["entry"]["name"]
+        pz = f["nu_pz_sigma"]
+        keyed[name] = tuple(  # type: ignore[assignment]
+            np.nan if pz.get(x) is None else pz[x] for x in ("value", "low", "high")
+        )
+        truth_inputs = [u for u in r["entry"].get("uses_truth", []) if u != "truth_is_pileup"]
+        rows.append(
+            {
+                "entry": name + (" (truth-matched inputs)" if truth_inputs else ""),
+                "events": k["n_events"],
+                "σ(ν px) [GeV]": _fmt(f["nu_px_sigma"]),
+                "σ(ν pz) [GeV]": _fmt(pz),
+                "m(ℓν) median [GeV]": _fmt(f["m_w_median"]),
+                "m(ℓν) width [GeV]": _fmt(f["m_w_width"]),
+                "m(ℓνb) median [GeV]": _fmt(f["m_top_median"]),
+                "m(ℓνb) width [GeV]": _fmt(f["m_top_width"]),
+                "m(ℓνb) ±10%": _fmt(f["m_top_in_window"], 3),
+                "_name": name,
+                "_value": keyed[name][0],
+            }
+        )
+    if not rows:
+        return pd.DataFrame()
+    ranks = rank_with_ties(keyed)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "rank", [ranks[n] for n in frame["_name"]])
+    frame = frame.sort_values(["rank", "_value"]).drop(columns=["_name", "_value"])
+    return frame.reset_index(drop=True)

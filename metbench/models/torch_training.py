@@ -1,0 +1,123 @@
+"""A seeded, resumable PyTorch training loop with early stopping (METNet, METNetSig, Perceiver)."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from metbench.training import TrainSettings, TrainState, atomic_write_bytes
+
+__all__ = ["fit_torch", "save_torch"]
+
+#: ``loss_fn(model, x, y)`` -> scalar tensor; ``x`` is a tensor or a tuple of tensors.
+LossFn = Callable[[Any, Any, Any], Any]
+
+
+def save_torch(obj: Any, path: Any) -> None:
+    """``torch.save`` through a temporary file (never half-written)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def fit_torch(
+    model: Any,
+    loss_fn: LossFn,
+    train_batches: Callable[[int], Iterable[tuple[Any, Any]]],
+    val_batches: Callable[[], Iterable[tuple[Any, Any]]],
+    settings: TrainSettings,
+    default_lr: float = 1e-3,
+    optimizer_class: str = "Adam",
+) -> TrainState:
+    """Train ``model`` with one checkpoint per epoch.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module``.
+    loss_fn
+        ``loss_fn(model, x, y)``: the mean loss of a batch.
+    train_batches
+        ``train_batches(epoch)`` yields the ``(x, y)`` of one epoch (shuffled from a generator
+        seeded with ``settings.seed`` and the epoch, so that a resumed training sees the same
+        batches as an uninterrupted one).
+    val_batches
+        ``val_batches()`` yields the validation ``(x, y)``.
+    settings
+        Epochs, patience, learning rate, checkpoint folder, restart.
+    optimizer_class
+        ``Adam`` or ``AdamW``.
+
+    Resumes from ``settings.checkpoint_dir`` (model, optimizer, scheduler, :class:`TrainState`)
+    unless ``settings.restart``; halves the learning rate after 2 epochs without improvement;
+    stops after ``settings.patience`` such epochs; leaves the best epoch's weights in ``model``.
+    """
+    import torch
+
+    ckpt = settings.checkpoint_dir
+    ckpt.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    optimizer = getattr(torch.optim, optimizer_class)(
+        model.parameters(), lr=settings.learning_rate or default_lr
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    state = TrainState()
+    if not settings.restart and (ckpt / "last.pt").is_file():
+        saved = torch.load(ckpt / "last.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = TrainState.load(ckpt)
+        print(f"resumed after epoch {state.epoch} from {ckpt}", flush=True)
+    while not state.finished(settings):
+        start = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        for step, (x, y) in enumerate(train_batches(state.epoch), 1):
+            optimizer.zero_grad()
+            loss = loss_fn(model, x, y)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(y)
+            count += len(y)
+            if settings.progress and step % 50 == 0:
+                print(
+                    f"epoch {state.epoch + 1}: {count} events, loss {total / count:.5f}, "
+                    f"{time.perf_counter() - start:.0f} s",
+                    flush=True,
+                )
+        model.eval()
+        val_total, val_count = 0.0, 0
+        with torch.no_grad():
+            for x, y in val_batches():
+                val_total += float(loss_fn(model, x, y)) * len(y)
+                val_count += len(y)
+        val_loss = val_total / val_count
+        scheduler.step(val_loss)
+        improved = state.record(
+            total / count, val_loss, time.perf_counter() - start, optimizer.param_groups[0]["lr"]
+        )
+        if improved:
+            save_torch(model.state_dict(), ckpt / "best.pt")
+        save_torch(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+            },
+            ckpt / "last.pt",
+        )
+        state.save(ckpt)
+        if settings.progress:
+            h = state.history[-1]
+            print(
+                f"epoch {state.epoch}: train {h['train_loss']:.5f}, val {h['val_loss']:.5f}"
+                f"{' (best)' if improved else ''}, {h['seconds']:.1f} s",
+                flush=True,
+            )
+    model.load_state_dict(torch.load(ckpt / "best.pt", map_location="cpu", weights_only=True))
+    return state

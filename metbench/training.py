@@ -1,0 +1,296 @@
+"""What every trainable entry shares: settings, the resumable training state with early stopping,
+and reading a (capped, per-process) training sample.
+
+The training loop itself belongs to each framework's entry (``fit(train, val, settings)``); this
+module keeps the parts that must behave the same for all of them: seeding, when to stop, and where
+checkpoints live (``settings.checkpoint_dir``: resumed from unless ``restart``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from metbench.data.source import EventSource
+from metbench.errors import DatasetError
+
+__all__ = [
+    "TrainSettings",
+    "TrainState",
+    "atomic_write_bytes",
+    "bucketed_batches",
+    "describe",
+    "read_sample",
+    "train_submission",
+]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train (the command line's options; entries read what applies to them).
+
+    Attributes
+    ----------
+    checkpoint_dir
+        Folder of the resumable state (model, optimizer, :class:`TrainState`).
+    epochs
+        Maximum number of epochs.
+    patience
+        Early stopping: epochs without a better validation loss before stopping.
+    seed
+        Seed of the initialisation, shuffling and augmentation.
+    batch_size
+        Events per optimiser step.
+    learning_rate
+        Initial learning rate (``None``: the entry's default).
+    train_events_per_process, val_events_per_process
+        Cap on the events read per process (``None``: the whole split).
+    device
+        ``cpu`` or ``cuda``.
+    restart
+        Ignore an existing checkpoint and start from scratch.
+    progress
+        Show a progress bar.
+    """
+
+    checkpoint_dir: Path
+    epochs: int = 30
+    patience: int = 5
+    seed: int = 1
+    batch_size: int = 64
+    learning_rate: float | None = None
+    train_events_per_process: int | None = None
+    val_events_per_process: int | None = None
+    device: str = "cpu"
+    restart: bool = False
+    progress: bool = True
+
+
+@dataclass
+class TrainState:
+    """Progress of a training, saved after every epoch so that an interrupted training resumes.
+
+    Attributes
+    ----------
+    epoch
+        Epochs completed.
+    best_val_loss, best_epoch
+        The best validation loss so far and the epoch (1-based) that reached it.
+    wait
+        Epochs since the best one.
+    history
+        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``seconds``, ``learning_rate``.
+    """
+
+    epoch: int = 0
+    best_val_loss: float = math.inf
+    best_epoch: int = 0
+    wait: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    FILE = "state.json"
+
+    def record(
+        self, train_loss: float, val_loss: float, seconds: float, learning_rate: float
+    ) -> bool:
+        """Add one finished epoch; True if its validation loss is the best so far."""
+        self.epoch += 1
+        self.history.append(
+            {
+                "epoch": self.epoch,
+                "train_loss": float(train_loss),
+                "val_loss": float(val_loss),
+                "seconds": float(seconds),
+                "learning_rate": float(learning_rate),
+            }
+        )
+        if val_loss < self.best_val_loss:
+            self.best_val_loss, self.best_epoch, self.wait = float(val_loss), self.epoch, 0
+            return True
+        self.wait += 1
+        return False
+
+    def finished(self, settings: TrainSettings) -> bool:
+        """Early stopping or the epoch budget reached."""
+        return self.epoch >= settings.epochs or self.wait >= settings.patience
+
+    def save(self, folder: Path) -> None:
+        data = {k: v for k, v in asdict(self).items()}
+        if not math.isfinite(data["best_val_loss"]):
+            data["best_val_loss"] = None
+        atomic_write_bytes(folder / self.FILE, json.dumps(data, indent=1).encode())
+
+    @classmethod
+    def load(cls, folder: Path) -> TrainState:
+        """The saved state, or a fresh one if there is none."""
+        path = folder / cls.FILE
+        if not path.is_file():
+            return cls()
+        data = json.loads(path.read_text())
+        if data.get("best_val_loss") is None:
+            data["best_val_loss"] = math.inf
+        return cls(**data)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file through a temporary neighbour and a rename (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        Path(tmp).chmod(0o644)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_sample(
+    source: EventSource,
+    per_process: int | None = None,
+    columns: Sequence[str] | None = None,
+    callback: Callable[[int, int], None] | None = None,
+) -> ak.Array:
+    """Read a split into memory, at most ``per_process`` events of each process.
+
+    Files are taken in their (sorted) order, so the sample is the same on every machine.
+
+    Parameters
+    ----------
+    source
+        The split.
+    per_process
+        Cap on the events per process (``None``: all).
+    columns
+        Columns to read (nested ones as ``"pf.pt"``); ``None``: all.
+    callback
+        Called as ``callback(events_read, events_wanted)`` after every file.
+    """
+    files = source.manifest["files"]
+    by_process: dict[str, list[str]] = {}
+    for relpath in source.files:
+        by_process.setdefault(files[relpath]["process"], []).append(relpath)
+    chosen: list[tuple[str, int]] = []
+    for relpaths in by_process.values():
+        left = per_process if per_process is not None else math.inf
+        for relpath in relpaths:
+            if left <= 0:
+                break
+            n = files[relpath]["n_events"]
+            chosen.append((relpath, int(min(n, left))))
+            left -= n
+    wanted = sum(n for _, n in chosen)
+    if not wanted:
+        raise DatasetError(f"{source.folder}: split {source.split} has no events to train on")
+    parts: list[ak.Array] = []
+    read = 0
+    for relpath, n in chosen:
+        arr = next(iter(source.restrict([relpath]).iter_files(columns)))
+        parts.append(arr[:n])
+        read += n
+        if callback is not None:
+            callback(read, wanted)
+    return ak.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def bucketed_batches(
+    sizes: np.ndarray, batch_size: int, rng: np.random.Generator | None = None
+) -> list[np.ndarray]:
+    """Batches of event indices with similar candidate counts (little padding).
+
+    Events are sorted by ``sizes`` (ties broken at random when ``rng`` is given), cut into
+    consecutive batches, and the batches shuffled.
+
+    Parameters
+    ----------
+    sizes
+        Candidates per event.
+    batch_size
+        Events per batch (the last one may be smaller).
+    rng
+        Shuffles the order of the batches and of equal sizes; ``None`` keeps them sorted.
+    """
+    sizes = np.asarray(sizes)
+    jitter = rng.random(len(sizes)) if rng is not None else np.zeros(len(sizes))
+    order = np.lexsort((jitter, sizes))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)  # type: ignore[arg-type]
+    return batches
+
+
+def describe(settings: TrainSettings) -> dict[str, Any]:
+    """Settings as a JSON-ready dict (written beside the weights)."""
+    out = asdict(settings)
+    out["checkpoint_dir"] = str(settings.checkpoint_dir)
+    return out
+
+
+def train_submission(
+    folder: Path,
+    variant: str | None,
+    dataset: Path,
+    settings: TrainSettings,
+    overrides: dict[str, Any] | None = None,
+) -> list[tuple[str, TrainState]]:
+    """Train each (or one) variant of a trainable submission and write its weights.
+
+    The estimator is built in this process from the manifest's parameters; its ``fit(train,
+    val, settings)`` trains (resuming from ``settings.checkpoint_dir/<entry>``), and
+    ``save(folder)`` writes the weights where the manifest says.
+
+    Returns
+    -------
+    list
+        ``(entry name, final state)`` per variant trained.
+    """
+    from dataclasses import replace
+
+    from metbench.estimators.submission import SubmissionError, load_submission
+    from metbench.estimators.worker import PredictJob, UserError, instantiate
+
+    sub = load_submission(folder, require_weights=False)
+    if not sub.manifest.trainable:
+        raise SubmissionError(f"{folder}: the manifest says trainable = false; nothing to train")
+    done = []
+    trained: set[str] = set()
+    for entry, params in sub.entries(variant, overrides):
+        job = PredictJob(
+            entry, str(sub.folder), sub.manifest.entry, sub.manifest.framework, params,
+            settings.device, str(dataset), "train", settings.batch_size,
+            sub.manifest.max_particles, (), "", "",
+        )  # fmt: skip
+        try:
+            estimator = instantiate(job)
+        except UserError as exc:
+            raise SubmissionError(f"{entry}: {exc}") from None
+        if not callable(getattr(estimator, "fit", None)) or not callable(
+            getattr(estimator, "save", None)
+        ):
+            print(f"{entry}: no fit/save (not trained)", flush=True)
+            continue
+        inference_only = set(getattr(estimator, "inference_parameters", ()))
+        key = json.dumps(
+            {k: v for k, v in params.items() if k not in inference_only}, sort_keys=True
+        )
+        if key in trained:  # e.g. the same network run by torch and by onnxruntime
+            print(f"{entry}: same training as an entry above", flush=True)
+            continue
+        trained.add(key)
+        train = EventSource(dataset, "train", max_particles=sub.manifest.max_particles)
+        val = EventSource(dataset, "val", max_particles=sub.manifest.max_particles)
+        entry_settings = replace(settings, checkpoint_dir=settings.checkpoint_dir / entry)
+        state = estimator.fit(train, val, entry_settings)
+        estimator.save(sub.folder)
+        done.append((entry, state))
+    return done

@@ -1,0 +1,128 @@
+"""METNet / METNetSig: the working-point inputs against the baselines they come from, azimuthal
+symmetry, the covariance of METNetSig, ONNX parity, and a training that resumes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("fastjet")
+
+from metbench.baselines.met import TrackMet
+from metbench.baselines.objects import AtlasWorkingPointMet
+from metbench.data.source import EventSource
+from metbench.models.metnet import (
+    FEATURE_NAMES,
+    METNetEstimator,
+    METNetSigEstimator,
+    metnet_features,
+    rotate,
+)
+from metbench.training import TrainSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def batch(mini_dataset):
+    return next(iter(EventSource(mini_dataset, "test", batch_size=48))).for_estimator()
+
+
+def column(features, name):
+    return features[:, FEATURE_NAMES.index(name)].astype(np.float64)
+
+
+def test_features_agree_with_the_baselines(batch):
+    features, tight_phi = metnet_features(batch)
+    assert features.shape == (48, len(FEATURE_NAMES)) and np.isfinite(features).all()
+    tight = AtlasWorkingPointMet("tight").predict(batch)
+    np.testing.assert_allclose(column(features, "tight_et"), np.hypot(*tight.T), rtol=1e-4)
+    np.testing.assert_allclose(tight_phi, np.arctan2(tight[:, 1], tight[:, 0]), atol=1e-6)
+    loose = rotate(AtlasWorkingPointMet("loose").predict(batch), -tight_phi)
+    np.testing.assert_allclose(column(features, "loose_ex"), loose[:, 0], rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(column(features, "loose_ey"), loose[:, 1], rtol=1e-4, atol=1e-3)
+    track = TrackMet().predict(batch)
+    np.testing.assert_allclose(column(features, "track_et"), np.hypot(*track.T), rtol=1e-4)
+    np.testing.assert_array_equal(column(features, "n_pv"), batch.event["n_pv"])
+
+
+def rotated_batch(batch, angle):
+    particles = batch.particles.copy()
+    k = batch.features.index("phi")
+    phi = particles[:, :, k].astype(np.float64) + angle
+    particles[:, :, k] = np.where(batch.mask, np.mod(phi + np.pi, 2 * np.pi) - np.pi, 0.0)
+    return replace(batch, particles=particles)
+
+
+@pytest.fixture(scope="module")
+def trained_sig(tiny_dataset, tmp_path_factory):
+    """A METNetSig trained for two epochs on the tiny dataset (saved with its ONNX export)."""
+    folder = tmp_path_factory.mktemp("metnetsig")
+    model = METNetSigEstimator(weights_dir=str(folder), widths=[32, 32])
+    settings = TrainSettings(folder / "ckpt", epochs=2, batch_size=16, progress=False)
+    model.fit(EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val"), settings)
+    model.save(folder)
+    return folder
+
+
+def test_prediction_turns_with_the_event(trained_sig, batch):
+    """Rotating every candidate by an angle rotates METNet's MET by it (the inputs are taken in
+    the Tight-MET frame) and leaves the covariance's eigenvalues unchanged."""
+    model = METNetSigEstimator(weights_dir=str(trained_sig), widths=[32, 32])
+    angle = 0.7
+    met = model.predict(batch)
+    cov = model.predict_uncertainty(batch)
+    turned = rotated_batch(batch, angle)
+    turned.event["event_id"] = batch.event["event_id"] + 1  # a new batch for the cache
+    met_turned = model.predict(turned)
+    cov_turned = model.predict_uncertainty(turned)
+    np.testing.assert_allclose(met_turned, rotate(met, np.full(len(met), angle)), atol=0.05)
+    np.testing.assert_allclose(
+        np.linalg.eigvalsh(cov_turned), np.linalg.eigvalsh(cov), rtol=1e-3, atol=1e-3
+    )
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def test_onnx_export_matches_torch(trained_sig, batch):
+    torch_model = METNetSigEstimator(weights_dir=str(trained_sig), widths=[32, 32])
+    onnx_model = METNetSigEstimator(weights_dir=str(trained_sig), widths=[32, 32], runtime="onnx")
+    np.testing.assert_allclose(
+        onnx_model.predict(batch), torch_model.predict(batch), rtol=1e-5, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        onnx_model.predict_uncertainty(batch),
+        torch_model.predict_uncertainty(batch),
+        rtol=1e-5,
+        atol=1e-3,
+    )
+
+
+def test_committed_weights_have_a_matching_onnx_export(batch):
+    for name, cls in (("metnet", METNetEstimator), ("metnetsig", METNetSigEstimator)):
+        folder = ROOT / "submissions" / f"{name}-torch"
+        if not (folder / "weights" / f"{name}.pt").is_file():
+            pytest.fail(f"{folder}/weights/{name}.pt is not committed")
+        a = cls(weights_file=f"weights/{name}.pt", weights_dir=str(folder)).predict(batch)
+        b = cls(weights_file=f"weights/{name}.pt", weights_dir=str(folder), runtime="onnx").predict(
+            batch
+        )
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-3)
+
+
+def test_training_resumes_where_it_stopped(tiny_dataset, tmp_path):
+    train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
+    common = {"batch_size": 16, "progress": False, "seed": 2}
+    straight = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    s = straight.fit(train, val, TrainSettings(tmp_path / "a" / "x", epochs=3, **common))
+    part = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    part.fit(train, val, TrainSettings(tmp_path / "b" / "x", epochs=1, **common))
+    resumed = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    r = resumed.fit(train, val, TrainSettings(tmp_path / "b" / "x", epochs=3, **common))
+    assert [h["epoch"] for h in r.history] == [1, 2, 3]
+    np.testing.assert_allclose(
+        [h["val_loss"] for h in r.history], [h["val_loss"] for h in s.history], rtol=1e-5
+    )
