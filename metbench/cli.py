@@ -28,6 +28,8 @@ bench_app = typer.Typer(
     help="Speed of the harness itself (the figures asv tracks).", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+leaderboard_app = typer.Typer(help="The static leaderboard website.", no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
 
 console = Console(width=None if sys.stdout.isatty() else 250)
 err_console = Console(stderr=True)
@@ -662,6 +664,29 @@ def bench_scaling(
         f"for an N ratio of {frame.index[-1] / frame.index[0]:.1f}",
         highlight=False,
     )
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Results files or folders (default: leaderboard/results)"),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Site folder to write")] = Path("leaderboard/site"),
+    submissions: Annotated[
+        Path, typer.Option(help="Submissions folder (for the entries' READMEs)")
+    ] = Path("submissions"),
+) -> None:
+    """Build the static site (open OUT/index.html from the folder or serve it; nothing is loaded
+    from the network)."""
+    from metbench.leaderboard import build_site
+
+    paths = paths or [Path("leaderboard/results")]
+    results = _load_all(paths)
+    if not results:
+        raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
+    index = build_site(results, out, submissions)
+    err_console.print(f"{len(results)} results -> {index}", highlight=False)
 
 
 @app.command("compare")

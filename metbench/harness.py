@@ -331,6 +331,8 @@ def run_entry(
         "authors": list(m.authors),
         "description": m.description,
         "uses_truth": list(m.uses_truth),
+        "n_parameters": report.get("n_parameters"),
+        "weights_sha256": {w: sha256_file(sub.folder / w) for w in m.weights},
     }
     measured = None
     if throughput is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PredictJob", "child_main", "instantiate"]
+__all__ = ["PredictJob", "child_main", "count_parameters", "instantiate"]
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,20 @@ def instantiate(job: PredictJob) -> Any:
     if not callable(getattr(estimator, "predict", None)):
         raise UserError(f"{class_name} has no predict(batch) method")
     return estimator
+
+
+def count_parameters(estimator: Any) -> int | None:
+    """Trainable-model parameters of an estimator: the sum over its attributes that are PyTorch
+    modules or Keras models (None if it has neither, e.g. a baseline)."""
+    total, found = 0, False
+    for value in vars(estimator).values():
+        if hasattr(value, "state_dict") and callable(getattr(value, "parameters", None)):
+            total += sum(int(p.numel()) for p in value.parameters())  # torch.nn.Module
+            found = True
+        elif callable(getattr(value, "count_params", None)):  # keras.Model
+            total += int(value.count_params())
+            found = True
+    return total if found else None
 
 
 def _check_device(job: PredictJob) -> str:
@@ -244,6 +258,7 @@ def child_main(conn: Any, job: PredictJob) -> None:
         estimator = instantiate(job)
         info: dict[str, Any] = _predict_files(job, estimator, send) if job.predict else {}
         info["device"] = device
+        info["n_parameters"] = count_parameters(estimator)
         if job.throughput is not None:
             send(("throughput", _throughput(job, estimator)))
         send(("done", info))

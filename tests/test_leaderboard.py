@@ -1,0 +1,195 @@
+"""The leaderboard site driven in a real headless Chromium (Playwright): it loads without console
+errors or network requests, sorts on a click, draws one series per entry, and shows text from
+submissions as text."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from metbench.leaderboard import build_site
+from metbench.results import find_results, read_results
+
+from .test_harness import cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright_api = pytest.importorskip("playwright.sync_api")
+if CHROMIUM is None:
+    if os.environ.get("METBENCH_REQUIRE_BROWSER"):
+        raise RuntimeError("METBENCH_REQUIRE_BROWSER is set but Debian's chromium is not installed")
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
+
+EVIL = "<script>window.__pwned=1</script>"
+
+
+def evil_submission(root: Path) -> Path:
+    folder = root / "evil"
+    folder.mkdir()
+    (folder / "model.py").write_text(
+        textwrap.dedent(
+            """
+            import numpy as np
+
+            class Estimator:
+                def __init__(self, note=""):
+                    pass
+
+                def predict(self, batch):
+                    pt, phi = batch.feature("pt"), batch.feature("phi")
+                    return -np.stack([(pt * np.cos(phi)).sum(1), (pt * np.sin(phi)).sum(1)], 1)
+            """
+        )
+    )
+    (folder / "metbench.toml").write_text(
+        textwrap.dedent(
+            """
+            name = "evil"
+            entry = "model:Estimator"
+            framework = "numpy"
+            paper = "<img src=x onerror='window.__pwned=2'>"
+            authors = ["<b>bold</b>"]
+            description = "<script>window.__pwned=3</script>"
+            trainable = false
+            batch_size = 64
+            """
+        )
+    )
+    (folder / "README.md").write_text(f"# evil\n\n{EVIL}\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(tiny_dataset, tmp_path_factory):
+    root = tmp_path_factory.mktemp("site")
+    results = root / "results"
+    speed = ["--throughput-duration", "0.05", "--batch-sizes", "1,8", "--n-boot", "200"]
+    for sub in ("submissions/pf", "submissions/puppi", "submissions/oracle"):
+        r = cli("run", sub, "--dataset", tiny_dataset, "--results", results, *speed)
+        assert r.returncode == 0, r.stderr
+    evil = evil_submission(root)
+    r = cli(
+        "run",
+        evil,
+        "--dataset",
+        tiny_dataset,
+        "--results",
+        results,
+        "--param",
+        f"note={EVIL}",
+        *speed,
+    )
+    assert r.returncode == 0, r.stderr
+    docs = [read_results(p) for p in find_results([results])]
+    submissions = root / "subs"
+    shutil.copytree(Path("submissions"), submissions)
+    shutil.copytree(evil, submissions / "evil")
+    index = build_site(docs, root / "out", submissions)
+    return index, docs
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def open_page(browser, url):
+    page = browser.new_page()
+    problems, requests = [], []
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("request", lambda req: requests.append(req.url))
+    page.on("dialog", lambda d: problems.append(f"dialog {d.message}"))
+    page.goto(url)
+    page.wait_for_load_state("load")
+    return page, problems, requests
+
+
+def test_front_page_loads_offline_without_errors(site, browser):
+    index, docs = site
+    page, problems, requests = open_page(browser, index.as_uri())
+    assert problems == []
+    assert requests and all(u.startswith("file://") for u in requests), requests
+    rows = page.locator("table.met-table tbody tr")
+    assert rows.count() == len(docs)
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_click_sorts_the_table(site, browser):
+    index, _ = site
+    page, problems, _ = open_page(browser, index.as_uri())
+
+    def column(header):
+        table = page.locator("table.met-table").first
+        headers = table.locator("thead th").all_inner_texts()
+        k = headers.index(header)
+        cells = table.locator(f"tbody tr td:nth-child({k + 1})").all_inner_texts()
+        return [float(c.split(" ")[0]) for c in cells]
+
+    header = page.locator("table.met-table thead th", has_text="σ⊥ [GeV]").first
+    header.click()
+    assert header.get_attribute("aria-sort") == "ascending"
+    up = column("σ⊥ [GeV]")
+    assert up == sorted(up) and len(set(up)) > 1
+    header.click()
+    assert header.get_attribute("aria-sort") == "descending"
+    down = column("σ⊥ [GeV]")
+    assert down == sorted(down, reverse=True)
+    assert problems == []
+
+
+def test_plot_has_one_series_per_entry_and_hover_names_it(site, browser):
+    index, docs = site
+    page, problems, _ = open_page(browser, index.as_uri())
+    series = page.locator("#chart-0 svg g.series")
+    assert series.count() == len(docs)
+    page.locator("select.binning-select").first.select_option("n_pu")
+    assert page.locator("#chart-0 svg g.series").count() == len(docs)
+    top = page.locator("#chart-0 svg g.series").last  # drawn last: not covered by another
+    name = top.get_attribute("data-entry")
+    top.locator("circle.point").last.hover()
+    tip = page.locator("#chart-0 .tooltip")
+    assert tip.is_visible() and tip.inner_text().startswith(name)
+    throughput = page.locator(".throughput-chart svg g.series")
+    assert throughput.count() == len(docs)  # every entry measured at batch 1 and 8
+    assert problems == []
+
+
+def test_text_from_submissions_is_shown_as_text(site, browser):
+    index, docs = site
+    evil_name = next(d["entry"]["name"] for d in docs if d["entry"]["submission"] == "evil")
+    assert EVIL in evil_name
+    page, problems, _ = open_page(browser, index.as_uri())
+    assert page.locator("table.met-table a", has_text=EVIL).count() == 1
+    link = page.locator("table.met-table a", has_text=EVIL).get_attribute("href")
+    entry_page, entry_problems, requests = open_page(browser, (index.parent / link).as_uri())
+    assert entry_page.locator("#entry-name").inner_text() == evil_name
+    assert EVIL in entry_page.locator("pre.readme").inner_text()
+    assert "<b>bold</b>" in entry_page.inner_text("table.meta")
+    assert entry_page.evaluate("window.__pwned") is None
+    assert page.evaluate("window.__pwned") is None
+    assert problems == [] and entry_problems == []
+    assert all(u.startswith("file://") for u in requests)
+
+
+def test_downloads_exist(site):
+    index, docs = site
+    out = index.parent
+    assert len(list((out / "results").glob("*.json"))) == len(docs)
+    csv_file = next((out / "results").glob("*.csv"))
+    header = csv_file.read_text().splitlines()[0]
+    assert header == "task,binning,bin,figure,value,low,high"
+    data = json.loads((out / "results" / csv_file.with_suffix(".json").name).read_text())
+    assert data["schema"] == "metbench-results"
+    assert list((out / "figures").glob("*.png")) and list((out / "figures").glob("*.pdf"))
