@@ -65,6 +65,13 @@ def data_generate(
         int | None,
         typer.Option(help="Override the preset's events per process (quick checks only)"),
     ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="A running Dask scheduler (tcp://host:port) whose workers see --out; "
+            "default: local processes"
+        ),
+    ] = None,
 ) -> None:
     """Generate a dataset: Pythia 8 hard processes, premixed pileup, detector, PUPPI."""
     from metbench.data.generate.presets import get_preset
@@ -77,7 +84,12 @@ def data_generate(
         spec = spec.scaled(events_per_process)
     with _progress() as progress:
         manifest = generate_dataset(
-            spec, out, seed, workers=workers, on_progress=_generation_callback(progress)
+            spec,
+            out,
+            seed,
+            workers=workers,
+            on_progress=_generation_callback(progress),
+            scheduler=scheduler,
         )
     n = sum(sum(p["events"].values()) for p in manifest["processes"].values())
     console.print(

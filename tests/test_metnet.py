@@ -126,3 +126,16 @@ def test_training_resumes_where_it_stopped(tiny_dataset, tmp_path):
     np.testing.assert_allclose(
         [h["val_loss"] for h in r.history], [h["val_loss"] for h in s.history], rtol=1e-5
     )
+
+
+def test_the_covariance_reuses_the_met_pass_once(trained_sig, batch):
+    """predict then predict_uncertainty on one batch share one pass; a repeated predict (as when
+    throughput is timed) computes again."""
+    model = METNetSigEstimator(weights_dir=str(trained_sig), widths=[32, 32])
+    model.predict(batch)
+    assert model._cache is not None
+    model.predict_uncertainty(batch)
+    assert model._cache is None
+    model.predict(batch)
+    model.predict(batch)  # the second call found no cache to use: it recomputed and cached anew
+    assert model._cache is not None

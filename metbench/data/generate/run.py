@@ -12,7 +12,8 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -259,6 +260,7 @@ def generate_dataset(
     seed: int,
     workers: int = 1,
     on_progress: Callable[[str, int, int], None] | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume, or recognise as complete) a dataset in ``out``.
 
@@ -271,9 +273,14 @@ def generate_dataset(
     seed
         Dataset seed (>= 0); every shard's seeds derive from it.
     workers
-        Local processes.
+        Local processes (without ``scheduler``).
     on_progress
         Called as ``on_progress(stage, done, total)`` with stage ``"pool"`` or ``"events"``.
+    scheduler
+        Address of a running Dask distributed scheduler (``tcp://host:port``): shards run on its
+        workers, which must see ``out`` (a shared file system). Every shard derives its seeds from
+        ``seed`` and its key and is written atomically, so the dataset is bit-identical to a local
+        one, and a shard whose worker dies is simply run again.
 
     Returns
     -------
@@ -317,6 +324,7 @@ def generate_dataset(
         [(f"pool_{k:03d}", _run_pool_shard, (str(out), seed, k, n)) for k, n in spec.pool_shards()],
         workers,
         on_progress,
+        scheduler,
     )
     pool_relpaths = sorted(p for r in pool_records.values() for p in r["files"])
     spec_dict = spec.to_dict()
@@ -333,6 +341,7 @@ def generate_dataset(
         ],
         workers,
         on_progress,
+        scheduler,
     )
     wall = time.perf_counter() - t_run
 
@@ -397,8 +406,10 @@ def _run_stage(
     tasks: list[tuple[str, Callable[..., dict[str, Any]], tuple[Any, ...]]],
     workers: int,
     on_progress: Callable[[str, int, int], None] | None,
+    scheduler: str | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run the shard tasks of one stage, skipping those already done, recording each."""
+    """Run the shard tasks of one stage, skipping those already done, recording each (locally,
+    or on the Dask cluster at ``scheduler``)."""
     progress_dir = out / _PROGRESS
     records: dict[str, dict[str, Any]] = {}
     todo = []
@@ -420,7 +431,10 @@ def _run_stage(
         if on_progress:
             on_progress(stage, len(records), total)
 
-    if workers == 1 or len(todo) <= 1:
+    if scheduler is not None and todo:
+        for key, record in run_on_dask(scheduler, [(f"{stage}-{k}", fn, a) for k, fn, a in todo]):
+            finish(key.removeprefix(f"{stage}-"), record)
+    elif workers == 1 or len(todo) <= 1:
         for key, fn, args in todo:
             finish(key, fn(*args))
     else:
@@ -431,6 +445,40 @@ def _run_stage(
             for future in as_completed(futures):
                 finish(futures[future], future.result())
     return records
+
+
+def run_on_dask(
+    scheduler: str, tasks: list[tuple[str, Callable[..., Any], tuple[Any, ...]]], retries: int = 3
+) -> Iterator[tuple[str, Any]]:
+    """Run independent tasks on a Dask cluster, yielding ``(key, result)`` as they finish.
+
+    Each task is submitted once (``pure=False``) with ``retries``: a task whose worker dies is
+    rescheduled by the scheduler on another worker, so none is lost, and each key is yielded
+    exactly once.
+    """
+    try:
+        from distributed import Client
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise MetbenchError(
+            "--scheduler needs Dask distributed: pip install 'metbench[dask]'"
+        ) from None
+    try:
+        client = Client(scheduler, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        raise MetbenchError(
+            f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
+            "`dask scheduler` and workers with `dask worker ADDRESS`"
+        ) from None
+    try:
+        futures = {
+            client.submit(fn, *args, key=f"metbench-{key}-{uuid.uuid4().hex[:8]}", pure=False, retries=retries): key
+            for key, fn, args in tasks
+        }
+        for future in dask_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        client.close()
 
 
 def _timing_summary(
