@@ -627,6 +627,8 @@ def bench_scaling(
 ) -> None:
     """Per-event latency at batch 1 against the number of candidates N: the busiest event of the
     test split, cut to its N hardest candidates (does the cost grow linearly in N?)."""
+    from dataclasses import replace
+
     import numpy as np
     import pandas as pd
 
@@ -642,14 +644,12 @@ def bench_scaling(
     for batch in source:
         i = int(np.argmax(batch.mask.sum(1)))
         if busiest is None or batch.mask[i].sum() > busiest.mask.sum():
-            busiest = batch.for_estimator()
-            from dataclasses import replace
-
             busiest = replace(
-                busiest,
-                particles=busiest.particles[i : i + 1],
-                mask=busiest.mask[i : i + 1],
-                event={k: v[i : i + 1] for k, v in busiest.event.items()},
+                batch,
+                particles=batch.particles[i : i + 1],
+                mask=batch.mask[i : i + 1],
+                event={k: v[i : i + 1] for k, v in batch.event.items()},
+                truth={},
             )
     assert busiest is not None
     n_max = int(busiest.mask.sum())

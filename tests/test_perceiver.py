@@ -79,3 +79,18 @@ def test_fit_save_load_predict(tiny_dataset, tmp_path):
     loaded = PerceiverEstimator(weights_dir=str(tmp_path), **arch)
     test = next(iter(EventSource(tiny_dataset, "test", batch_size=5))).for_estimator()
     np.testing.assert_allclose(loaded.predict(test), model.predict(test), rtol=1e-5, atol=1e-4)
+
+
+def test_bench_scaling_prints_latency_per_size(tiny_dataset):
+    from .test_harness import cli
+
+    r = cli(
+        "bench", "scaling", "submissions/pf", "--dataset", tiny_dataset,
+        "--sizes", "10,40,160", "--duration", "0.05",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "linear fit" in r.stdout
+    for n in ("10", "40", "160"):
+        assert any(line.strip("│ ").startswith(n) for line in r.stdout.splitlines())
+    r = cli("bench", "scaling", "submissions/pf", "--dataset", tiny_dataset, "--sizes", "99999")
+    assert r.returncode == 2 and "fewer than 99999" in r.stderr

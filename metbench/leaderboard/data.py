@@ -8,10 +8,12 @@ so the site, the CLI tables and asv share one definition of every number.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Final
 
 from metbench.scoring.metrics import FIGURES
 from metbench.scoring.score import HEADLINE, rank_with_ties
+from metbench.scoring.table import interval_key
 
 __all__ = ["TABLE_FIGURES", "site_data"]
 
@@ -64,6 +66,18 @@ def _bin_figure(task: dict[str, Any], binning: str, index: int, figure: str) -> 
     }
 
 
+def _rank_rows(rows: list[dict[str, Any]], figure: str) -> None:
+    """Rank rows in place by ``figure`` (lower is better; overlapping intervals tie), marking the
+    tied ones, and sort them best first."""
+    keyed = {row["entry"]: interval_key(row["figures"][figure]) for row in rows}
+    ranks = rank_with_ties(keyed) if keyed else {}
+    counts = Counter(ranks.values())
+    for row in rows:
+        row["rank"] = ranks[row["entry"]]
+        row["tied"] = counts[row["rank"]] > 1
+    rows.sort(key=lambda row: (row["rank"], keyed[row["entry"]][0]))
+
+
 def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]]:
     """The table of a task for all events, each process and each n_pu bin."""
     having = [r for r in results if task_name in r["scores"]["tasks"]]
@@ -90,23 +104,7 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
                 figures = {k: _bin_figure(task, binning, index, k) for k in TABLE_FIGURES}
                 n = _bin_figure(task, binning, index, "n")["value"]
             rows.append({"entry": r["entry"]["name"], "n": n, "figures": figures})
-        keyed = {
-            row["entry"]: tuple(
-                float("nan")
-                if row["figures"][HEADLINE[1]][k] is None
-                else row["figures"][HEADLINE[1]][k]
-                for k in ("value", "low", "high")
-            )
-            for row in rows
-        }
-        ranks = rank_with_ties(keyed)  # type: ignore[arg-type]
-        counts: dict[int, int] = {}
-        for rank in ranks.values():
-            counts[rank] = counts.get(rank, 0) + 1
-        for row in rows:
-            row["rank"] = ranks[row["entry"]]
-            row["tied"] = counts[row["rank"]] > 1
-        rows.sort(key=lambda row: (row["rank"], keyed[row["entry"]][0]))
+        _rank_rows(rows, HEADLINE[1])
         views.append({"id": view_id, "label": label, "rows": rows})
     return views
 
@@ -189,20 +187,7 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
                         "figures": {f: _value(k["figures"].get(f)) for f in KINEMATIC_FIGURES},
                     }
                 )
-        keyed = {
-            row["entry"]: tuple(
-                float("nan")
-                if row["figures"]["nu_pz_sigma"][q] is None
-                else row["figures"]["nu_pz_sigma"][q]
-                for q in ("value", "low", "high")
-            )
-            for row in kinematics
-        }
-        ranks = rank_with_ties(keyed) if keyed else {}  # type: ignore[arg-type]
-        for row in kinematics:
-            row["rank"] = ranks[row["entry"]]
-            row["tied"] = sum(1 for v in ranks.values() if v == row["rank"]) > 1
-        kinematics.sort(key=lambda row: row["rank"])
+        _rank_rows(kinematics, "nu_pz_sigma")
         out_groups.append(
             {
                 "dataset": {"name": name, "manifest_sha256": digest, "split": split,

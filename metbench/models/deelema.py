@@ -194,14 +194,8 @@ class DeeLeMaEstimator:
         return state
 
     def save(self, folder: Any) -> None:
-        import json
-
-        from metbench.models.torch_training import save_torch
-        from metbench.training import atomic_write_bytes
+        """The state dict and the training history (with the learned masses)."""
+        from metbench.models.torch_training import save_weights_and_history
 
         target = folder / self.weights_path.relative_to(self.folder)
-        save_torch(self.network.state_dict(), target)
-        atomic_write_bytes(
-            target.with_suffix(".history.json"),
-            json.dumps(getattr(self, "_history", {}), indent=1, default=str).encode(),
-        )
+        save_weights_and_history(self.network, target, getattr(self, "_history", None))

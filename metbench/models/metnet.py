@@ -341,19 +341,11 @@ class METNetEstimator:
 
     def save(self, folder: Any) -> None:
         """The state dict, its ONNX export and the training history."""
-        import json
-
-        from metbench.models.torch_training import save_torch
-        from metbench.training import atomic_write_bytes
+        from metbench.models.torch_training import save_weights_and_history
 
         target = folder / self.weights_path.relative_to(self.folder)
-        save_torch(self.network.state_dict(), target)
+        save_weights_and_history(self.network, target, getattr(self, "_history", None))
         self.export_onnx(target.with_suffix(".onnx"))
-        history = getattr(self, "_history", None)
-        if history is not None:
-            atomic_write_bytes(
-                target.with_suffix(".history.json"), json.dumps(history, indent=1).encode()
-            )
 
 
 class METNetSigEstimator(METNetEstimator):

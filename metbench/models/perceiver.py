@@ -279,16 +279,7 @@ class PerceiverEstimator:
 
     def save(self, folder: Any) -> None:
         """The state dict and the training history."""
-        import json
-
-        from metbench.models.torch_training import save_torch
-        from metbench.training import atomic_write_bytes
+        from metbench.models.torch_training import save_weights_and_history
 
         target = folder / self.weights_path.relative_to(self.folder)
-        save_torch({k: v.cpu() for k, v in self.network.state_dict().items()}, target)
-        history = getattr(self, "_history", None)
-        if history is not None:
-            atomic_write_bytes(
-                target.with_suffix(".history.json"),
-                json.dumps(history, indent=1, default=str).encode(),
-            )
+        save_weights_and_history(self.network, target, getattr(self, "_history", None))

@@ -9,7 +9,7 @@ from typing import Any
 
 from metbench.training import TrainSettings, TrainState, atomic_write_bytes
 
-__all__ = ["fit_torch", "save_torch"]
+__all__ = ["fit_torch", "save_torch", "save_weights_and_history"]
 
 #: ``loss_fn(model, x, y)`` -> scalar tensor; ``x`` is a tensor or a tuple of tensors.
 LossFn = Callable[[Any, Any, Any], Any]
@@ -22,6 +22,19 @@ def save_torch(obj: Any, path: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def save_weights_and_history(network: Any, target: Any, history: dict[str, Any] | None) -> None:
+    """A trained network's ``state_dict`` (on CPU) at ``target`` and, if any, the training
+    history beside it (``<stem>.history.json``), both atomically."""
+    import json
+
+    save_torch({k: v.cpu() for k, v in network.state_dict().items()}, target)
+    if history is not None:
+        atomic_write_bytes(
+            target.with_suffix(".history.json"),
+            json.dumps(history, indent=1, default=str).encode(),
+        )
 
 
 def fit_torch(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from metbench.scoring.metrics import FIGURES
 from metbench.scoring.score import HEADLINE, rank_with_ties
 
-__all__ = ["bins_table", "headline_table", "kinematics_table", "throughput_at"]
+__all__ = ["bins_table", "headline_table", "interval_key", "kinematics_table", "throughput_at"]
 
 
 def _fmt(entry: dict[str, Any] | None, digits: int = 1) -> str:
@@ -45,6 +44,28 @@ def _top_bin(task: dict[str, Any], binning: str, figure: str) -> dict[str, Any] 
     return None
 
 
+def interval_key(figure: dict[str, Any] | None) -> tuple[float, float, float]:
+    """``(value, low, high)`` of a figure with NaN for what is missing (for ranking)."""
+    figure = figure or {}
+    return tuple(  # type: ignore[return-value]
+        float("nan") if figure.get(k) is None else float(figure[k])
+        for k in ("value", "low", "high")
+    )
+
+
+def _ranked_frame(
+    rows: list[dict[str, Any]], keyed: dict[str, tuple[float, float, float]]
+) -> pd.DataFrame:
+    """Rows (with ``_name``, ``_value``) ranked with ties, best first."""
+    if not rows:
+        return pd.DataFrame()
+    ranks = rank_with_ties(keyed)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "rank", [ranks[n] for n in frame["_name"]])
+    frame = frame.sort_values(["rank", "_value"]).drop(columns=["_name", "_value"])
+    return frame.reset_index(drop=True)
+
+
 def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd.DataFrame:
     """One row per results file, ranked by the headline figure (overlapping intervals tie).
 
@@ -62,11 +83,7 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
         o = t["overall"]
         name = r["entry"]["name"]
         h = o[figure]
-        keyed[name] = (
-            h["value"] if h["value"] is not None else np.nan,
-            h.get("low") if h.get("low") is not None else np.nan,
-            h.get("high") if h.get("high") is not None else np.nan,
-        )
+        keyed[name] = interval_key(h)
         fit = t.get("pileup_fit", {}).get("perp", {})
         tp = throughput_at(r)
         label = FIGURES
@@ -87,13 +104,7 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
                 "_value": keyed[name][0],
             }
         )
-    if not rows:
-        return pd.DataFrame()
-    ranks = rank_with_ties(keyed)
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "rank", [ranks[n] for n in frame["_name"]])
-    frame = frame.sort_values(["rank", "_value"]).drop(columns=["_name", "_value"])
-    return frame.reset_index(drop=True)
+    return _ranked_frame(rows, keyed)
 
 
 def bins_table(
@@ -129,9 +140,7 @@ def kinematics_table(results: list[dict[str, Any]]) -> pd.DataFrame:
         f = k["figures"]
         name = r["entry"]["name"]
         pz = f["nu_pz_sigma"]
-        keyed[name] = tuple(  # type: ignore[assignment]
-            np.nan if pz.get(x) is None else pz[x] for x in ("value", "low", "high")
-        )
+        keyed[name] = interval_key(pz)
         truth_inputs = [u for u in r["entry"].get("uses_truth", []) if u != "truth_is_pileup"]
         rows.append(
             {
@@ -148,10 +157,4 @@ def kinematics_table(results: list[dict[str, Any]]) -> pd.DataFrame:
                 "_value": keyed[name][0],
             }
         )
-    if not rows:
-        return pd.DataFrame()
-    ranks = rank_with_ties(keyed)
-    frame = pd.DataFrame(rows)
-    frame.insert(0, "rank", [ranks[n] for n in frame["_name"]])
-    frame = frame.sort_values(["rank", "_value"]).drop(columns=["_name", "_value"])
-    return frame.reset_index(drop=True)
+    return _ranked_frame(rows, keyed)

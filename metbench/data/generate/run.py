@@ -472,7 +472,9 @@ def run_on_dask(
         ) from None
     try:
         futures = {
-            client.submit(fn, *args, key=f"metbench-{key}-{uuid.uuid4().hex[:8]}", pure=False, retries=retries): key
+            client.submit(
+                fn, *args, key=f"metbench-{key}-{uuid.uuid4().hex[:8]}", pure=False, retries=retries
+            ): key
             for key, fn, args in tasks
         }
         for future in dask_completed(futures):
