@@ -286,6 +286,13 @@ def run_cmd(
     batch_sizes: Annotated[str, typer.Option(help="Throughput batch sizes")] = "1,64,1024",
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (>= 200, or 0)")] = 200,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="A running Dask scheduler (tcp://host:port): predict the files on its workers "
+            "(they must see the dataset and --results); default: a local child process"
+        ),
+    ] = None,
 ) -> None:
     """Predict, measure and score a submission (each variant), then print the headline table."""
     from rich.progress import TaskID
@@ -315,7 +322,7 @@ def run_cmd(
             try:
                 path, reused = run_entry(
                     sub, entry, params, info, split, results, device, limits, tp, n_boot, seed,
-                    force, on_progress=on_progress,
+                    force, on_progress=on_progress, scheduler=scheduler,
                 )  # fmt: skip
             except MetbenchError as exc:
                 if len(entries) == 1:

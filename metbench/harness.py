@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,15 @@ def predict_entry(
     force: bool = False,
     on_progress: Callable[[int], None] | None = None,
     log_path: Path | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Write an entry's predictions to ``out`` (in a child process, resumable) and return the
     child's report (events, device, wall time, peak memory, throughput when asked).
 
     Existing predictions with the same identity are kept (``force`` redoes them); with
-    ``throughput`` the child then only measures throughput.
+    ``throughput`` the child then only measures throughput. With ``scheduler`` (a Dask
+    scheduler's address) the files are predicted as independent tasks on its workers and the
+    throughput is measured here; the predictions are the same either way.
     """
     out = Path(out)
     source = dataset.source or {}
@@ -161,10 +164,50 @@ def predict_entry(
         metadata=identity,
         predict=not reuse,
     )
-    report = run_isolated(job, limits, on_progress)
+    if scheduler is not None and not reuse:
+        report = _predict_on_dask(job, scheduler, on_progress)
+        if throughput is not None:  # measured here, on the machine that reports it
+            report.update(run_isolated(replace(job, predict=False), limits))
+    else:
+        report = run_isolated(job, limits, on_progress)
     if not reuse:
         _merge_parts(parts, out, identity)
     report["reused"] = reuse
+    return report
+
+
+def _predict_on_dask(
+    job: PredictJob, scheduler: str, on_progress: Callable[[int], None] | None
+) -> dict[str, Any]:
+    """Predict every file of the split as its own task on a Dask cluster (workers must see the
+    dataset and the results folder); parts already written are skipped."""
+    from metbench.data.source import EventSource
+    from metbench.distributed import run_on_dask
+    from metbench.estimators.worker import UserError, predict_on_dask_worker
+
+    source = EventSource(job.dataset, job.split, verify=False)
+    n_events = source.manifest["files"]
+    pending = [
+        (i, f)
+        for i, f in enumerate(source.files)
+        if not (Path(job.parts_dir) / f"part_{i:05d}.parquet").exists()
+    ]
+    tasks = [
+        (f"predict-{job.label}-{i:05d}", predict_on_dask_worker, (replace(job, files=(f,)),))
+        for i, f in pending
+    ]
+    report: dict[str, Any] = {"n_events": 0, "n_truncated": 0}
+    done = len(source) - sum(n_events[f]["n_events"] for _, f in pending)
+    try:
+        for _, info in run_on_dask(scheduler, tasks):
+            done += info["n_events"]
+            report["n_truncated"] += info.get("n_truncated", 0)
+            report.update({k: info[k] for k in ("device", "n_parameters") if k in info})
+            if on_progress is not None:
+                on_progress(done)
+    except UserError as exc:
+        raise SubmissionError(f"{job.label}: {exc} (on a Dask worker)") from None
+    report["n_events"] = done
     return report
 
 
@@ -282,6 +325,7 @@ def run_entry(
     seed: int = 0,
     force: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    scheduler: str | None = None,
 ) -> tuple[Path, bool]:
     """Predict, measure and score one entry; ``(results path, reused)``.
 
@@ -317,6 +361,7 @@ def run_entry(
         throughput,
         force,
         on_progress,
+        scheduler=scheduler,
     )
     scores, _ = score_file(pred_path, dataset, split, n_boot, seed)
     m = sub.manifest

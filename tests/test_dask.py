@@ -74,3 +74,52 @@ def test_a_killed_worker_loses_and_duplicates_nothing(tiny_spec, tmp_path, clust
     assert n_events == sum(sum(p["events"].values()) for p in local[1]["processes"].values())
     on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
     assert on_disk == sorted(files)  # no stray duplicate or partial file
+
+
+def test_run_on_dask_predicts_the_same_as_locally(tiny_dataset, tmp_path, cluster):
+    """metbench run --scheduler: every file a task on the cluster, the same predictions and
+    scores as the local child process."""
+    import pyarrow.parquet as pq
+
+    from .test_harness import cli
+
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    common = ["--dataset", tiny_dataset, "--no-throughput", "--n-boot", "0"]
+    r = cli("run", "submissions/puppi", *common, "--results", local)
+    assert r.returncode == 0, r.stderr
+    r = cli(
+        "run",
+        "submissions/puppi",
+        *common,
+        "--results",
+        remote,
+        "--scheduler",
+        cluster.scheduler_address,
+    )
+    assert r.returncode == 0, r.stderr
+    a = pq.read_table(next(local.rglob("puppi.predictions.parquet")))
+    b = pq.read_table(next(remote.rglob("puppi.predictions.parquet")))
+    assert a.equals(b)
+    sa = json.loads(next(local.rglob("puppi.json")).read_text())["scores"]
+    sb = json.loads(next(remote.rglob("puppi.json")).read_text())["scores"]
+    assert sa == sb
+
+
+def test_a_failing_submission_on_dask_is_one_line(tiny_dataset, tmp_path, cluster):
+    from .test_harness import cli, write_submission
+
+    folder = write_submission(
+        tmp_path / "subs", "broken",
+        """
+        class Estimator:
+            def predict(self, batch):
+                raise ValueError("no MET today")
+        """,
+    )  # fmt: skip
+    r = cli(
+        "run", folder, "--dataset", tiny_dataset, "--no-throughput", "--n-boot", "0",
+        "--results", tmp_path / "r", "--scheduler", cluster.scheduler_address,
+    )  # fmt: skip
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no MET today" in lines[0] and "Traceback" not in r.stderr

@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PredictJob", "child_main", "count_parameters", "instantiate"]
+__all__ = [
+    "PredictJob",
+    "child_main",
+    "count_parameters",
+    "instantiate",
+    "predict_on_dask_worker",
+]
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,7 @@ class PredictJob:
     throughput: Any = None  # ThroughputSettings or None
     metadata: dict[str, Any] = field(default_factory=dict)
     predict: bool = True  # False: predictions exist, measure throughput only
+    files: tuple[str, ...] | None = None  # predict only these files of the split (Dask tasks)
 
 
 class UserError(Exception):
@@ -162,7 +169,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
     for file_index, relpath in enumerate(source.files):
         part = parts / f"part_{file_index:05d}.parquet"
         n_file = source.manifest["files"][relpath]["n_events"]
-        if part.exists():
+        if part.exists() or (job.files is not None and relpath not in job.files):
             done += n_file
             batch_index += -(-n_file // job.batch_size)
             send(("progress", done))
@@ -203,6 +210,18 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             np.concatenate(nus) if nus else None,
         )
     return {"n_events": done, "n_truncated": n_truncated, "has_covariance": has_cov}
+
+
+def predict_on_dask_worker(job: PredictJob) -> dict[str, Any]:
+    """A Dask task: predict ``job.files`` into their parts, in the worker's own process (on a
+    cluster the Dask worker, with its memory limit, is the isolation boundary). A failure of the
+    submission raises :class:`UserError` with the same one-line message as a local run."""
+    device = _check_device(job)
+    estimator = instantiate(job)
+    info = _predict_files(job, estimator, lambda message: None)
+    info["device"] = device
+    info["n_parameters"] = count_parameters(estimator)
+    return info
 
 
 def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
