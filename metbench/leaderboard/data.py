@@ -175,6 +175,7 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
                 "created": r.get("created"),
                 "plots": _plots(r),
                 "pileup_fit": r["scores"]["tasks"]["met"].get("pileup_fit"),
+                "kinematics": (r["scores"]["tasks"].get("kinematics") or {}).get("figures"),
             }
         kinematics = []
         for r in rs:

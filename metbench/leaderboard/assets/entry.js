@@ -20,6 +20,17 @@
   ));
 
   const holder = document.getElementById("binned");
+  if (e.kinematics) {
+    holder.appendChild(MB.el("h3", { text: "kinematic reconstruction (tt → bℓν bℓν)" }));
+    const rows = Object.entries(e.kinematics).map(([name, f], i) => ({ entry: e.name, name: name, i: i, f: f }));
+    holder.appendChild(MB.table(
+      [
+        { key: "figure", label: "figure", sort: (r) => r.name, cell: (r) => r.name },
+        { key: "value", label: "value [95% CI]", sort: (r) => r.f.value, cell: (r) => MB.fmtCI(r.f, r.name.endsWith("window") ? 3 : 1), cls: "num" },
+      ],
+      rows,
+    ));
+  }
   for (const [task, binningsOf] of Object.entries(e.plots)) {
     for (const [binning, b] of Object.entries(binningsOf)) {
       holder.appendChild(MB.el("h3", { text: `${task}: in bins of ${binning}` }));
