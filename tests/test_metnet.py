@@ -139,3 +139,20 @@ def test_the_covariance_reuses_the_met_pass_once(trained_sig, batch):
     model.predict(batch)
     model.predict(batch)  # the second call found no cache to use: it recomputed and cached anew
     assert model._cache is not None
+
+
+def test_metnetsig_runs_through_the_harness_with_its_committed_weights(tiny_dataset, tmp_path):
+    """The entry as users run it: weights found in its folder, MET and covariance scored."""
+    import json
+
+    from .test_harness import cli
+
+    r = cli(
+        "run", "submissions/metnetsig-torch", "--variant", "onnx", "--dataset", tiny_dataset,
+        "--results", tmp_path, "--no-throughput", "--n-boot", "0",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(next(tmp_path.rglob("metnetsig-torch-onnx.json")).read_text())
+    cov = doc["scores"]["covariance"]
+    assert 0.2 < cov["pull_width_1"] < 5 and 0 < cov["coverage_1sigma"] < 1
+    assert doc["entry"]["n_parameters"] > 100_000

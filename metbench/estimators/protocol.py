@@ -14,7 +14,8 @@ __all__ = ["Estimator", "UncertaintyEstimator"]
 @runtime_checkable
 class Estimator(Protocol):
     """What the harness calls. Construction takes the manifest's ``[parameters]`` as keyword
-    arguments (plus ``device`` and ``weights_dir`` if the constructor accepts them).
+    arguments (plus ``device`` and ``weights_dir`` if the constructor accepts them, by name or
+    through ``**kwargs``).
 
     Optional methods, used when present: ``fit(train, val)``, ``save(folder)``, ``load(folder)``
     (a classmethod) and ``predict_uncertainty(batch)``.

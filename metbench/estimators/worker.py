@@ -87,9 +87,10 @@ def instantiate(job: PredictJob) -> Any:
         accepted: Any = inspect.signature(cls).parameters
     except (TypeError, ValueError):
         accepted = {}
-    if "device" in accepted:
+    any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in dict(accepted).values())
+    if "device" in accepted or any_keyword:
         params["device"] = job.device
-    if "weights_dir" in accepted:
+    if "weights_dir" in accepted or any_keyword:
         params["weights_dir"] = job.folder
     try:
         estimator = cls(**params)
