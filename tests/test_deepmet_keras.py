@@ -101,3 +101,13 @@ def test_training_resumes_where_it_stopped(tiny_dataset, tmp_path):
     np.testing.assert_allclose(
         resumed.predict(batch), straight.predict(batch), rtol=1e-4, atol=1e-3
     )
+
+
+def test_chunked_trimmed_prediction_equals_one_call(mini_dataset):
+    """The entry cuts padding and runs large batches in chunks: the same MET as one call on the
+    fully padded batch."""
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=40))).for_estimator()
+    folder = ROOT / "submissions" / "deepmet-keras"
+    small = DeepMetKeras(weights_dir=str(folder), chunk=7)
+    whole = np.asarray(small.model(network_inputs(batch))) * 50.0
+    np.testing.assert_allclose(small.predict(batch), whole, rtol=1e-4, atol=1e-3)

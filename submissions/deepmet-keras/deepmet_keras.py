@@ -40,6 +40,26 @@ def network_inputs(batch: EventBatch, pad_to: int | None = None) -> list[np.ndar
     return [cont, charge.astype(np.int32), pdg.astype(np.int32), from_pv.astype(np.int32), mask]
 
 
+def _events(batch: EventBatch, rows: slice) -> EventBatch:
+    """Some events of a batch."""
+    from dataclasses import replace
+
+    return replace(
+        batch,
+        particles=batch.particles[rows],
+        mask=batch.mask[rows],
+        event={k: v[rows] for k, v in batch.event.items()},
+        truth={},
+    )
+
+
+def _trimmed(batch: EventBatch, n: int) -> EventBatch:
+    """The batch with its candidate axis cut to ``n`` (candidates are hardest first)."""
+    from dataclasses import replace
+
+    return replace(batch, particles=batch.particles[:, :n], mask=batch.mask[:, :n])
+
+
 class DeepMetKeras:
     """DeepMET, Keras 3 on TensorFlow.
 
@@ -54,6 +74,8 @@ class DeepMetKeras:
     official_graph
         Instead of ``weights``: one of CMS's graphs (relative to the project root), run with
         4500 candidates and padding counted, as the producer does.
+    chunk
+        Events per network call (a large batch is run in chunks, so memory stays bounded).
     weights_dir
         The submission folder (given by the harness).
     device
@@ -66,6 +88,7 @@ class DeepMetKeras:
         loss: str = "resolution",
         response_weight: float = 5.0,
         official_graph: str | None = None,
+        chunk: int = 128,
         weights_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
@@ -75,6 +98,7 @@ class DeepMetKeras:
             raise ValueError(f"loss must be 'resolution' or 'response', not {loss!r}")
         self.folder = Path(weights_dir) if weights_dir else Path(__file__).parent
         self.loss_name, self.response_weight = loss, float(response_weight)
+        self.chunk = int(chunk)
         self.weights_path = self.folder / weights_file
         self.official = official_graph is not None
         if official_graph is not None:
@@ -96,15 +120,19 @@ class DeepMetKeras:
             raise FileNotFoundError(
                 f"{self.weights_path} does not exist: train it first with metbench train"
             )
-        if self.official:  # every pad of 4500 takes part, as in CMSSW
-            inputs = network_inputs(batch, MAX_CANDIDATES)
-            inputs[4] = np.ones_like(inputs[4])
-        else:
-            inputs = network_inputs(batch, None)
         import keras
 
-        out = keras.ops.convert_to_numpy(self.model(inputs, training=False))
-        return out.astype(np.float64) * NORM
+        outputs = []
+        for start in range(0, len(batch), self.chunk):  # bounded memory at any batch size
+            part = _events(batch, slice(start, start + self.chunk))
+            if self.official:  # every pad of 4500 takes part, as in CMSSW
+                inputs = network_inputs(part, MAX_CANDIDATES)
+                inputs[4] = np.ones_like(inputs[4])
+            else:  # padding plays no role: cut it to the longest event
+                longest = max(int(part.mask.sum(axis=1).max(initial=0)), 1)
+                inputs = network_inputs(_trimmed(part, longest), None)
+            outputs.append(keras.ops.convert_to_numpy(self.model(inputs, training=False)))
+        return np.concatenate(outputs).astype(np.float64) * NORM
 
     # training ------------------------------------------------------------------------------
 
