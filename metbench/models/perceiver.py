@@ -11,6 +11,7 @@ the original) work on the latents, the latents are averaged, and a linear layer 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
@@ -173,6 +174,8 @@ class PerceiverEstimator:
         Huber loss threshold, in units of :data:`OUTPUT_SCALE` GeV.
     embed_dim, n_latents, n_heads, n_layers
         Architecture (the original's: 128, 64, 8, 2).
+    chunk
+        Events per network call (a large batch is run in chunks, so memory stays bounded).
     weights_dir, device
         Given by the harness.
     """
@@ -185,6 +188,7 @@ class PerceiverEstimator:
         n_latents: int = 64,
         n_heads: int = 8,
         n_layers: int = 2,
+        chunk: int = 64,
         weights_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
@@ -192,6 +196,7 @@ class PerceiverEstimator:
 
         import torch
 
+        self.chunk = int(chunk)
         self.folder = Path(weights_dir) if weights_dir else Path.cwd()
         self.weights_path = self.folder / weights_file
         self.huber_delta = float(huber_delta)
@@ -216,9 +221,19 @@ class PerceiverEstimator:
 
         if not self.weights_path.is_file():
             raise FileNotFoundError(f"{self.weights_path} does not exist: run metbench train")
+        outputs = []
         with torch.no_grad():
-            out = self.network(*self._tensors(batch)).cpu().numpy()
-        return out.astype(np.float64) * OUTPUT_SCALE
+            for start in range(0, len(batch), self.chunk):  # bounded memory at any batch size
+                rows = slice(start, start + self.chunk)
+                part = replace(
+                    batch,
+                    particles=batch.particles[rows],
+                    mask=batch.mask[rows],
+                    event={k: v[rows] for k, v in batch.event.items()},
+                    truth={},
+                )
+                outputs.append(self.network(*self._tensors(part)).cpu().numpy())
+        return np.concatenate(outputs).astype(np.float64) * OUTPUT_SCALE
 
     def fit(self, train: Any, val: Any, settings: Any) -> Any:
         """Huber loss, AdamW, a random azimuthal rotation of every training event each epoch."""
