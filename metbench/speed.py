@@ -4,6 +4,7 @@ share: scoring time with bootstrap, and an estimator's throughput against a bare
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -106,7 +107,7 @@ def latency_by_candidates(
     for n in sizes:
         truncated = replace(event, particles=event.particles[:, :n], mask=event.mask[:, :n])
         estimator.predict(truncated)  # warm-up
-        times = time_call(lambda b=truncated: estimator.predict(b), min_duration_s, min_calls)
+        times = time_call(partial(estimator.predict, truncated), min_duration_s, min_calls)
         median = float(np.median(times))
         out.append(
             {

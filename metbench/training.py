@@ -225,7 +225,7 @@ def bucketed_batches(
     order = np.lexsort((jitter, sizes))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
-        rng.shuffle(batches)  # type: ignore[arg-type]
+        rng.shuffle(batches)
     return batches
 
 

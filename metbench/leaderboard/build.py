@@ -104,9 +104,8 @@ def _robust_ylim(ax: Any) -> None:
     """Limit the y axis to the bulk of the points (a bin where R -> 0 makes sigma/R explode)."""
     import numpy as np
 
-    values = np.concatenate(
-        [np.asarray(line.get_ydata(), float) for line in ax.get_lines()] or [[]]
-    )
+    lines = [np.asarray(line.get_ydata(), float) for line in ax.get_lines()]
+    values = np.concatenate(lines) if lines else np.zeros(0)
     values = values[np.isfinite(values)]
     if len(values) > 4:
         lo, hi = np.percentile(values, [5, 95])

@@ -90,22 +90,23 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
             for i, label in enumerate(first["bins"][binning]["labels"]):
                 selections.append((f"{binning}:{label}", f"{prefix} {label}", binning, i))
     views = []
-    for view_id, label, binning, index in selections:
+    for view_id, view_label, selected, index in selections:
         rows = []
         for r in having:
             task = r["scores"]["tasks"][task_name]
-            if binning is None:
+            if selected is None:
                 figures = {k: _value(task["overall"].get(k)) for k in TABLE_FIGURES}
                 n = task["overall"]["n"]["value"]
             else:
-                b = task["bins"].get(binning)
-                if b is None or b["labels"] != first["bins"][binning]["labels"]:
+                assert index is not None
+                b = task["bins"].get(selected)
+                if b is None or b["labels"] != first["bins"][selected]["labels"]:
                     continue  # another binning (results of another dataset): not comparable
-                figures = {k: _bin_figure(task, binning, index, k) for k in TABLE_FIGURES}
-                n = _bin_figure(task, binning, index, "n")["value"]
+                figures = {k: _bin_figure(task, selected, index, k) for k in TABLE_FIGURES}
+                n = _bin_figure(task, selected, index, "n")["value"]
             rows.append({"entry": r["entry"]["name"], "n": n, "figures": figures})
         _rank_rows(rows, HEADLINE[1])
-        views.append({"id": view_id, "label": label, "rows": rows})
+        views.append({"id": view_id, "label": view_label, "rows": rows})
     return views
 
 
