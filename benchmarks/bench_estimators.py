@@ -4,14 +4,11 @@ the resolution shows up like a slowdown)."""
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import sys
-
 import numpy as np
 
 from metbench.data.source import EventSource
 from metbench.estimators.submission import load_submission
+from metbench.harness import build_estimator
 from metbench.scoring.score import align_predictions, load_truth, score
 
 from .common import ROOT, batch_of, mini, with_chains
@@ -21,17 +18,10 @@ REFERENCE = ["deepmet-keras", "metnet-torch", "metnetsig-torch", "perceiver-torc
 
 
 def _estimator(name: str):
-    """The submission's first entry, constructed as the harness does (weights from its folder)."""
+    """The submission's first entry, constructed as the harness constructs it."""
     sub = load_submission(ROOT / "submissions" / name)
-    (_, params), *_ = sub.entries()
-    module_name, class_name = sub.manifest.entry.split(":")
-    if str(sub.folder) not in sys.path:
-        sys.path.insert(0, str(sub.folder))
-    cls = getattr(importlib.import_module(module_name), class_name)
-    accepted = inspect.signature(cls).parameters
-    if "weights_dir" in accepted:
-        params["weights_dir"] = str(sub.folder)
-    return cls(**params), sub
+    (entry, params), *_ = sub.entries()
+    return build_estimator(sub, entry, params), sub
 
 
 class BaselinePredict:

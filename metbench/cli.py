@@ -602,7 +602,7 @@ def bench_baseline(
 
     from metbench.data.source import EventSource
     from metbench.estimators.submission import load_submission
-    from metbench.estimators.worker import PredictJob, instantiate
+    from metbench.harness import build_estimator
     from metbench.speed import versus_numpy_sum
 
     sub = load_submission(submission)
@@ -610,12 +610,7 @@ def bench_baseline(
     folder = _resolve_dataset_with_progress(dataset)
     batch = next(iter(EventSource(folder, "test", batch_size, sub.manifest.max_particles)))
     batch = replace(batch, truth={k: batch.truth[k] for k in sub.manifest.uses_truth})
-    job = PredictJob(
-        label=entry, folder=str(sub.folder), entry=sub.manifest.entry, framework=sub.manifest.framework,
-        parameters=params, device="cpu", dataset=str(folder), split="test", batch_size=batch_size,
-        max_particles=sub.manifest.max_particles, uses_truth=sub.manifest.uses_truth, parts_dir="", log_path="",
-    )  # fmt: skip
-    r = versus_numpy_sum(instantiate(job), batch, duration)
+    r = versus_numpy_sum(build_estimator(sub, entry, params), batch, duration)
     console.print(
         f"{entry} on {r['batch_size']} events of {folder.name}: {r['estimator_events_per_s']:,.0f} events/s; "
         f"bare numpy sum {r['numpy_sum_events_per_s']:,.0f} events/s; time ratio {r['time_ratio']:.2f}"
@@ -640,7 +635,7 @@ def bench_scaling(
     import pandas as pd
 
     from metbench.data.source import EventSource
-    from metbench.estimators.worker import PredictJob, instantiate
+    from metbench.harness import build_estimator
     from metbench.speed import latency_by_candidates
 
     sub, entries = _entries(submission, variant, None)
@@ -663,13 +658,8 @@ def bench_scaling(
     chosen = (
         [int(x) for x in sizes.split(",")] if sizes else [n_max // 8, n_max // 4, n_max // 2, n_max]
     )
-    job = PredictJob(
-        label=entry, folder=str(sub.folder), entry=sub.manifest.entry, framework=sub.manifest.framework,
-        parameters=params, device="cpu", dataset=str(folder), split="test", batch_size=1,
-        max_particles=sub.manifest.max_particles, uses_truth=(), parts_dir="", log_path="",
-    )  # fmt: skip
     try:
-        rows = latency_by_candidates(instantiate(job), busiest, chosen, duration)
+        rows = latency_by_candidates(build_estimator(sub, entry, params), busiest, chosen, duration)
     except ValueError as exc:
         raise MetbenchError(f"{entry}: {exc}") from None
     frame = pd.DataFrame(rows).set_index("n_candidates")

@@ -27,7 +27,7 @@ from metbench.estimators.predictions import (
     write_predictions,
 )
 from metbench.estimators.submission import Submission, SubmissionError
-from metbench.estimators.worker import PredictJob
+from metbench.estimators.worker import PredictJob, instantiate
 from metbench.results import ResultsError, now_iso, read_results, write_results
 from metbench.scoring.kinematics import load_chains, score_kinematics
 from metbench.scoring.score import ScoringError, align_predictions, load_truth, score
@@ -174,6 +174,20 @@ def predict_entry(
         _merge_parts(parts, out, identity)
     report["reused"] = reuse
     return report
+
+
+def build_estimator(
+    sub: Submission, entry: str, params: dict[str, Any], device: str = "cpu"
+) -> Any:
+    """An entry's estimator constructed in this process exactly as the isolated child constructs
+    it (for benchmarks and ``metbench bench``; runs go through :func:`predict_entry`)."""
+    job = PredictJob(
+        label=entry, folder=str(sub.folder), entry=sub.manifest.entry,
+        framework=sub.manifest.framework, parameters=params, device=device, dataset="",
+        split="test", batch_size=sub.manifest.batch_size, max_particles=sub.manifest.max_particles,
+        uses_truth=sub.manifest.uses_truth, parts_dir="", log_path="",
+    )  # fmt: skip
+    return instantiate(job)
 
 
 def _predict_on_dask(
