@@ -629,8 +629,6 @@ def bench_scaling(
 ) -> None:
     """Per-event latency at batch 1 against the number of candidates N: the busiest event of the
     test split, cut to its N hardest candidates (does the cost grow linearly in N?)."""
-    from dataclasses import replace
-
     import numpy as np
     import pandas as pd
 
@@ -646,18 +644,20 @@ def bench_scaling(
     for batch in source:
         i = int(np.argmax(batch.mask.sum(1)))
         if busiest is None or batch.mask[i].sum() > busiest.mask.sum():
-            busiest = replace(
-                batch,
-                particles=batch.particles[i : i + 1],
-                mask=batch.mask[i : i + 1],
-                event={k: v[i : i + 1] for k, v in batch.event.items()},
-                truth={},
-            )
-    assert busiest is not None
+            busiest = batch.take(slice(i, i + 1)).for_estimator()
+    if busiest is None:
+        raise MetbenchError(f"{folder}: the test split has no events to time")
     n_max = int(busiest.mask.sum())
-    chosen = (
-        [int(x) for x in sizes.split(",")] if sizes else [n_max // 8, n_max // 4, n_max // 2, n_max]
-    )
+    try:
+        chosen = (
+            [int(x) for x in sizes.split(",")]
+            if sizes
+            else sorted({max(n_max // k, 1) for k in (8, 4, 2, 1)})
+        )
+    except ValueError:
+        raise MetbenchError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
+    if min(chosen) < 1:
+        raise MetbenchError(f"--sizes must be positive candidate counts, got {sizes!r}")
     try:
         rows = latency_by_candidates(build_estimator(sub, entry, params), busiest, chosen, duration)
     except ValueError as exc:

@@ -171,6 +171,18 @@ class EventBatch:
             ) from None
         return self.particles[:, :, index]
 
+    def take(self, rows: slice | np.ndarray) -> EventBatch:
+        """Some events of the batch (every per-event array, truth included, indexed by ``rows``).
+
+        ``n_truncated`` is kept as the whole batch's count."""
+        return replace(
+            self,
+            particles=self.particles[rows],
+            mask=self.mask[rows],
+            event={k: v[rows] for k, v in self.event.items()},
+            truth={k: v[rows] for k, v in self.truth.items()},
+        )
+
     def for_estimator(self) -> EventBatch:
         """The same batch without any truth column: what ``Estimator.predict`` receives."""
         return replace(self, truth={})

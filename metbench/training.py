@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,12 +19,12 @@ import awkward as ak
 import numpy as np
 
 from metbench.data.source import EventSource
+from metbench.data.store import atomic_write_bytes
 from metbench.errors import DatasetError
 
 __all__ = [
     "TrainSettings",
     "TrainState",
-    "atomic_write_bytes",
     "bucketed_batches",
     "describe",
     "read_sample",
@@ -141,20 +139,6 @@ class TrainState:
         return cls(**data)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file through a temporary neighbour and a rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        Path(tmp).chmod(0o644)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def read_sample(
     source: EventSource,
     per_process: int | None = None,
@@ -257,7 +241,8 @@ def train_submission(
     from dataclasses import replace
 
     from metbench.estimators.submission import SubmissionError, load_submission
-    from metbench.estimators.worker import PredictJob, UserError, instantiate
+    from metbench.estimators.worker import UserError
+    from metbench.harness import build_estimator
 
     sub = load_submission(folder, require_weights=False)
     if not sub.manifest.trainable:
@@ -265,13 +250,8 @@ def train_submission(
     done = []
     trained: set[str] = set()
     for entry, params in sub.entries(variant, overrides):
-        job = PredictJob(
-            entry, str(sub.folder), sub.manifest.entry, sub.manifest.framework, params,
-            settings.device, str(dataset), "train", settings.batch_size,
-            sub.manifest.max_particles, (), "", "",
-        )  # fmt: skip
         try:
-            estimator = instantiate(job)
+            estimator = build_estimator(sub, entry, params, settings.device)
         except UserError as exc:
             raise SubmissionError(f"{entry}: {exc}") from None
         if not callable(getattr(estimator, "fit", None)) or not callable(

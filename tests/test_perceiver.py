@@ -94,3 +94,6 @@ def test_bench_scaling_prints_latency_per_size(tiny_dataset):
         assert any(line.strip("│ ").startswith(n) for line in r.stdout.splitlines())
     r = cli("bench", "scaling", "submissions/pf", "--dataset", tiny_dataset, "--sizes", "99999")
     assert r.returncode == 2 and "fewer than 99999" in r.stderr
+    r = cli("bench", "scaling", "submissions/pf", "--dataset", tiny_dataset, "--sizes", "ten")
+    assert r.returncode == 2 and "comma-separated integers" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -170,7 +170,10 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
     for file_index, relpath in enumerate(source.files):
         part = parts / f"part_{file_index:05d}.parquet"
         n_file = source.manifest["files"][relpath]["n_events"]
-        if part.exists() or (job.files is not None and relpath not in job.files):
+        if job.files is not None and relpath not in job.files:  # another task's file
+            batch_index += -(-n_file // job.batch_size)
+            continue
+        if part.exists():
             done += n_file
             batch_index += -(-n_file // job.batch_size)
             send(("progress", done))
@@ -217,12 +220,17 @@ def predict_on_dask_worker(job: PredictJob) -> dict[str, Any]:
     """A Dask task: predict ``job.files`` into their parts, in the worker's own process (on a
     cluster the Dask worker, with its memory limit, is the isolation boundary). A failure of the
     submission raises :class:`UserError` with the same one-line message as a local run."""
+    return _instantiate_and_predict(job, lambda message: None)[1]
+
+
+def _instantiate_and_predict(job: PredictJob, send: Any) -> tuple[Any, dict[str, Any]]:
+    """Check the device, build the estimator, predict (if ``job.predict``): ``(estimator, info)``."""
     device = _check_device(job)
     estimator = instantiate(job)
-    info = _predict_files(job, estimator, lambda message: None)
+    info: dict[str, Any] = _predict_files(job, estimator, send) if job.predict else {}
     info["device"] = device
     info["n_parameters"] = count_parameters(estimator)
-    return info
+    return estimator, info
 
 
 def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
@@ -274,11 +282,7 @@ def child_main(conn: Any, job: PredictJob) -> None:
         conn.send(message)
 
     try:
-        device = _check_device(job)
-        estimator = instantiate(job)
-        info: dict[str, Any] = _predict_files(job, estimator, send) if job.predict else {}
-        info["device"] = device
-        info["n_parameters"] = count_parameters(estimator)
+        estimator, info = _instantiate_and_predict(job, send)
         if job.throughput is not None:
             send(("throughput", _throughput(job, estimator)))
         send(("done", info))

@@ -280,8 +280,8 @@ class METNetEstimator:
         """Compute (or reuse) the features, set the standardisation, train."""
         import torch
 
+        from metbench.data.store import atomic_write_bytes
         from metbench.models.torch_training import fit_torch
-        from metbench.training import atomic_write_bytes
 
         ckpt = settings.checkpoint_dir
         ckpt.mkdir(parents=True, exist_ok=True)
@@ -328,16 +328,16 @@ class METNetEstimator:
         """Export the network (rotated features in, rotated output out) to ONNX."""
         import torch
 
+        from metbench.data.store import atomic_path
+
         example = torch.zeros((2, len(FEATURE_NAMES)))
         program = torch.onnx.export(
             self.network.cpu().eval(), (example,), input_names=["features"],
             output_names=["met"], dynamic_shapes=({0: torch.export.Dim("n")},), dynamo=True,
             verbose=False,
         )  # fmt: skip
-        tmp = path.with_name(f".tmp-{path.name}")
-        program.save(str(tmp))
-        tmp.chmod(0o644)
-        tmp.replace(path)
+        with atomic_path(path) as tmp:
+            program.save(str(tmp))
 
     def save(self, folder: Any) -> None:
         """The state dict, its ONNX export and the training history."""

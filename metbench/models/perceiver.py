@@ -11,7 +11,6 @@ the original) work on the latents, the latents are averaged, and a linear layer 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Final
 
 import numpy as np
@@ -224,14 +223,7 @@ class PerceiverEstimator:
         outputs = []
         with torch.no_grad():
             for start in range(0, len(batch), self.chunk):  # bounded memory at any batch size
-                rows = slice(start, start + self.chunk)
-                part = replace(
-                    batch,
-                    particles=batch.particles[rows],
-                    mask=batch.mask[rows],
-                    event={k: v[rows] for k, v in batch.event.items()},
-                    truth={},
-                )
+                part = batch.take(slice(start, start + self.chunk))
                 outputs.append(self.network(*self._tensors(part)).cpu().numpy())
         return np.concatenate(outputs).astype(np.float64) * OUTPUT_SCALE
 

@@ -7,7 +7,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from metbench.training import TrainSettings, TrainState, atomic_write_bytes
+from metbench.data.store import atomic_write_bytes
+from metbench.training import TrainSettings, TrainState
 
 __all__ = ["fit_torch", "save_torch", "save_weights_and_history"]
 

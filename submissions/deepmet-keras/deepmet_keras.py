@@ -6,6 +6,7 @@ The network is :func:`metbench.models.deepmet_keras.build_model`; inputs are pre
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from pathlib import Path
@@ -15,12 +16,12 @@ import awkward as ak
 import numpy as np
 
 from metbench.data.source import EventSource, to_event_batch
+from metbench.data.store import atomic_write_bytes
 from metbench.events import EventBatch
 from metbench.models.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
 from metbench.training import (
     TrainSettings,
     TrainState,
-    atomic_write_bytes,
     bucketed_batches,
     describe,
     read_sample,
@@ -38,19 +39,6 @@ def network_inputs(batch: EventBatch, pad_to: int | None = None) -> list[np.ndar
     n = min(batch.max_particles, charge.shape[1])
     mask[:, :n] = batch.mask[:, :n]
     return [cont, charge.astype(np.int32), pdg.astype(np.int32), from_pv.astype(np.int32), mask]
-
-
-def _events(batch: EventBatch, rows: slice) -> EventBatch:
-    """Some events of a batch."""
-    from dataclasses import replace
-
-    return replace(
-        batch,
-        particles=batch.particles[rows],
-        mask=batch.mask[rows],
-        event={k: v[rows] for k, v in batch.event.items()},
-        truth={},
-    )
 
 
 def _trimmed(batch: EventBatch, n: int) -> EventBatch:
@@ -124,7 +112,7 @@ class DeepMetKeras:
 
         outputs = []
         for start in range(0, len(batch), self.chunk):  # bounded memory at any batch size
-            part = _events(batch, slice(start, start + self.chunk))
+            part = batch.take(slice(start, start + self.chunk))
             if self.official:  # every pad of 4500 takes part, as in CMSSW
                 inputs = network_inputs(part, MAX_CANDIDATES)
                 inputs[4] = np.ones_like(inputs[4])
@@ -235,13 +223,13 @@ class DeepMetKeras:
 
 
 def _save_weights(model: Any, path: Path) -> None:
+    # Keras insists on a name ending in .weights.h5, so not metbench.data.store.atomic_path
     tmp = path.with_name(f".tmp-{path.name}")
     model.save_weights(tmp)
     tmp.replace(path)
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".tmp-{path.name}")
-    with tmp.open("wb") as out:
-        np.savez(out, **arrays)
-    tmp.replace(path)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue())
