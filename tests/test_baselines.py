@@ -38,6 +38,7 @@ def awkward_met(arr, select):
         (PfMet(), lambda pf: pf.pt > -1),
         (ChsMet(), lambda pf: pf.from_pv > 0),
         (TrackMet(), lambda pf: (pf.charge != 0) & (pf.from_pv >= 2)),
+        (TrackMet(min_from_pv=1), lambda pf: (pf.charge != 0) & (pf.from_pv > 0)),
         (PuppiMet(), None),
         (OracleMet(), lambda pf: ~pf.truth_is_pileup),
     ],

@@ -89,3 +89,18 @@ def test_compare_command(shared_data, tmp_path):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "10 of 10 events within 1.0% in |MET|" in r.stdout
+
+
+def test_what_pfnano_does_not_store_moves_deepmet_beyond_one_percent(shared_data, pfnano_batch):
+    """Why 1% on 10/10 cannot be demanded from this file: redrawing the d0, dz and fromPV that
+    PFNano does not store for soft charged candidates (41% of them) moves the official network's
+    |MET| by more than 1% in most events (measured with 16 draws: 9 of 10)."""
+    from metbench.data.readers.cms import resample_unstored
+
+    model = DeepMetOfficial(str(shared_data / "cms-deepmet" / "deepmet_v1_2018.graphdef"))
+    rng = np.random.default_rng(1)
+    met = np.stack(
+        [np.hypot(*model.predict(resample_unstored(pfnano_batch, rng)).T) for _ in range(8)], 1
+    )
+    spread = (met.max(1) - met.min(1)) / np.median(met, 1)
+    assert np.sum(spread > 0.01) >= 8

@@ -7,9 +7,9 @@ weight ``w_i`` in [0, 1]:
 PF         every candidate (CMS ``RawMET``)
 CHS        candidates with ``from_pv > 0`` (CMS ``ChsMET``: the ``fromPV(0) > 0`` selection; neutral
            candidates pass with ``from_pv = 3``)
-track      charged candidates with ``from_pv >= 2`` (CMS ``TkMET``: charged, associated with the
-           PV0; the event model keeps ``fromPV`` but not the association quality, so
-           ``pvAssociationQuality() >= 4`` cannot be applied separately)
+track      charged candidates with ``from_pv >= 2`` (MiniAOD's ``TkMET``: charged, associated with
+           the PV0); ``min_from_pv=1`` gives UL NanoAOD's recomputed ``TkMET``
+           (``fromPV(0) > 0``, tracks in no vertex fit included)
 PUPPI      ``w`` = the stored CMSSW PUPPI weight, or weights recomputed with the ``puppiNoLep``
            settings used for CMS's ``RawPuppiMET`` (leptons weight 1, photons above 20 GeV
            weight 1)
@@ -45,10 +45,28 @@ class ChsMet:
 
 
 class TrackMet:
-    """MET from charged candidates associated with the primary vertex (``from_pv >= 2``)."""
+    """MET from charged candidates associated with the primary vertex.
+
+    Parameters
+    ----------
+    min_from_pv
+        Lowest ``from_pv`` kept: 2 (default) keeps the tracks attached to the PV, as MiniAOD's
+        track MET (``pvAssociationQuality() >= 4 && vertexRef().key() == 0``); 1 keeps also the
+        tracks in no vertex fit, as the track MET that UL NanoAOD recomputes
+        (``fromPV(0) > 0``, ``metbench data provenance`` on a NanoAOD file shows it).
+    """
+
+    def __init__(self, min_from_pv: int = 2) -> None:
+        if min_from_pv not in (1, 2, 3):
+            raise ValueError(f"min_from_pv must be 1, 2 or 3, got {min_from_pv!r}")
+        self.min_from_pv = int(min_from_pv)
 
     def predict(self, batch: EventBatch) -> np.ndarray:
-        keep = batch.mask & (batch.feature("charge") != 0) & (batch.feature("from_pv") >= 2)
+        keep = (
+            batch.mask
+            & (batch.feature("charge") != 0)
+            & (batch.feature("from_pv") >= self.min_from_pv)
+        )
         return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)
 
 

@@ -25,13 +25,14 @@ def data_home() -> Path:
 
 def converted_file(path: Path) -> Path:
     """The dataset folder of a ROOT file, converted on first use into
-    ``data_home()/files/<stem>-<sha256[:12]>`` (a changed file gets a new folder)."""
-    from metbench.data.readers import convert_file
+    ``data_home()/files/<stem>-<sha256[:12]>-r<READER_VERSION>`` (a changed file or reader gets
+    a new folder)."""
+    from metbench.data.readers import READER_VERSION, convert_file
     from metbench.data.store import MANIFEST_NAME, load_manifest, sha256_file
 
     if not path.is_file():
         raise DatasetError(f"{path}: no such file")
-    folder = data_home() / "files" / f"{path.stem}-{sha256_file(path)[:12]}"
+    folder = data_home() / "files" / f"{path.stem}-{sha256_file(path)[:12]}-r{READER_VERSION}"
     if not (folder / MANIFEST_NAME).is_file():
         convert_file(path, folder)
     load_manifest(folder)

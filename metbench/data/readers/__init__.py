@@ -8,12 +8,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from metbench.data.readers.common import STORED_PREFIX, FileEvents, write_file_dataset
 from metbench.errors import DatasetError
 
-__all__ = ["STORED_PREFIX", "FileEvents", "convert_file", "read_file"]
+__all__ = ["READER_VERSION", "STORED_PREFIX", "FileEvents", "convert_file", "read_file"]
+
+#: Bumped whenever a reader's output changes, so that converted files are converted again.
+#: 2: PFNano ``from_pv``: qualities 4 and 5 are at the first vertex whatever their dz.
+READER_VERSION: Final[int] = 2
 
 
 def read_file(path: Path | str) -> FileEvents:

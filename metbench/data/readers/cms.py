@@ -7,9 +7,16 @@ PFNano (``PFCands_*``) maps onto the candidate columns directly, except:
   the associated vertex, which ``PackedCandidate::fromPV()`` also needs. The vertex is inferred from
   ``dz`` (taken w.r.t. the first primary vertex): a track is at the PV when
   ``|dz| < 0.1 cm`` or ``|dz| / dzErr < 5`` (the dz-compatibility cuts of CMSSW's
-  ``PrimaryVertexAssignment``). Then, as ``fromPV``: neutral -> 3; at the PV and quality 7 -> 3; at
-  the PV, or an electron or muon -> 2; quality below 6 -> 1; else (used in another vertex's fit) -> 0.
-* ``d0``, ``dz``: PFNano writes -1 for candidates without track details; neutral candidates get 0.
+  ``PrimaryVertexAssignment``), and always for qualities 4 and 5, which that assignment gives
+  only for the first vertex. Then, as ``PackedCandidate::fromPV(0)`` (CMSSW 10_6): neutral -> 3;
+  at the PV and quality 7 -> 3; at the PV, or an electron or muon -> 2; in no vertex fit (quality
+  below 6) -> 1 (PVLoose); else (fitted to another vertex) -> 0. The stored TkMET (``-sum p`` over
+  charged candidates with ``fromPV(0) > 0``, as the file's own configuration says:
+  ``metbench data provenance``) checks this in the tests. Not reproducible: a track fitted to
+  another vertex with fewer than 4 degrees of freedom is PVLoose too; NanoAOD keeps no vertex
+  ndof beyond the first.
+* ``d0``, ``dz``: PFNano writes -1 for candidates without track details (all below 0.5 GeV here);
+  they stay -1, so they can be told apart. Neutral candidates get 0, as in the packed candidates.
 * ``truth_is_pileup`` is not stored (False, recorded as missing).
 
 Event columns: ``mu`` = ``Pileup_nTrueInt``, ``n_pu`` = ``Pileup_nPU``, ``n_pv`` = ``PV_npvs``,
@@ -19,6 +26,7 @@ becomes ``stored_<name>_x/_y``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -26,8 +34,9 @@ import awkward as ak
 import numpy as np
 
 from metbench.data.readers.common import FileEvents
+from metbench.events import EventBatch
 
-__all__ = ["CMS_STORED_MET", "from_pv_from_quality", "read_cms"]
+__all__ = ["CMS_STORED_MET", "from_pv_from_quality", "read_cms", "resample_unstored"]
 
 #: MET branches CMS NanoAOD may carry (``<name>_pt``, ``<name>_phi``).
 CMS_STORED_MET: Final[tuple[str, ...]] = (
@@ -48,12 +57,19 @@ DZ_SIG_MAX: Final = 5.0
 def from_pv_from_quality(
     charge: np.ndarray, pdg_id: np.ndarray, quality: np.ndarray, dz: np.ndarray, dz_err: np.ndarray
 ) -> np.ndarray:
-    """CMS ``fromPV`` (0-3) from PFNano's association quality and dz (see the module docstring)."""
+    """CMS ``fromPV`` (0-3) from PFNano's association quality and dz (see the module docstring).
+
+    Parameters
+    ----------
+    charge, pdg_id, quality, dz, dz_err
+        Per candidate, as PFNano stores them (``dz`` [cm] w.r.t. the first PV, -1 without track).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         at_pv = (np.abs(dz) < DZ_MAX_CM) | (np.abs(dz) / dz_err < DZ_SIG_MAX)
+    at_pv |= (quality == 4) | (quality == 5)  # CMSSW gives these two only for the first vertex
     lepton = np.isin(np.abs(pdg_id), (11, 13))
     out = np.zeros(len(charge), np.int8)
-    out[quality < 6] = 1
+    out[quality < 6] = 1  # in no vertex fit: PVLoose wherever it was assigned
     out[at_pv | lepton] = 2
     out[at_pv & (quality == 7)] = 3
     out[charge == 0] = 3
@@ -162,3 +178,48 @@ def read_cms(tree: Any, source: Path) -> FileEvents:
         missing=missing,
         has_truth_met=has_truth,
     )
+
+
+#: Tracked charged candidates below this pT [GeV] are the pool the unstored values are drawn from.
+RESAMPLE_POOL_PT_MAX: Final = 1.5
+
+
+def resample_unstored(batch: EventBatch, rng: np.random.Generator) -> EventBatch:
+    """The batch with what PFNano does not store about a charged candidate drawn anew.
+
+    PFNano writes ``d0 = dz = -1`` for charged candidates without track details (the soft ones),
+    and so loses their impact parameters and, with them, the vertex behind ``fromPV``. Here each
+    such candidate gets the ``(d0, dz, from_pv)`` of a random tracked charged candidate of the same
+    event below :data:`RESAMPLE_POOL_PT_MAX`. Running an entry on many such batches shows how far
+    its output is fixed by the file at all: a reimplementation cannot be asked to agree with the
+    experiment more closely than that spread.
+
+    Parameters
+    ----------
+    batch
+        Events read from a PFNano file.
+    rng
+        Random generator.
+
+    Returns
+    -------
+    EventBatch
+        A copy; the other columns are untouched.
+    """
+    particles = batch.particles.copy()
+    column = {name: i for i, name in enumerate(batch.features)}
+    d0, dz = particles[..., column["d0"]], particles[..., column["dz"]]
+    charged = batch.mask & (particles[..., column["charge"]] != 0)
+    unstored = charged & (d0 == -1) & (dz == -1)
+    tracked = charged & ~unstored
+    soft = tracked & (particles[..., column["pt"]] < RESAMPLE_POOL_PT_MAX)
+    targets = [column["d0"], column["dz"], column["from_pv"]]
+    for row in np.flatnonzero(unstored.any(axis=1)):
+        pool = np.flatnonzero(soft[row]) if soft[row].any() else np.flatnonzero(tracked[row])
+        if len(pool) == 0:
+            continue
+        slots = np.flatnonzero(unstored[row])
+        picks = rng.choice(pool, len(slots))
+        for k in targets:
+            particles[row, slots, k] = particles[row, picks, k]
+    return replace(batch, particles=particles)
