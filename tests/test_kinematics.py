@@ -116,6 +116,21 @@ def test_deelema_imposes_the_met_exactly(ttbar):
     assert np.isfinite(loss) and loss > 0
 
 
+def test_deelema_onnx_export_matches_torch(ttbar):
+    pytest.importorskip("onnxruntime")
+    from pathlib import Path
+
+    from metbench.models.deelema import SCALE, DeeLeMaEstimator
+
+    folder = Path(__file__).resolve().parents[1] / "submissions" / "deelema-torch"
+    a = DeeLeMaEstimator(weights_dir=str(folder)).predict_neutrinos(ttbar)
+    b = DeeLeMaEstimator(weights_dir=str(folder), runtime="onnx").predict_neutrinos(ttbar)
+    assert np.isfinite(a).any()
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    real = np.isfinite(a)
+    np.testing.assert_allclose(b[real] / SCALE, a[real] / SCALE, rtol=0, atol=1e-5)
+
+
 def test_run_scores_the_kinematics_task(tiny_dataset, tmp_path):
     r = cli("run", "submissions/nu-wmass", "--dataset", tiny_dataset, *fast(tmp_path))
     assert r.returncode == 0, r.stderr

@@ -5,6 +5,7 @@ scaling``, not timed here)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -79,6 +80,23 @@ def test_fit_save_load_predict(tiny_dataset, tmp_path):
     loaded = PerceiverEstimator(weights_dir=str(tmp_path), **arch)
     test = next(iter(EventSource(tiny_dataset, "test", batch_size=5))).for_estimator()
     np.testing.assert_allclose(loaded.predict(test), model.predict(test), rtol=1e-5, atol=1e-4)
+    # save wrote the ONNX export: onnxruntime gives the same MET, with batch and candidate
+    # counts other than the export's examples
+    onnx = PerceiverEstimator(weights_dir=str(tmp_path), runtime="onnx", chunk=3, **arch)
+    np.testing.assert_allclose(onnx.predict(test), model.predict(test), rtol=1e-5, atol=1e-5)
+
+
+def test_committed_weights_have_a_matching_onnx_export(batch):
+    from metbench.models.perceiver import OUTPUT_SCALE
+
+    folder = Path(__file__).resolve().parents[1] / "submissions" / "perceiver-torch"
+    torch_model = PerceiverEstimator(weights_dir=str(folder))
+    onnx_model = PerceiverEstimator(weights_dir=str(folder), runtime="onnx")
+    # parity to 1e-5 in the network's own units (the MET / OUTPUT_SCALE GeV)
+    np.testing.assert_allclose(
+        onnx_model.predict(batch) / OUTPUT_SCALE, torch_model.predict(batch) / OUTPUT_SCALE,
+        rtol=0, atol=1e-5,
+    )  # fmt: skip
 
 
 def test_bench_scaling_prints_latency_per_size(tiny_dataset):

@@ -106,13 +106,29 @@ class DeeLeMaEstimator:
 
     Its MET is the PUPPI MET it is constrained to (the sum of its two neutrinos); its neutrinos
     go to the kinematic-reconstruction task.
+
+    Parameters
+    ----------
+    weights_file
+        The ``state_dict`` (``.pt``), relative to the submission folder; the ONNX export sits
+        beside it with the suffix ``.onnx``.
+    hidden, layers
+        Width and depth of the MLP.
+    runtime
+        ``torch``, or ``onnx`` (onnxruntime on the export).
+    weights_dir, device
+        Given by the harness.
     """
+
+    #: Parameters that change how the trained network is run, not what is trained.
+    inference_parameters = ("runtime",)
 
     def __init__(
         self,
         weights_file: str = "weights/deelema.pt",
         hidden: int = 128,
         layers: int = 3,
+        runtime: str = "torch",
         weights_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
@@ -121,6 +137,9 @@ class DeeLeMaEstimator:
         import torch
 
         from metbench.baselines.met import PuppiMet
+        from metbench.models.onnx_runtime import OnnxRunner, check_runtime
+
+        self.runtime = check_runtime(runtime)
 
         self.folder = Path(weights_dir) if weights_dir else Path.cwd()
         self.weights_path = self.folder / weights_file
@@ -132,6 +151,7 @@ class DeeLeMaEstimator:
             )
         self.network.eval()
         self.met = PuppiMet()
+        self._onnx = OnnxRunner(self.weights_path.with_suffix(".onnx"))
 
     def predict(self, batch: EventBatch) -> np.ndarray:
         return self.met.predict(batch)
@@ -142,8 +162,11 @@ class DeeLeMaEstimator:
         if not self.weights_path.is_file():
             raise FileNotFoundError(f"{self.weights_path} does not exist: run metbench train")
         x, usable = deelema_inputs(batch, self.met.predict(batch))
-        with torch.no_grad():
-            q = self.network(torch.as_tensor(x)).numpy().astype(np.float64) * SCALE
+        if self.runtime == "onnx":
+            q = self._onnx({"inputs": x}).astype(np.float64) * SCALE
+        else:
+            with torch.no_grad():
+                q = self.network(torch.as_tensor(x)).numpy().astype(np.float64) * SCALE
         q[~usable] = np.nan
         return q
 
@@ -199,3 +222,15 @@ class DeeLeMaEstimator:
 
         target = folder / self.weights_path.relative_to(self.folder)
         save_weights_and_history(self.network, target, getattr(self, "_history", None))
+        self.export_onnx(target.with_suffix(".onnx"))
+
+    def export_onnx(self, path: Any) -> None:
+        """Export the network ((n, 18) inputs in, (n, 2, 3) neutrino momenta out) to ONNX."""
+        import torch
+
+        from metbench.models.onnx_runtime import export_onnx
+
+        export_onnx(
+            self.network, (torch.zeros((2, 18)),), ["inputs"], ["neutrinos"],
+            ({0: torch.export.Dim("n")},), path,
+        )  # fmt: skip

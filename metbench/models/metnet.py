@@ -196,15 +196,16 @@ class METNetEstimator:
     ) -> None:
         from pathlib import Path
 
-        if runtime not in ("torch", "onnx"):
-            raise ValueError(f"runtime must be 'torch' or 'onnx', not {runtime!r}")
+        from metbench.models.onnx_runtime import OnnxRunner, check_runtime
+
+        check_runtime(runtime)
         self.folder = Path(weights_dir) if weights_dir else Path.cwd()
         self.weights_path = self.folder / weights_file
         self.onnx_path = self.weights_path.with_suffix(".onnx")
         self.widths = tuple(widths or (256, 256, 256, 256, 256))
         self.runtime, self.device, self.huber_delta = runtime, device, float(huber_delta)
         self.network = build_network(len(FEATURE_NAMES), self.widths, self.significance)
-        self._session: Any = None
+        self._onnx = OnnxRunner(self.onnx_path)
         self._cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
         if self.weights_path.is_file():
             import torch
@@ -231,13 +232,7 @@ class METNetEstimator:
             raise FileNotFoundError(f"{self.weights_path} does not exist: run metbench train")
         x, phi = metnet_features(batch)
         if self.runtime == "onnx":
-            if self._session is None:
-                import onnxruntime
-
-                self._session = onnxruntime.InferenceSession(
-                    str(self.onnx_path), providers=["CPUExecutionProvider"]
-                )
-            out = self._session.run(None, {"features": x})[0]
+            out = self._onnx({"features": x})
         else:
             import torch
 
@@ -328,16 +323,12 @@ class METNetEstimator:
         """Export the network (rotated features in, rotated output out) to ONNX."""
         import torch
 
-        from metbench.data.store import atomic_path
+        from metbench.models.onnx_runtime import export_onnx
 
-        example = torch.zeros((2, len(FEATURE_NAMES)))
-        program = torch.onnx.export(
-            self.network.cpu().eval(), (example,), input_names=["features"],
-            output_names=["met"], dynamic_shapes=({0: torch.export.Dim("n")},), dynamo=True,
-            verbose=False,
+        export_onnx(
+            self.network, (torch.zeros((2, len(FEATURE_NAMES))),), ["features"], ["met"],
+            ({0: torch.export.Dim("n")},), path,
         )  # fmt: skip
-        with atomic_path(path) as tmp:
-            program.save(str(tmp))
 
     def save(self, folder: Any) -> None:
         """The state dict, its ONNX export and the training history."""

@@ -23,6 +23,8 @@ __all__ = ["OUTPUT_SCALE", "PerceiverEstimator", "build_perceiver", "perceiver_i
 OUTPUT_SCALE: Final[float] = 50.0
 CHARGED_FEATURES: Final[int] = 8
 NEUTRAL_FEATURES: Final[int] = 7
+#: Names of the network's inputs in the ONNX export (the order of :func:`perceiver_inputs`).
+INPUT_NAMES: Final = ("charged", "charged_mask", "neutral", "neutral_mask")
 
 
 def _signlog(x: np.ndarray) -> np.ndarray:
@@ -150,11 +152,12 @@ def build_perceiver(
                 [self.charged_projection(charged), self.neutral_projection(neutral)], dim=1
             )
             mask = torch.cat([charged_mask, neutral_mask], dim=1)
-            empty = ~mask.any(dim=1)  # an event without candidates attends to one zero token
-            if bool(empty.any()):
-                mask = mask.clone()
-                mask[:, 0] |= empty
-            z = self.cross(self.latent.expand(len(source), -1, -1), source, mask)
+            # an event without candidates attends to one zero token (no data-dependent branch,
+            # so that the graph exports to ONNX)
+            empty = ~mask.any(dim=1, keepdim=True)
+            first = torch.arange(mask.shape[1], device=mask.device) == 0
+            mask = mask | (empty & first)
+            z = self.cross(self.latent.expand(source.shape[0], -1, -1), source, mask)
             for _ in range(self.n_layers):
                 z = self.self_attention(z)
             return self.head(z.mean(dim=1))
@@ -175,9 +178,14 @@ class PerceiverEstimator:
         Architecture (the original's: 128, 64, 8, 2).
     chunk
         Events per network call (a large batch is run in chunks, so memory stays bounded).
+    runtime
+        ``torch``, or ``onnx`` (onnxruntime on the export written beside the weights).
     weights_dir, device
         Given by the harness.
     """
+
+    #: Parameters that change how the trained network is run, not what is trained.
+    inference_parameters = ("runtime", "chunk")
 
     def __init__(
         self,
@@ -188,6 +196,7 @@ class PerceiverEstimator:
         n_heads: int = 8,
         n_layers: int = 2,
         chunk: int = 64,
+        runtime: str = "torch",
         weights_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
@@ -195,6 +204,9 @@ class PerceiverEstimator:
 
         import torch
 
+        from metbench.models.onnx_runtime import OnnxRunner, check_runtime
+
+        self.runtime = check_runtime(runtime)
         self.chunk = int(chunk)
         self.folder = Path(weights_dir) if weights_dir else Path.cwd()
         self.weights_path = self.folder / weights_file
@@ -209,6 +221,7 @@ class PerceiverEstimator:
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
             self.network.load_state_dict(state)
         self.network.eval().to(self.device)
+        self._onnx = OnnxRunner(self.weights_path.with_suffix(".onnx"))
 
     def _tensors(self, batch: EventBatch, angle: np.ndarray | None = None) -> tuple[Any, ...]:
         import torch
@@ -224,7 +237,11 @@ class PerceiverEstimator:
         with torch.no_grad():
             for start in range(0, len(batch), self.chunk):  # bounded memory at any batch size
                 part = batch.take(slice(start, start + self.chunk))
-                outputs.append(self.network(*self._tensors(part)).cpu().numpy())
+                if self.runtime == "onnx":
+                    arrays = perceiver_inputs(part)
+                    outputs.append(self._onnx(dict(zip(INPUT_NAMES, arrays, strict=True))))
+                else:
+                    outputs.append(self.network(*self._tensors(part)).cpu().numpy())
         return np.concatenate(outputs).astype(np.float64) * OUTPUT_SCALE
 
     def fit(self, train: Any, val: Any, settings: Any) -> Any:
@@ -290,3 +307,21 @@ class PerceiverEstimator:
 
         target = folder / self.weights_path.relative_to(self.folder)
         save_weights_and_history(self.network, target, getattr(self, "_history", None))
+        self.export_onnx(target.with_suffix(".onnx"))
+
+    def export_onnx(self, path: Any) -> None:
+        """Export the network (the four arrays of :func:`perceiver_inputs` in) to ONNX."""
+        import torch
+
+        from metbench.models.onnx_runtime import export_onnx
+
+        n, n_charged, n_neutral = (torch.export.Dim(k) for k in ("n", "n_charged", "n_neutral"))
+        examples = (
+            torch.zeros((2, 3, CHARGED_FEATURES)), torch.ones((2, 3), dtype=torch.bool),
+            torch.zeros((2, 5, NEUTRAL_FEATURES)), torch.ones((2, 5), dtype=torch.bool),
+        )  # fmt: skip
+        shapes = (
+            {0: n, 1: n_charged}, {0: n, 1: n_charged}, {0: n, 1: n_neutral}, {0: n, 1: n_neutral}
+        )  # fmt: skip
+        export_onnx(self.network, examples, list(INPUT_NAMES), ["met"], shapes, path)
+        self.network.to(self.device)
