@@ -777,6 +777,8 @@ def compare_cmd(
             f"{submission} has variants ({', '.join(sub.manifest.variants)}); choose one with --variant"
         )
     entry, params = entries[0]
+    if resample < 0:
+        raise MetbenchError(f"--resample must be >= 0, got {resample}")
     info = dataset_info(_resolve_dataset_with_progress(dataset))
     columns = [f"stored_{stored}_x", f"stored_{stored}_y"]
     source = EventSource(info.folder, "test", verify=True)
@@ -788,6 +790,7 @@ def compare_cmd(
         ref = np.stack([ak.to_numpy(arr[c]).astype(np.float64) for c in columns], 1)
     except Exception:
         raise MetbenchError(f"{info.folder}: the dataset stores no {stored}") from None
+    spread = _resampled_ratios(sub, entry, params, info.folder, resample, seed) if resample else {}
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "p.predictions.parquet"
         predict_entry(sub, entry, params, info, "test", out)
@@ -808,10 +811,7 @@ def compare_cmd(
             "Δφ [rad]": np.round(dphi, 4),
         }
     )
-    if resample < 0:
-        raise MetbenchError(f"--resample must be >= 0, got {resample}")
     if resample:
-        spread = _resampled_ratios(sub, entry, params, info.folder, resample, seed)
         ids = ak.to_numpy(arr["event_id"])
         rows = np.stack([spread[int(e)] for e in ids]) / np.hypot(ref[:, 0], ref[:, 1])[:, None] - 1
         low, mid, high = np.percentile(rows, [0, 50, 100], axis=1)
@@ -850,12 +850,19 @@ def _resampled_ratios(
     rng = np.random.default_rng(seed)
     out: dict[int, Any] = {}
     source = EventSource(folder, "test", batch_size=sub.manifest.batch_size, verify=False)
+    redrawn = 0
     for batch in source:
         seen = batch.for_estimator()
+        redrawn += int(np.sum(resample_unstored(seen, rng).particles != seen.particles))
         met = np.stack(
             [np.hypot(*estimator.predict(resample_unstored(seen, rng)).T) for _ in range(n)], 1
         )
         out.update(zip(batch.event["event_id"].astype(int).tolist(), met, strict=True))
+    if redrawn == 0:
+        raise MetbenchError(
+            f"{folder}: no charged candidate without track details (d0 = dz = -1), so there is "
+            "nothing to redraw; --resample applies to datasets read from PFNano files"
+        )
     return out
 
 
