@@ -60,25 +60,26 @@ class CmsModule:
         Module label (``pfTrk``) and C++ type (``CandPtrSelector``).
     parameters
         Top-level parameters as text: strings decoded, lists as ``[a, b]``, nested sets as ids.
+    kinds
+        Each parameter's CMSSW type letter (``t`` InputTag, ``v`` InputTags, ``Q`` nested set...).
     """
 
     process: str
     label: str
     type: str
     parameters: dict[str, str]
+    kinds: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def inputs(self) -> list[str]:
         """The InputTags (``label[:instance[:process]]``) this module reads."""
         tags: list[str] = []
         for key, value in self.parameters.items():
-            kind = self._kinds.get(key)
+            kind = self.kinds.get(key)
             if kind == "t" and value:
                 tags.append(value)
             elif kind == "v":
                 tags += [v for v in _split_list(value) if v]
         return tags
-
-    _kinds: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ def _module(process: str, text: str) -> CmsModule | None:
         label=entries["@module_label"][1],
         type=entries.get("@module_type", ("", ""))[1],
         parameters={k: v for k, (_, v) in entries.items() if not k.startswith("@")},
-        _kinds={k: t for k, (t, _) in entries.items()},
+        kinds={k: t for k, (t, _) in entries.items()},
     )
 
 
@@ -354,7 +355,7 @@ def describe_lineage(processes: list[CmsProcess], label: str, depth: int = 2) ->
         pad = "  " * level
         lines.append(f"{pad}{module.process} {module.label} ({module.type})")
         for key, value in module.parameters.items():
-            if module._kinds.get(key) in ("Q", "q", "P", "p"):
+            if module.kinds.get(key) in ("Q", "q", "P", "p"):
                 continue
             text = value if len(value) <= 100 else value[:97] + "..."
             lines.append(f"{pad}    {key} = {text}")
