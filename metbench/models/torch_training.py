@@ -67,7 +67,8 @@ def fit_torch(
         ``Adam`` or ``AdamW``.
 
     Resumes from ``settings.checkpoint_dir`` (model, optimizer, scheduler, :class:`TrainState`)
-    unless ``settings.restart``; halves the learning rate after 2 epochs without improvement;
+    unless ``settings.restart``; halves the learning rate after 3 epochs without improvement
+    (``ReduceLROnPlateau``, patience 2: it acts on the third bad epoch);
     stops after ``settings.patience`` such epochs; leaves the best epoch's weights in ``model``.
     """
     import torch
