@@ -853,10 +853,9 @@ def _resampled_ratios(
     redrawn = 0
     for batch in source:
         seen = batch.for_estimator()
-        redrawn += int(np.sum(resample_unstored(seen, rng).particles != seen.particles))
-        met = np.stack(
-            [np.hypot(*estimator.predict(resample_unstored(seen, rng)).T) for _ in range(n)], 1
-        )
+        draws = [resample_unstored(seen, rng) for _ in range(n)]
+        redrawn += int(np.sum(draws[0].particles != seen.particles))
+        met = np.stack([np.hypot(*estimator.predict(draw).T) for draw in draws], 1)
         out.update(zip(batch.event["event_id"].astype(int).tolist(), met, strict=True))
     if redrawn == 0:
         raise MetbenchError(

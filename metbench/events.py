@@ -183,6 +183,16 @@ class EventBatch:
             truth={k: v[rows] for k, v in self.truth.items()},
         )
 
+    def hardest(self, n: int) -> EventBatch:
+        """The batch with its candidate axis cut to the ``n`` hardest candidates (candidates are
+        ordered by decreasing ``pt``); per-candidate truth columns are cut alike."""
+        return replace(
+            self,
+            particles=self.particles[:, :n],
+            mask=self.mask[:, :n],
+            truth={k: v[:, :n] if v.ndim == 2 else v for k, v in self.truth.items()},
+        )
+
     def for_estimator(self) -> EventBatch:
         """The same batch without any truth column: what ``Estimator.predict`` receives."""
         return replace(self, truth={})

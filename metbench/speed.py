@@ -96,8 +96,6 @@ def latency_by_candidates(
     list
         Per size: ``n_candidates``, ``median_ms``, ``p90_ms`` and ``us_per_candidate``.
     """
-    from dataclasses import replace
-
     if len(event) != 1:
         raise ValueError(f"one event expected, got {len(event)}")
     available = int(event.mask.sum())
@@ -105,7 +103,7 @@ def latency_by_candidates(
         raise ValueError(f"the event has {available} candidates, fewer than {max(sizes)}")
     out = []
     for n in sizes:
-        truncated = replace(event, particles=event.particles[:, :n], mask=event.mask[:, :n])
+        truncated = event.hardest(n)
         estimator.predict(truncated)  # warm-up
         times = time_call(partial(estimator.predict, truncated), min_duration_s, min_calls)
         median = float(np.median(times))

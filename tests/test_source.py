@@ -84,3 +84,16 @@ def test_bad_requests_are_clear(mini_dataset):
         EventSource(mini_dataset, processes=["ww"])
     one = EventSource(mini_dataset, "test", processes=["z_mumu"])
     assert all(f.split("/")[-1].startswith("z_mumu") for f in one.files)
+
+
+def test_take_and_hardest_slice_every_array_alike(mini_dataset):
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=8)))
+    rows = batch.take(np.array([5, 1]))
+    np.testing.assert_array_equal(rows.particles, batch.particles[[5, 1]])
+    np.testing.assert_array_equal(rows.event["event_id"], batch.event["event_id"][[5, 1]])
+    np.testing.assert_array_equal(rows.truth["gen_met_x"], batch.truth["gen_met_x"][[5, 1]])
+    cut = batch.hardest(10)
+    assert cut.particles.shape[1] == cut.mask.shape[1] == 10
+    np.testing.assert_array_equal(cut.feature("pt"), batch.feature("pt")[:, :10])
+    assert cut.truth["truth_is_pileup"].shape == (8, 10)  # per-candidate truth cut too
+    np.testing.assert_array_equal(cut.truth["gen_met_x"], batch.truth["gen_met_x"])

@@ -33,7 +33,8 @@ def export_onnx(
     dynamic_shapes: tuple[dict[int, Any], ...],
     path: Path,
 ) -> None:
-    """Export ``network`` (a torch module, put in eval mode on the CPU) to ``path``, atomically.
+    """Export ``network`` (a torch module, in eval mode; exported from the CPU and put back on its
+    device) to ``path``, atomically.
 
     Parameters
     ----------
@@ -47,10 +48,14 @@ def export_onnx(
 
     from metbench.data.store import atomic_path
 
-    program = torch.onnx.export(
-        network.cpu().eval(), examples, input_names=input_names, output_names=output_names,
-        dynamic_shapes=dynamic_shapes, dynamo=True, verbose=False,
-    )  # fmt: skip
+    device = next(network.parameters()).device
+    try:
+        program = torch.onnx.export(
+            network.cpu().eval(), examples, input_names=input_names, output_names=output_names,
+            dynamic_shapes=dynamic_shapes, dynamo=True, verbose=False,
+        )  # fmt: skip
+    finally:
+        network.to(device)  # the caller's module stays where it was
     with atomic_path(path) as tmp:
         program.save(str(tmp))
 

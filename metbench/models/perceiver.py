@@ -324,4 +324,3 @@ class PerceiverEstimator:
             {0: n, 1: n_charged}, {0: n, 1: n_charged}, {0: n, 1: n_neutral}, {0: n, 1: n_neutral}
         )  # fmt: skip
         export_onnx(self.network, examples, list(INPUT_NAMES), ["met"], shapes, path)
-        self.network.to(self.device)

@@ -41,13 +41,6 @@ def network_inputs(batch: EventBatch, pad_to: int | None = None) -> list[np.ndar
     return [cont, charge.astype(np.int32), pdg.astype(np.int32), from_pv.astype(np.int32), mask]
 
 
-def _trimmed(batch: EventBatch, n: int) -> EventBatch:
-    """The batch with its candidate axis cut to ``n`` (candidates are hardest first)."""
-    from dataclasses import replace
-
-    return replace(batch, particles=batch.particles[:, :n], mask=batch.mask[:, :n])
-
-
 class DeepMetKeras:
     """DeepMET, Keras 3 on TensorFlow.
 
@@ -118,7 +111,7 @@ class DeepMetKeras:
                 inputs[4] = np.ones_like(inputs[4])
             else:  # padding plays no role: cut it to the longest event
                 longest = max(int(part.mask.sum(axis=1).max(initial=0)), 1)
-                inputs = network_inputs(_trimmed(part, longest), None)
+                inputs = network_inputs(part.hardest(longest), None)
             outputs.append(keras.ops.convert_to_numpy(self.model(inputs, training=False)))
         return np.concatenate(outputs).astype(np.float64) * NORM
 
