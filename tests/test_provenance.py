@@ -90,9 +90,14 @@ def test_raw_puppi_met_reruns_puppi(processes):
     assert processes[-2].modules["packedPFCandidates"].parameters["PuppiSrc"] == "puppi"
 
 
-def test_file_without_configuration(shared_data):
+def test_file_without_configuration(shared_data, tmp_path):
     with pytest.raises(DatasetError, match="no CMSSW configuration"):
         read_provenance(shared_data / "nano_dy.root")
+    text = tmp_path / "notes.root"
+    text.write_text("not ROOT\n")
+    with pytest.raises(DatasetError, match="could not be read as a CMSSW file") as err:
+        read_provenance(text)
+    assert "\n" not in str(err.value)
 
 
 def test_cli(shared_data, tmp_path):

@@ -282,7 +282,8 @@ def read_provenance(path: str | Path) -> list[CmsProcess]:
     except DatasetError:
         raise
     except Exception as err:  # not ROOT, truncated, ...
-        raise DatasetError(f"{path} could not be read as a CMSSW file: {err}") from None
+        reason = " ".join(str(err).split())  # one line, whatever the library's message
+        raise DatasetError(f"{path} could not be read as a CMSSW file: {reason}") from None
     processes = []
     for name, release, pset_id in history:
         text = sets.get(pset_id)
