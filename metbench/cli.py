@@ -417,17 +417,32 @@ def train_cmd(
         typer.Option(help="Checkpoint folder (default: <cache>/training/<dataset>)"),
     ] = None,
     restart: Annotated[bool, typer.Option(help="Ignore existing checkpoints")] = False,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start a new training from these weights (e.g. the submission's committed "
+            "ones) instead of the entry's initialisation; a checkpoint to resume comes first"
+        ),
+    ] = None,
 ) -> None:
     """Train a submission's weights on a dataset's train split (early stopping on val).
 
-    Resumes from the last finished epoch unless --restart; writes the weights where the manifest
-    says, with the training history beside them."""
+    Resumes from the last finished epoch unless --restart; --init-weights fine-tunes given weights
+    (checkpoints are local to a machine, the committed weights travel); writes the weights where
+    the manifest says, with the training history beside them."""
     from metbench.data.cache import data_home
     from metbench.estimators.submission import parse_parameter
     from metbench.harness import dataset_info
-    from metbench.training import TrainSettings, train_submission
+    from metbench.training import TrainSettings, plan_training, train_submission
 
     _check_device(device)
+    if init_weights is not None and not init_weights.is_file():
+        raise MetbenchError(
+            f"--init-weights {init_weights}: no such file; give a weights file of the entry "
+            "(e.g. one listed under weights in its metbench.toml)"
+        )
+    overrides = dict(parse_parameter(p) for p in param or [])
+    plan = plan_training(submission, variant, overrides, device, init_weights)
     folder = _resolve_dataset_with_progress(dataset)
     info = dataset_info(folder)
     settings = TrainSettings(
@@ -441,9 +456,9 @@ def train_cmd(
         val_events_per_process=val_events,
         device=device,
         restart=restart,
+        init_weights=init_weights.resolve() if init_weights is not None else None,
     )
-    overrides = dict(parse_parameter(p) for p in param or [])
-    for entry, state in train_submission(submission, variant, folder, settings, overrides):
+    for entry, state in train_submission(plan, variant, folder, settings, overrides):
         err_console.print(
             f"{entry}: {state.epoch} epochs, best val loss {state.best_val_loss:.5g} at epoch "
             f"{state.best_epoch}; weights written in {submission}",

@@ -19,14 +19,16 @@ import awkward as ak
 import numpy as np
 
 from metbench.data.source import EventSource
-from metbench.data.store import atomic_write_bytes
+from metbench.data.store import atomic_write_bytes, sha256_file
 from metbench.errors import DatasetError
 
 __all__ = [
     "TrainSettings",
     "TrainState",
+    "TrainingPlan",
     "bucketed_batches",
     "describe",
+    "plan_training",
     "read_sample",
     "train_submission",
 ]
@@ -58,6 +60,10 @@ class TrainSettings:
         Ignore an existing checkpoint and start from scratch.
     progress
         Show a progress bar.
+    init_weights
+        Start a new training from these weights (the entry's own weights format, e.g. the committed
+        ones) instead of the entry's initialisation; the optimiser starts afresh. A checkpoint that
+        is resumed takes precedence. ``None``: the entry's initialisation.
     """
 
     checkpoint_dir: Path
@@ -71,6 +77,7 @@ class TrainSettings:
     device: str = "cpu"
     restart: bool = False
     progress: bool = True
+    init_weights: Path | None = None
 
 
 @dataclass
@@ -217,29 +224,53 @@ def describe(settings: TrainSettings) -> dict[str, Any]:
     """Settings as a JSON-ready dict (written beside the weights)."""
     out = asdict(settings)
     out["checkpoint_dir"] = str(settings.checkpoint_dir)
+    if settings.init_weights is not None:
+        out["init_weights"] = str(settings.init_weights)
+        if settings.init_weights.is_file():
+            out["init_weights_sha256"] = sha256_file(settings.init_weights)
     return out
 
 
-def train_submission(
+@dataclass
+class TrainingPlan:
+    """What ``metbench train`` will train: the submission and one estimator per distinct training.
+
+    Attributes
+    ----------
+    submission
+        The loaded submission.
+    estimators
+        ``(entry name, estimator)`` per training; variants that differ only in inference
+        parameters (e.g. ``runtime``) share the first one's training.
+    """
+
+    submission: Any
+    estimators: list[tuple[str, Any]]
+
+
+def plan_training(
     folder: Path,
     variant: str | None,
-    dataset: Path,
-    settings: TrainSettings,
     overrides: dict[str, Any] | None = None,
-) -> list[tuple[str, TrainState]]:
-    """Train each (or one) variant of a trainable submission and write its weights.
+    device: str = "cpu",
+    init_weights: Path | None = None,
+) -> TrainingPlan:
+    """Check a submission can be trained as asked and build its estimators (before any data is
+    read or generated, so that a mistake is reported at once).
 
-    The estimator is built in this process from the manifest's parameters; its ``fit(train,
-    val, settings)`` trains (resuming from ``settings.checkpoint_dir/<entry>``), and
-    ``save(folder)`` writes the weights where the manifest says.
+    Parameters
+    ----------
+    folder, variant, overrides
+        The submission, one variant (``None``: all) and parameter overrides.
+    device, init_weights
+        As in :class:`TrainSettings`.
 
-    Returns
-    -------
-    list
-        ``(entry name, final state)`` per variant trained.
+    Raises
+    ------
+    SubmissionError
+        Not trainable, an estimator that cannot be built, or ``init_weights`` given for more than
+        one training.
     """
-    from dataclasses import replace
-
     from metbench.estimators.submission import SubmissionError, load_submission
     from metbench.estimators.worker import UserError
     from metbench.harness import build_estimator
@@ -247,11 +278,11 @@ def train_submission(
     sub = load_submission(folder, require_weights=False)
     if not sub.manifest.trainable:
         raise SubmissionError(f"{folder}: the manifest says trainable = false; nothing to train")
-    done = []
+    todo = []
     trained: set[str] = set()
     for entry, params in sub.entries(variant, overrides):
         try:
-            estimator = build_estimator(sub, entry, params, settings.device)
+            estimator = build_estimator(sub, entry, params, device)
         except UserError as exc:
             raise SubmissionError(f"{entry}: {exc}") from None
         if not callable(getattr(estimator, "fit", None)) or not callable(
@@ -267,6 +298,45 @@ def train_submission(
             print(f"{entry}: same training as an entry above", flush=True)
             continue
         trained.add(key)
+        todo.append((entry, estimator))
+    if init_weights is not None and len(todo) > 1:
+        names = ", ".join(entry for entry, _ in todo)
+        raise SubmissionError(
+            f"{folder}: --init-weights gives one starting point but {names} are trained "
+            "separately; choose one with --variant"
+        )
+    return TrainingPlan(sub, todo)
+
+
+def train_submission(
+    folder: Path | TrainingPlan,
+    variant: str | None,
+    dataset: Path,
+    settings: TrainSettings,
+    overrides: dict[str, Any] | None = None,
+) -> list[tuple[str, TrainState]]:
+    """Train each (or one) variant of a trainable submission and write its weights.
+
+    The estimator is built in this process from the manifest's parameters (or taken from a
+    :func:`plan_training` plan); its ``fit(train, val, settings)`` trains (resuming from
+    ``settings.checkpoint_dir/<entry>``), and ``save(folder)`` writes the weights where the
+    manifest says.
+
+    Returns
+    -------
+    list
+        ``(entry name, final state)`` per variant trained.
+    """
+    from dataclasses import replace
+
+    plan = (
+        folder
+        if isinstance(folder, TrainingPlan)
+        else plan_training(folder, variant, overrides, settings.device, settings.init_weights)
+    )
+    sub = plan.submission
+    done = []
+    for entry, estimator in plan.estimators:
         train = EventSource(dataset, "train", max_particles=sub.manifest.max_particles)
         val = EventSource(dataset, "val", max_particles=sub.manifest.max_particles)
         entry_settings = replace(settings, checkpoint_dir=settings.checkpoint_dir / entry)

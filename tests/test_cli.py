@@ -42,6 +42,10 @@ def test_info_prints_counts_speed_and_disk(mini_dataset):
             ("data", "generate", "--workers", "0", "--out", "/tmp/metbench-never"),
             "--workers must be >= 1",
         ),
+        (
+            ("train", "submissions/metnet-torch", "--init-weights", "/nonexistent/w.pt"),
+            "--init-weights /nonexistent/w.pt: no such file",
+        ),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message):
@@ -50,6 +54,22 @@ def test_user_errors_are_one_line_without_traceback(args, message):
     assert message in r.stderr
     assert "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_train_checks_init_weights_before_the_dataset_is_looked_at():
+    """One starting point for two separate trainings is refused at once (a preset would
+    otherwise be generated first). TensorFlow's own import lines come before metbench's."""
+    r = run(
+        "train", "submissions/deepmet-keras", "--init-weights", "pyproject.toml",
+        "--dataset", "/nonexistent/dataset",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: submissions/deepmet-keras: --init-weights gives one starting point but "
+        "deepmet-keras-resolution, deepmet-keras-response are trained separately; "
+        "choose one with --variant"
+    )
 
 
 def test_corrupt_dataset_is_one_line(mini_dataset, tmp_path):

@@ -103,6 +103,27 @@ def test_training_resumes_where_it_stopped(tiny_dataset, tmp_path):
     )
 
 
+def test_training_can_start_from_given_weights(tiny_dataset, tmp_path):
+    """--init-weights (the fine-tuning of committed weights): with a vanishing learning rate the
+    first epoch's validation loss is near that of the given weights, far from the PF-MET
+    start's."""
+    train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
+    common = {"batch_size": 8, "seed": 4, "progress": False, "epochs": 1}
+    trained = DeepMetKeras(weights_dir=str(tmp_path))
+    a = trained.fit(train, val, TrainSettings(tmp_path / "a", learning_rate=1e-2, **common))
+    trained.save(tmp_path)
+    weights = tmp_path / trained.weights_path.relative_to(trained.folder)
+    still = {**common, "learning_rate": 1e-12}
+    warm = DeepMetKeras(weights_dir=str(tmp_path))
+    w = warm.fit(train, val, TrainSettings(tmp_path / "b", init_weights=weights, **still))
+    cold = DeepMetKeras(weights_dir=str(tmp_path))
+    c = cold.fit(train, val, TrainSettings(tmp_path / "c", **still))
+    # the BatchNorm statistics still move during the epoch, so "close", not "equal"
+    warm_gap = abs(w.history[0]["val_loss"] - a.best_val_loss)
+    cold_gap = abs(c.history[0]["val_loss"] - a.best_val_loss)
+    assert warm_gap < 0.05 * a.best_val_loss and warm_gap < 0.2 * cold_gap, (warm_gap, cold_gap)
+
+
 def test_chunked_trimmed_prediction_equals_one_call(mini_dataset):
     """The entry cuts padding and runs large batches in chunks: the same MET as one call on the
     fully padded batch."""

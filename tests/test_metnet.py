@@ -128,6 +128,30 @@ def test_training_resumes_where_it_stopped(tiny_dataset, tmp_path):
     )
 
 
+def test_training_can_start_from_given_weights(tiny_dataset, tmp_path):
+    """--init-weights: with a vanishing learning rate the first epoch's validation loss is the
+    given weights' loss (and not that of a fresh initialisation); a wrong file is one message."""
+    from metbench.errors import MetbenchError
+    from metbench.models.torch_training import save_torch
+
+    train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
+    common = {"batch_size": 16, "progress": False, "seed": 2}
+    trained = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    s = trained.fit(train, val, TrainSettings(tmp_path / "a", epochs=3, **common))
+    weights = tmp_path / "trained.pt"
+    save_torch(trained.network.state_dict(), weights)
+    still = {**common, "epochs": 1, "learning_rate": 1e-12}
+    warm = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    w = warm.fit(train, val, TrainSettings(tmp_path / "b", init_weights=weights, **still))
+    cold = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    c = cold.fit(train, val, TrainSettings(tmp_path / "c", **still))
+    np.testing.assert_allclose(w.history[0]["val_loss"], s.best_val_loss, rtol=1e-5)
+    assert abs(c.history[0]["val_loss"] - s.best_val_loss) > 0.01 * s.best_val_loss
+    other = METNetEstimator(weights_dir=str(tmp_path), widths=[32])
+    with pytest.raises(MetbenchError, match="not weights of this network"):
+        other.fit(train, val, TrainSettings(tmp_path / "d", init_weights=weights, **still))
+
+
 def test_the_covariance_reuses_the_met_pass_once(trained_sig, batch):
     """predict then predict_uncertainty on one batch share one pass; a repeated predict (as when
     throughput is timed) computes again."""

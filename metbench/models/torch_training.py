@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from metbench.data.store import atomic_write_bytes
+from metbench.errors import MetbenchError, first_line
 from metbench.training import TrainSettings, TrainState
 
 __all__ = ["fit_torch", "save_torch", "save_weights_and_history"]
@@ -67,7 +68,8 @@ def fit_torch(
         ``Adam`` or ``AdamW``.
 
     Resumes from ``settings.checkpoint_dir`` (model, optimizer, scheduler, :class:`TrainState`)
-    unless ``settings.restart``; halves the learning rate after 3 epochs without improvement
+    unless ``settings.restart``; otherwise starts from ``settings.init_weights`` (a state dict)
+    when given; halves the learning rate after 3 epochs without improvement
     (``ReduceLROnPlateau``, patience 2: it acts on the third bad epoch);
     stops after ``settings.patience`` such epochs; leaves the best epoch's weights in ``model``.
     """
@@ -88,6 +90,19 @@ def fit_torch(
         scheduler.load_state_dict(saved["scheduler"])
         state = TrainState.load(ckpt)
         print(f"resumed after epoch {state.epoch} from {ckpt}", flush=True)
+        if settings.init_weights is not None:
+            print(f"(--init-weights {settings.init_weights} not used: the checkpoint comes first)")
+    elif settings.init_weights is not None:
+        try:
+            initial = torch.load(settings.init_weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(initial)
+        except Exception as exc:  # not a state dict, or one of another architecture
+            raise MetbenchError(
+                f"--init-weights {settings.init_weights}: not weights of this network "
+                f"({first_line(exc)}); "
+                "give the entry's own .pt file, trained with the same parameters"
+            ) from None
+        print(f"started from {settings.init_weights}", flush=True)
     while not state.finished(settings):
         start = time.perf_counter()
         model.train()

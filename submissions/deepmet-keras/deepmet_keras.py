@@ -17,6 +17,7 @@ import numpy as np
 
 from metbench.data.source import EventSource, to_event_batch
 from metbench.data.store import atomic_write_bytes
+from metbench.errors import MetbenchError, first_line
 from metbench.events import EventBatch
 from metbench.models.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
 from metbench.training import (
@@ -125,7 +126,8 @@ class DeepMetKeras:
         return resolution_loss
 
     def fit(self, train: EventSource, val: EventSource, settings: TrainSettings) -> TrainState:
-        """Train from PF-MET initialisation (or resume ``settings.checkpoint_dir``)."""
+        """Train from PF-MET initialisation, or from ``settings.init_weights``, or resume
+        ``settings.checkpoint_dir``."""
         import keras
 
         from metbench.models.deepmet_keras import build_model
@@ -156,6 +158,19 @@ class DeepMetKeras:
             for i, var in enumerate(optimizer.variables):
                 var.assign(saved[f"v{i}"])
             print(f"resumed after epoch {state.epoch} from {ckpt}", flush=True)
+            if settings.init_weights is not None:
+                print(
+                    f"(--init-weights {settings.init_weights} not used: the checkpoint comes first)"
+                )
+        elif settings.init_weights is not None:
+            try:
+                model.load_weights(settings.init_weights)
+            except Exception as exc:  # not a Keras weights file, or another architecture
+                raise MetbenchError(
+                    f"--init-weights {settings.init_weights}: not weights of this network "
+                    f"({first_line(exc)}); give the entry's own .weights.h5 file"
+                ) from None
+            print(f"started from {settings.init_weights}", flush=True)
 
         def batches(name: str, rng: np.random.Generator | None) -> Any:
             arr, sizes = samples[name]
@@ -218,6 +233,7 @@ class DeepMetKeras:
 def _save_weights(model: Any, path: Path) -> None:
     # Keras insists on a name ending in .weights.h5, so not metbench.data.store.atomic_path
     tmp = path.with_name(f".tmp-{path.name}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     model.save_weights(tmp)
     tmp.replace(path)
 
