@@ -152,6 +152,71 @@ def test_training_can_start_from_given_weights(tiny_dataset, tmp_path):
         other.fit(train, val, TrainSettings(tmp_path / "d", init_weights=weights, **still))
 
 
+def test_distribution_terms_against_direct_computations():
+    """The optional geomloss terms on two small point clouds: the energy distance equals its
+    closed form, the Sinkhorn divergence (p = 1, blur 0.01) approaches the exact Wasserstein-1
+    distance of an optimal one-to-one assignment (scipy) from below."""
+    import torch
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    from metbench.models.metnet import distribution_distance
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(0.0, 1.0, (40, 2))
+    b = rng.normal([0.5, -0.3], [1.4, 0.8], (40, 2))
+    ta, tb = torch.as_tensor(a), torch.as_tensor(b)
+    ab, aa, bb = cdist(a, b).mean(), cdist(a, a).mean(), cdist(b, b).mean()
+    energy = float(distribution_distance("energy")(ta, tb))
+    np.testing.assert_allclose(
+        energy, ab - 0.5 * aa - 0.5 * bb, rtol=1e-4
+    )  # geomloss: sqrt(d² + ε)
+    rows, cols = linear_sum_assignment(cdist(a, b))
+    w1 = cdist(a, b)[rows, cols].mean()
+    sinkhorn = float(distribution_distance("sinkhorn")(ta, tb))
+    # the original's settings keep geomloss's coarse annealing (scaling 0.5), which stays below
+    # W1 here (0.78 against 0.90; 0.89 with scaling 0.99); p = 2 or the energy would be far off
+    assert 0.8 * w1 < sinkhorn <= 1.02 * w1, (sinkhorn, w1)
+    assert float(distribution_distance("sinkhorn")(ta, ta)) < 1e-3
+
+
+def test_training_with_a_distribution_term(tiny_dataset, tmp_path):
+    """The loss of a batch is the Huber term plus weight x the Sinkhorn term; a bad name or a
+    negative weight is refused."""
+    import torch
+
+    from metbench.models.metnet import distribution_distance
+
+    train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
+    settings = TrainSettings(tmp_path / "x", epochs=1, batch_size=16, progress=False)
+    plain = METNetEstimator(weights_dir=str(tmp_path), widths=[16])
+    plain.fit(train, val, settings)
+    both = METNetEstimator(
+        weights_dir=str(tmp_path), widths=[16], distribution_loss="sinkhorn",
+        distribution_weight=0.5,
+    )  # fmt: skip
+    net = plain.network
+    x = torch.as_tensor(np.random.default_rng(0).normal(size=(64, len(FEATURE_NAMES))))
+    x = (x * net.x_std + net.x_mean).float()
+    y = (net(x)[:, :2] + 20.0 * torch.randn(64, 2)).detach()
+    out = net.standardised(x)[:, :2]
+    y_std = (y - net.y_mean) / net.y_std
+    expected = torch.nn.HuberLoss()(out, y_std) + 0.5 * distribution_distance("sinkhorn")(
+        out, y_std
+    )
+    np.testing.assert_allclose(float(both._loss()(net, x, y)), float(expected), rtol=1e-5)
+    assert float(both._loss()(net, x, y)) > float(plain._loss()(net, x, y)) + 1e-3
+    with pytest.raises(ValueError, match="not one of sinkhorn, sinkhorn2, energy"):
+        METNetEstimator(weights_dir=str(tmp_path), distribution_loss="wasserstein")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        METNetEstimator(weights_dir=str(tmp_path), distribution_weight=-1.0)
+    trained = METNetEstimator(
+        weights_dir=str(tmp_path), widths=[16], distribution_loss="energy", distribution_weight=1.0
+    )
+    state = trained.fit(train, val, replace(settings, checkpoint_dir=tmp_path / "y"))
+    assert np.isfinite(state.best_val_loss)
+
+
 def test_the_covariance_reuses_the_met_pass_once(trained_sig, batch):
     """predict then predict_uncertainty on one batch share one pass; a repeated predict (as when
     throughput is timed) computes again."""

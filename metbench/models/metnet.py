@@ -26,10 +26,12 @@ from metbench.baselines.objects import WORKING_POINTS, met_terms
 from metbench.events import EventBatch
 
 __all__ = [
+    "DISTRIBUTION_LOSSES",
     "FEATURE_NAMES",
     "METNetEstimator",
     "METNetSigEstimator",
     "build_network",
+    "distribution_distance",
     "metnet_features",
     "rotate",
 ]
@@ -163,6 +165,27 @@ def _rotated_features(
     return np.concatenate(xs), np.concatenate(ys)
 
 
+#: The original's distribution terms (``METNetwork/Resources/Utils.py``, ``get_loss``): geomloss
+#: ``SamplesLoss`` name and options, applied to standardised MET vectors.
+DISTRIBUTION_LOSSES: Final[dict[str, tuple[str, dict[str, float]]]] = {
+    "sinkhorn": ("sinkhorn", {"p": 1, "blur": 0.01}),
+    "sinkhorn2": ("sinkhorn", {"p": 2, "blur": 0.01}),
+    "energy": ("energy", {}),
+}
+
+
+def distribution_distance(name: str) -> Any:
+    """``distance(predicted, true) -> scalar tensor`` between two ``(n, 2)`` point clouds (one
+    batch of MET vectors each, equal weights), the geomloss ``SamplesLoss`` named in
+    :data:`DISTRIBUTION_LOSSES`: ``sinkhorn`` is the debiased Sinkhorn divergence with the
+    Euclidean cost (close to the Wasserstein-1 distance for a small blur), ``energy`` the energy
+    distance."""
+    from geomloss import SamplesLoss
+
+    loss, options = DISTRIBUTION_LOSSES[name]
+    return SamplesLoss(loss, backend="tensorized", **options)
+
+
 class METNetEstimator:
     """METNet as a metbench entry.
 
@@ -177,6 +200,11 @@ class METNetEstimator:
         ``torch`` or ``onnx`` (onnxruntime on the exported graph).
     huber_delta
         Huber loss threshold, in standardised units (METNet; METNetSig uses the Gaussian NLL).
+    distribution_loss, distribution_weight
+        The original's optional distribution-matching term: a geomloss distance between the
+        batch's predicted and true (standardised, rotated) MET vectors taken as two point clouds,
+        added to the per-event loss with this weight (see :data:`DISTRIBUTION_LOSSES`; ``None``
+        or weight 0: no term, as for the committed weights).
     weights_dir, device
         Given by the harness.
     """
@@ -191,6 +219,8 @@ class METNetEstimator:
         widths: list[int] | None = None,
         runtime: str = "torch",
         huber_delta: float = 1.0,
+        distribution_loss: str | None = None,
+        distribution_weight: float = 0.0,
         weights_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
@@ -199,6 +229,15 @@ class METNetEstimator:
         from metbench.models.onnx_runtime import OnnxRunner, check_runtime
 
         check_runtime(runtime)
+        if distribution_loss is not None and distribution_loss not in DISTRIBUTION_LOSSES:
+            raise ValueError(
+                f"distribution_loss {distribution_loss!r} is not one of "
+                f"{', '.join(DISTRIBUTION_LOSSES)}"
+            )
+        if distribution_weight < 0:
+            raise ValueError(f"distribution_weight must be >= 0, got {distribution_weight}")
+        self.distribution_loss = distribution_loss
+        self.distribution_weight = float(distribution_weight)
         self.folder = Path(weights_dir) if weights_dir else Path.cwd()
         self.weights_path = self.folder / weights_file
         self.onnx_path = self.weights_path.with_suffix(".onnx")
@@ -251,23 +290,28 @@ class METNetEstimator:
     def _loss(self) -> Any:
         import torch
 
-        if self.significance:
+        huber = torch.nn.HuberLoss(delta=self.huber_delta)
+        distance = (
+            distribution_distance(self.distribution_loss)
+            if self.distribution_loss and self.distribution_weight > 0
+            else None
+        )
 
-            def nll(model: Any, x: Any, y: Any) -> Any:
-                out = model.standardised(x)
-                y_std = (y - model.y_mean) / model.y_std
+        def loss(model: Any, x: Any, y: Any) -> Any:
+            out = model.standardised(x)
+            y_std = (y - model.y_mean) / model.y_std
+            if self.significance:  # Gaussian negative log-likelihood
                 log_sigma = out[:, 2:4].clamp(-10.0, 10.0)
-                return (
+                per_event = (
                     (0.5 * ((y_std - out[:, :2]) / torch.exp(log_sigma)) ** 2 + log_sigma)
                     .sum(1)
                     .mean()
                 )
-
-            return nll
-        huber = torch.nn.HuberLoss(delta=self.huber_delta)
-
-        def loss(model: Any, x: Any, y: Any) -> Any:
-            return huber(model.standardised(x)[:, :2], (y - model.y_mean) / model.y_std)
+            else:
+                per_event = huber(out[:, :2], y_std)
+            if distance is None:
+                return per_event
+            return per_event + self.distribution_weight * distance(out[:, :2], y_std)
 
         return loss
 
@@ -277,6 +321,7 @@ class METNetEstimator:
 
         from metbench.data.store import atomic_write_bytes
         from metbench.models.torch_training import fit_torch
+        from metbench.training import describe
 
         ckpt = settings.checkpoint_dir
         ckpt.mkdir(parents=True, exist_ok=True)
@@ -316,7 +361,7 @@ class METNetEstimator:
         state = fit_torch(net, self._loss(), train_batches, val_batches, settings)
         self.network = net.eval()
         self._cache = None
-        self._history = {"settings": {k: str(v) for k, v in vars(settings).items()}, **vars(state)}
+        self._history = {"settings": describe(settings), **vars(state)}
         return state
 
     def export_onnx(self, path: Any) -> None:
