@@ -224,3 +224,15 @@ def test_atlas_working_points_on_a_hand_made_event():
     )
     with pytest.raises(ValueError, match="unknown working point"):
         AtlasWorkingPointMet("medium")
+
+
+def test_met_terms_in_chunks_equal_one_call(mini_dataset):
+    """The working points are clustered a few events at a time (bounded memory at pu200): every
+    term of every event is the same as in one call on the whole batch."""
+    batch = first_batch(mini_dataset, 45).for_estimator()
+    whole = met_terms(batch, chunk=len(batch))
+    chunked = met_terms(batch, chunk=7)
+    assert whole.keys() == chunked.keys()
+    assert np.abs(whole["tight"]).max() > 10.0
+    for key, value in whole.items():
+        np.testing.assert_allclose(chunked[key], value, rtol=1e-12, atol=1e-9, err_msg=key)
