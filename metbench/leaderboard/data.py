@@ -133,14 +133,18 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
 def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
     """Everything the site displays, JSON-ready.
 
-    Results of several datasets are kept apart: one group per (dataset, manifest hash, split).
+    Results of several datasets are kept apart: one group per (dataset, manifest hash, split),
+    the group with the most scored events first (the standard test split above e.g. pu200).
     """
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in results:
         d = r["dataset"]
         groups.setdefault((d["name"], d["manifest_sha256"], d["split"]), []).append(r)
     out_groups = []
-    for (name, digest, split), rs in sorted(groups.items()):
+    def most_events_first(item: tuple[tuple[str, str, str], list[dict[str, Any]]]) -> Any:
+        return (-(item[1][0]["dataset"].get("n_events") or 0), item[0])
+
+    for (name, digest, split), rs in sorted(groups.items(), key=most_events_first):
         rs = sorted(rs, key=lambda r: r["entry"]["name"])
         entries = {}
         for r in rs:
