@@ -141,6 +141,7 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
         d = r["dataset"]
         groups.setdefault((d["name"], d["manifest_sha256"], d["split"]), []).append(r)
     out_groups = []
+
     def most_events_first(item: tuple[tuple[str, str, str], list[dict[str, Any]]]) -> Any:
         return (-(item[1][0]["dataset"].get("n_events") or 0), item[0])
 
