@@ -234,6 +234,14 @@ class METNetEstimator:
                 f"distribution_loss {distribution_loss!r} is not one of "
                 f"{', '.join(DISTRIBUTION_LOSSES)}"
             )
+        if distribution_loss is not None:
+            import importlib.util
+
+            if importlib.util.find_spec("geomloss") is None:
+                raise ValueError(
+                    f"distribution_loss {distribution_loss!r} needs geomloss: "
+                    "pip install 'metbench[torch]' (or geomloss)"
+                )
         if distribution_weight < 0:
             raise ValueError(f"distribution_weight must be >= 0, got {distribution_weight}")
         self.distribution_loss = distribution_loss
