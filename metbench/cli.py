@@ -458,7 +458,7 @@ def train_cmd(
         restart=restart,
         init_weights=init_weights.resolve() if init_weights is not None else None,
     )
-    for entry, state in train_submission(plan, variant, folder, settings, overrides):
+    for entry, state in train_submission(plan, folder, settings):
         err_console.print(
             f"{entry}: {state.epoch} epochs, best val loss {state.best_val_loss:.5g} at epoch "
             f"{state.best_epoch}; weights written in {submission}",

@@ -20,7 +20,7 @@ import numpy as np
 
 from metbench.data.source import EventSource
 from metbench.data.store import atomic_write_bytes, sha256_file
-from metbench.errors import DatasetError
+from metbench.errors import DatasetError, MetbenchError, first_line
 
 __all__ = [
     "TrainSettings",
@@ -28,6 +28,7 @@ __all__ = [
     "TrainingPlan",
     "bucketed_batches",
     "describe",
+    "load_init_weights",
     "plan_training",
     "read_sample",
     "train_submission",
@@ -231,6 +232,43 @@ def describe(settings: TrainSettings) -> dict[str, Any]:
     return out
 
 
+def load_init_weights(
+    settings: TrainSettings, resumed: bool, load: Callable[[Path], Any], expected: str
+) -> None:
+    """Start from ``settings.init_weights`` (when given) unless a checkpoint was resumed; every
+    entry's training loop calls this after its resume step.
+
+    Parameters
+    ----------
+    settings
+        The training settings.
+    resumed
+        Whether the loop resumed a checkpoint (which then comes first, and is said so).
+    load
+        Loads a weights file into the network (raises on a file that does not fit it).
+    expected
+        What to give instead, for the one-line error (e.g. "the entry's own .pt file").
+
+    Raises
+    ------
+    MetbenchError
+        The file is not weights of this network.
+    """
+    if settings.init_weights is None:
+        return
+    if resumed:
+        print(f"(--init-weights {settings.init_weights} not used: the checkpoint comes first)")
+        return
+    try:
+        load(settings.init_weights)
+    except Exception as exc:  # not a weights file, or one of another architecture
+        raise MetbenchError(
+            f"--init-weights {settings.init_weights}: not weights of this network "
+            f"({first_line(exc)}); give {expected}"
+        ) from None
+    print(f"started from {settings.init_weights}", flush=True)
+
+
 @dataclass
 class TrainingPlan:
     """What ``metbench train`` will train: the submission and one estimator per distinct training.
@@ -309,16 +347,11 @@ def plan_training(
 
 
 def train_submission(
-    folder: Path | TrainingPlan,
-    variant: str | None,
-    dataset: Path,
-    settings: TrainSettings,
-    overrides: dict[str, Any] | None = None,
+    plan: TrainingPlan, dataset: Path, settings: TrainSettings
 ) -> list[tuple[str, TrainState]]:
-    """Train each (or one) variant of a trainable submission and write its weights.
+    """Train each estimator of a :func:`plan_training` plan and write its weights.
 
-    The estimator is built in this process from the manifest's parameters (or taken from a
-    :func:`plan_training` plan); its ``fit(train, val, settings)`` trains (resuming from
+    Each estimator's ``fit(train, val, settings)`` trains (resuming from
     ``settings.checkpoint_dir/<entry>``), and ``save(folder)`` writes the weights where the
     manifest says.
 
@@ -329,11 +362,6 @@ def train_submission(
     """
     from dataclasses import replace
 
-    plan = (
-        folder
-        if isinstance(folder, TrainingPlan)
-        else plan_training(folder, variant, overrides, settings.device, settings.init_weights)
-    )
     sub = plan.submission
     done = []
     for entry, estimator in plan.estimators:

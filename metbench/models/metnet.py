@@ -229,14 +229,14 @@ class METNetEstimator:
         from metbench.models.onnx_runtime import OnnxRunner, check_runtime
 
         check_runtime(runtime)
-        if distribution_loss is not None and distribution_loss not in DISTRIBUTION_LOSSES:
-            raise ValueError(
-                f"distribution_loss {distribution_loss!r} is not one of "
-                f"{', '.join(DISTRIBUTION_LOSSES)}"
-            )
         if distribution_loss is not None:
             import importlib.util
 
+            if distribution_loss not in DISTRIBUTION_LOSSES:
+                raise ValueError(
+                    f"distribution_loss {distribution_loss!r} is not one of "
+                    f"{', '.join(DISTRIBUTION_LOSSES)}"
+                )
             if importlib.util.find_spec("geomloss") is None:
                 raise ValueError(
                     f"distribution_loss {distribution_loss!r} needs geomloss: "

@@ -8,8 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from metbench.data.store import atomic_write_bytes
-from metbench.errors import MetbenchError, first_line
-from metbench.training import TrainSettings, TrainState
+from metbench.training import TrainSettings, TrainState, load_init_weights
 
 __all__ = ["fit_torch", "save_torch", "save_weights_and_history"]
 
@@ -83,26 +82,20 @@ def fit_torch(
     )
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
     state = TrainState()
-    if not settings.restart and (ckpt / "last.pt").is_file():
+    resumed = not settings.restart and (ckpt / "last.pt").is_file()
+    if resumed:
         saved = torch.load(ckpt / "last.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         state = TrainState.load(ckpt)
         print(f"resumed after epoch {state.epoch} from {ckpt}", flush=True)
-        if settings.init_weights is not None:
-            print(f"(--init-weights {settings.init_weights} not used: the checkpoint comes first)")
-    elif settings.init_weights is not None:
-        try:
-            initial = torch.load(settings.init_weights, map_location="cpu", weights_only=True)
-            model.load_state_dict(initial)
-        except Exception as exc:  # not a state dict, or one of another architecture
-            raise MetbenchError(
-                f"--init-weights {settings.init_weights}: not weights of this network "
-                f"({first_line(exc)}); "
-                "give the entry's own .pt file, trained with the same parameters"
-            ) from None
-        print(f"started from {settings.init_weights}", flush=True)
+    load_init_weights(
+        settings,
+        resumed,
+        lambda path: model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)),
+        "the entry's own .pt file, trained with the same parameters",
+    )
     while not state.finished(settings):
         start = time.perf_counter()
         model.train()

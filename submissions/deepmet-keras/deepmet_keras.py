@@ -17,7 +17,6 @@ import numpy as np
 
 from metbench.data.source import EventSource, to_event_batch
 from metbench.data.store import atomic_write_bytes
-from metbench.errors import MetbenchError, first_line
 from metbench.events import EventBatch
 from metbench.models.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
 from metbench.training import (
@@ -25,6 +24,7 @@ from metbench.training import (
     TrainState,
     bucketed_batches,
     describe,
+    load_init_weights,
     read_sample,
 )
 
@@ -151,26 +151,15 @@ class DeepMetKeras:
             learning_rate=settings.learning_rate or 1e-3, clipnorm=1.0
         )
         model.compile(optimizer=optimizer, loss=self._loss())
-        if state.epoch and (ckpt / "last.weights.h5").is_file():
+        resumed = bool(state.epoch) and (ckpt / "last.weights.h5").is_file()
+        if resumed:
             model.load_weights(ckpt / "last.weights.h5")
             optimizer.build(model.trainable_variables)
             saved = np.load(ckpt / "optimizer.npz")
             for i, var in enumerate(optimizer.variables):
                 var.assign(saved[f"v{i}"])
             print(f"resumed after epoch {state.epoch} from {ckpt}", flush=True)
-            if settings.init_weights is not None:
-                print(
-                    f"(--init-weights {settings.init_weights} not used: the checkpoint comes first)"
-                )
-        elif settings.init_weights is not None:
-            try:
-                model.load_weights(settings.init_weights)
-            except Exception as exc:  # not a Keras weights file, or another architecture
-                raise MetbenchError(
-                    f"--init-weights {settings.init_weights}: not weights of this network "
-                    f"({first_line(exc)}); give the entry's own .weights.h5 file"
-                ) from None
-            print(f"started from {settings.init_weights}", flush=True)
+        load_init_weights(settings, resumed, model.load_weights, "the entry's own .weights.h5 file")
 
         def batches(name: str, rng: np.random.Generator | None) -> Any:
             arr, sizes = samples[name]
