@@ -236,3 +236,145 @@ def test_met_terms_in_chunks_equal_one_call(mini_dataset):
     assert np.abs(whole["tight"]).max() > 10.0
     for key, value in whole.items():
         np.testing.assert_allclose(chunked[key], value, rtol=1e-12, atol=1e-9, err_msg=key)
+
+
+def batch_of_events(events):
+    """An EventBatch of several hand-made events (dicts of candidate columns; an event may be
+    empty), padded to the longest."""
+    width = max(1, *(len(e["pt"]) for e in events))
+    particles = np.zeros((len(events), width, len(PARTICLE_FEATURES)), np.float32)
+    mask = np.zeros((len(events), width), bool)
+    for i, e in enumerate(events):
+        k = len(e["pt"])
+        order = np.argsort(-np.asarray(e["pt"]), kind="stable")
+        for j, name in enumerate(PARTICLE_FEATURES):
+            particles[i, :k, j] = np.asarray(e.get(name, np.zeros(k)), np.float32)[order]
+        mask[i, :k] = True
+    n = len(events)
+    event = {"event_id": np.arange(n), "mu": np.zeros(n, np.float32), "n_pv": np.ones(n, np.int32)}
+    return EventBatch(particles, mask, PARTICLE_FEATURES, event)
+
+
+def soft_event(rng, n, from_pv=3):
+    """Soft candidates only (charged hadrons and photons below 5 GeV, |eta| < 2.4): no jet
+    reaches 20 GeV. No pT falls between 0.4 and 0.5 GeV (the soft term's track threshold)."""
+    charged = rng.random(n) < 0.6
+    pt = rng.uniform(0.5, 4.0, n)
+    pt[:3] = (0.2, 0.3, 0.35)  # below every track threshold
+    return {
+        "pt": pt,
+        "eta": rng.uniform(-2.4, 2.4, n),
+        "phi": rng.uniform(-np.pi, np.pi, n),
+        "charge": charged.astype(float),
+        "pdg_id": np.where(charged, 211, 22),
+        "from_pv": np.where(rng.random(n) < 0.2, 0, from_pv),
+    }
+
+
+def with_jet(event, rng, pt=60.0, eta=0.3, phi=1.0, n=12):
+    """The event plus a jet of n charged PV tracks around (eta, phi); the event's own candidates
+    are moved out of the jet's reach (Delta phi > 1.2)."""
+    out = dict(event)
+    far = np.mod(event["phi"] - phi + np.pi, 2 * np.pi) - np.pi
+    out["phi"] = np.where(np.abs(far) < 1.2, event["phi"] + np.pi, event["phi"])
+    jet_cols = {
+        "pt": np.full(n, pt / n),
+        "eta": eta + rng.normal(0, 0.03, n),
+        "phi": phi + rng.normal(0, 0.03, n),
+        "charge": np.ones(n),
+        "pdg_id": np.full(n, 211),
+        "from_pv": np.full(n, 3),
+    }
+    return {k: np.concatenate([out[k], jet_cols[k]]) for k in jet_cols}, jet_cols
+
+
+def independent_soft_term(e, exclude=None):
+    """-sum of the track soft term's candidates, straight from the columns: charged, from the PV,
+    |eta| < 2.5, pT above the track threshold, no lepton, not in a selected jet."""
+    sel = (
+        (np.asarray(e["charge"]) != 0)
+        & (np.asarray(e["from_pv"]) >= 2)
+        & (np.abs(e["eta"]) < 2.5)
+        & (np.asarray(e["pt"]) > 0.5)
+        & ~np.isin(np.abs(e["pdg_id"]), (11, 13))
+    )
+    if exclude is not None:
+        sel &= ~exclude
+    pt, phi = np.asarray(e["pt"])[sel], np.asarray(e["phi"])[sel]
+    return -np.array([np.sum(pt * np.cos(phi)), np.sum(pt * np.sin(phi))]), float(np.sum(pt))
+
+
+def test_met_terms_of_events_without_jets():
+    """A batch (or a 64-event chunk) in which no jet passes 20 GeV used to crash met_terms
+    (`metbench predict submissions/metnet-torch`, mini with 1000 events per process, batch 28):
+    its terms are the soft and lepton terms computed from the candidates, and jets are zero."""
+    rng = np.random.default_rng(11)
+    events = [soft_event(rng, 40), soft_event(rng, 25)]
+    lepton = {"pt": [35.0], "eta": [0.4], "phi": [2.0], "charge": [-1.0], "pdg_id": [13],
+              "from_pv": [3]}  # fmt: skip
+    events[1] = {k: np.concatenate([events[1][k], lepton[k]]) for k in lepton}
+    terms = met_terms(batch_of_events(events))
+    for i, e in enumerate(events):
+        soft, soft_sumet = independent_soft_term(e)
+        lep = -np.array([35.0 * np.cos(2.0), 35.0 * np.sin(2.0)]) if i == 1 else np.zeros(2)
+        np.testing.assert_allclose(terms["leptons"][i], lep, rtol=1e-5, atol=1e-9)
+        for wp in ("loose", "tight", "tighter", "tenacious"):
+            assert terms[f"{wp}_n_jets"][i] == 0
+            np.testing.assert_array_equal(terms[f"{wp}_jets"][i], [0.0, 0.0])
+            assert terms[f"{wp}_jets_sumet"][i] == 0.0
+            np.testing.assert_allclose(terms[f"{wp}_soft"][i], soft, rtol=1e-5, atol=1e-4)
+            assert terms[f"{wp}_soft_sumet"][i] == pytest.approx(soft_sumet, rel=1e-5)
+            np.testing.assert_allclose(terms[wp][i], lep + soft, rtol=1e-5, atol=1e-4)
+    assert all(v.dtype == np.float64 for v in terms.values())
+
+
+def test_met_terms_of_a_batch_mixing_events_with_and_without_jets():
+    """Events with a jet, without, without any candidate, and with pileup only: each event's
+    terms are its own (as in a batch of its own, and in chunks of one event)."""
+    rng = np.random.default_rng(12)
+    jet_event, jet_cols = with_jet(soft_event(rng, 30), rng)
+    events = [
+        soft_event(rng, 30),
+        jet_event,
+        {name: np.zeros(0) for name in ("pt", "eta", "phi", "charge", "pdg_id", "from_pv")},
+        soft_event(rng, 20, from_pv=0),  # pileup only: no jet input, no soft term
+        with_jet(soft_event(rng, 10), rng, pt=80.0, eta=-1.0, phi=-2.0)[0],
+    ]
+    batch = batch_of_events(events)
+    terms = met_terms(batch)
+    assert list(terms["tight_n_jets"]) == [0, 1, 0, 0, 1]
+    for i, e in enumerate(events):
+        alone = met_terms(batch_of_events([e]))
+        for key, value in terms.items():
+            np.testing.assert_allclose(value[i], alone[key][0], rtol=1e-12, atol=1e-9, err_msg=key)
+    one_by_one = met_terms(batch, chunk=1)
+    for key, value in terms.items():
+        np.testing.assert_allclose(one_by_one[key], value, rtol=1e-12, atol=1e-9, err_msg=key)
+    # the jet event: the jet is the sum of its tracks, the soft term the other tracks
+    n_jet = len(jet_cols["pt"])
+    in_jet = np.r_[np.zeros(len(jet_event["pt"]) - n_jet, bool), np.ones(n_jet, bool)]
+    soft, soft_sumet = independent_soft_term(jet_event, exclude=in_jet)
+    jet_vec = -np.array(
+        [
+            np.sum(jet_cols["pt"] * np.cos(jet_cols["phi"])),
+            np.sum(jet_cols["pt"] * np.sin(jet_cols["phi"])),
+        ]
+    )
+    np.testing.assert_allclose(terms["tight_jets"][1], jet_vec, rtol=1e-4)
+    np.testing.assert_allclose(terms["tight_soft"][1], soft, rtol=1e-5, atol=1e-4)
+    assert terms["tight_soft_sumet"][1] == pytest.approx(soft_sumet, rel=1e-5)
+    np.testing.assert_allclose(terms["tight"][1], jet_vec + soft, rtol=1e-4, atol=1e-3)
+    # events without jets: total = soft term; the empty and the pileup-only events: all zero
+    np.testing.assert_allclose(terms["tight"][0], independent_soft_term(events[0])[0], atol=1e-4)
+    for i in (2, 3):
+        assert np.all(terms["tight"][i] == 0) and terms["tight_soft_sumet"][i] == 0
+
+
+def test_metnet_features_of_a_batch_without_jets():
+    """METNet's inputs (the path of the reported crash) on events without a jet."""
+    from metbench.models.metnet import FEATURE_NAMES, metnet_features
+
+    rng = np.random.default_rng(13)
+    features, tight_phi = metnet_features(batch_of_events([soft_event(rng, 30) for _ in range(3)]))
+    assert features.shape == (3, len(FEATURE_NAMES)) and np.isfinite(features).all()
+    assert np.isfinite(tight_phi).all()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import chi2
@@ -14,6 +16,9 @@ from metbench.baselines.puppi import (
     puppi_classes,
     puppi_weights,
 )
+from metbench.errors import MetbenchError
+
+from .conftest import ROOT, manifest_of
 
 
 @pytest.mark.parametrize(
@@ -149,3 +154,187 @@ def test_stored_weights_are_reproduced_from_stored_columns(mini_dataset):
     assert col["puppi_weight"][pu & ~neutral].mean() < 0.05
     assert col["puppi_weight"][~pu & ~neutral].mean() > 0.7
     assert col["puppi_weight"][pu & neutral].mean() < col["puppi_weight"][~pu & neutral].mean()
+
+
+# --- tunes ---------------------------------------------------------------------------------------
+def test_phase2_parameters_are_the_cmssw_phase2_values():
+    # cms-sw/cmssw CommonTools/PileupAlgos/python/Puppi_cff.py (commit f58146d3):
+    # phase2_common.toModify(puppi, EtaMinUseDeltaZ = -1., PtMaxCharged = -1.,
+    # PtMaxNeutralsStartSlope = 0., DeltaZCut = 0.1, algos = [puppiCentral over |eta| 0-2.5 and
+    # 2.5-3.5: MinNeutralPt 0.2, 0.2, MinNeutralPtSlope 0.015, 0.030, RMSEtaSF 1.0, 1.0,
+    # MedEtaSF 1.0, 1.0; puppiForward over 3.5-10: 2.0, 0.08, 1.0, 0.75]; EtaMaxExtrap 2.0)
+    p = PuppiParameters.phase2()
+    assert p.eta_min_use_delta_z == -1.0
+    assert p.pt_max_charged == -1.0
+    assert p.pt_max_neutrals_start_slope == 0.0
+    assert p.delta_z_cut == 0.1
+    assert p.eta_max_extrap == 2.0
+    got = [
+        (r.eta_min, r.eta_max, r.min_neutral_pt, r.min_neutral_pt_slope, r.rms_eta_sf,
+         r.med_eta_sf, r.use_charged)
+        for r in p.regions
+    ]  # fmt: skip
+    assert got == [
+        (0.0, 2.5, 0.2, 0.015, 1.0, 1.0, True),
+        (2.5, 3.5, 0.2, 0.030, 1.0, 1.0, True),
+        (3.5, 10.0, 2.0, 0.08, 1.0, 0.75, False),
+    ]
+    # untouched by the modifier: the producer's and puppiCentral/puppiForward's values
+    run2 = PuppiParameters()
+    for name in ("cone", "rms_pt_min_central", "rms_pt_min_forward", "pt_max_neutrals",
+                 "pt_max_photons", "eta_max_photons", "min_puppi_weight", "apply_chs",
+                 "apply_low_pu_corr", "no_lep"):  # fmt: skip
+        assert getattr(p, name) == getattr(run2, name), name
+    assert PuppiParameters.for_tune("phase2") == p
+    assert PuppiParameters.for_tune("run2") == run2
+
+
+def test_no_lepton_sets_of_both_tunes():
+    # puppiNoLep = puppi.clone(puppiNoLep = True, PtMaxPhotons = 20.), cloned after the modifier
+    for tune, base in (("run2", PuppiParameters()), ("phase2", PuppiParameters.phase2())):
+        nolep = PuppiParameters.no_lepton(tune)
+        assert nolep == replace(base, no_lep=True, pt_max_photons=20.0)
+        assert PuppiParameters.for_tune(tune, no_lep=True) == nolep
+    assert PuppiParameters.no_lepton() == PuppiParameters.no_lepton("run2")
+    with pytest.raises(ValueError, match="unknown PUPPI tune"):
+        PuppiParameters.for_tune("run3")
+
+
+@pytest.mark.parametrize(
+    ("pt", "eta", "dz", "from_pv", "expected"),
+    [
+        (1.0, 1.0, 0.05, 1, 1),  # |dz| < 0.1 cm at any |eta| (EtaMinUseDeltaZ = -1)
+        (1.0, 0.0, 0.15, 2, 2),  # |dz| >= 0.1 cm: pileup
+        (25.0, 0.5, 0.5, 1, 2),  # no pT rescue (PtMaxCharged = -1)
+        (1.0, 0.0, 0.0, 3, 1),  # used in the PV fit
+        (1.0, 0.0, 0.0, 0, 2),  # another vertex
+    ],
+)
+def test_phase2_candidate_classes(pt, eta, dz, from_pv, expected):
+    cols = (np.array([v]) for v in (pt, eta, 1, 211, dz, from_pv))
+    assert puppi_classes(*cols, PuppiParameters.phase2())[0] == expected
+
+
+def test_presets_carry_their_puppi_tune(mini_dataset):
+    """pu200 stores Phase-2 PUPPI weights and says so in its manifest settings; mini and standard
+    keep the Run-2 tune and their manifests as before (no puppi_tune key)."""
+    from metbench.data.generate.presets import PRESETS, get_preset
+
+    assert get_preset("pu200").puppi_tune == "phase2"
+    assert get_preset("pu200").to_dict()["puppi_tune"] == "phase2"
+    for name in ("mini", "standard"):
+        assert PRESETS[name].puppi_tune == "run2"
+        assert "puppi_tune" not in PRESETS[name].to_dict()
+    assert manifest_of(mini_dataset)["settings"] == get_preset("mini").to_dict()
+    with pytest.raises(MetbenchError, match="unknown PUPPI tune"):
+        replace(get_preset("mini"), puppi_tune="phase3")
+
+
+def test_generation_stores_the_weights_of_the_preset_tune(tiny_spec, tiny_dataset, tmp_path):
+    """The same events generated with the Phase-2 tune: every column is the same as with the
+    Run-2 tune except puppi_weight, which is the Phase-2 PUPPI of the stored columns."""
+    import awkward as ak
+
+    from metbench.data.generate.run import generate_dataset
+    from metbench.data.source import read_events
+    from metbench.data.store import round_mantissa
+
+    spec = replace(tiny_spec, puppi_tune="phase2")
+    out = tmp_path / "tiny-phase2"
+    manifest = generate_dataset(spec, out, seed=3, workers=1)
+    assert manifest["settings"]["puppi_tune"] == "phase2"
+    assert "puppi_tune" not in manifest_of(tiny_dataset)["settings"]
+    for split in ("train", "test"):
+        run2, phase2 = read_events(tiny_dataset, split), read_events(out, split)
+        for field in run2.pf.fields:
+            a, b = (
+                ak.to_numpy(ak.flatten(run2.pf[field])),
+                ak.to_numpy(ak.flatten(phase2.pf[field])),
+            )
+            if field != "puppi_weight":
+                np.testing.assert_array_equal(a, b, err_msg=field)
+        pf = phase2.pf
+        counts = ak.to_numpy(ak.num(pf))
+        event = np.repeat(np.arange(len(phase2)), counts)
+        col = {f: ak.to_numpy(ak.flatten(pf[f])) for f in pf.fields}
+        args = (event, len(phase2), col["pt"], col["eta"], col["phi"], col["mass"], col["charge"],
+                col["pdg_id"], col["dz"], col["from_pv"], ak.to_numpy(phase2.n_pv))  # fmt: skip
+        w2 = puppi_weights(*args, PuppiParameters.phase2())
+        np.testing.assert_array_equal(round_mantissa(w2, 10), col["puppi_weight"])
+        w1 = ak.to_numpy(ak.flatten(run2.pf.puppi_weight))
+        assert np.count_nonzero(w1 != col["puppi_weight"]) > 0.01 * len(w1)
+
+
+# --- the ranked puppi entry ---------------------------------------------------------------------
+def _met(w, pt, phi, event, n):
+    return -np.stack(
+        [np.bincount(event, w * pt * np.cos(phi), n), np.bincount(event, w * pt * np.sin(phi), n)],
+        axis=1,
+    )
+
+
+def test_default_puppi_entry_is_cms_puppi_met_with_no_lepton_weights(mini_dataset):
+    """`submissions/puppi`'s default entry, built as the harness builds it, equals PUPPI recomputed
+    here from the stored records with puppiNoLep's parameters written out (CMS's RawPuppiMET)."""
+    import awkward as ak
+
+    from metbench.data.source import EventSource, read_events
+    from metbench.estimators.submission import load_submission
+    from metbench.harness import build_estimator
+
+    sub = load_submission(ROOT / "submissions" / "puppi")
+    entry, params = sub.entries()[0]
+    assert (
+        entry == "puppi" and params["weights"] == "nolep" and params.get("tune", "run2") == "run2"
+    )
+    estimator = build_estimator(sub, entry, params)
+    n = 40
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=n))).for_estimator()
+    arr = read_events(mini_dataset, "test")[:n]
+    assert np.array_equal(ak.to_numpy(arr.event_id), batch.event["event_id"])
+    pf = arr.pf
+    event = np.repeat(np.arange(n), ak.to_numpy(ak.num(pf)))
+    col = {f: ak.to_numpy(ak.flatten(pf[f])).astype(np.float64) for f in pf.fields}
+    nolep = replace(PuppiParameters(), no_lep=True, pt_max_photons=20.0)
+    w = puppi_weights(event, n, col["pt"], col["eta"], col["phi"], col["mass"], col["charge"],
+                      col["pdg_id"], col["dz"], col["from_pv"], ak.to_numpy(arr.n_pv), nolep)  # fmt: skip
+    expected = _met(w.astype(np.float64), col["pt"], col["phi"], event, n)
+    np.testing.assert_allclose(estimator.predict(batch), expected, rtol=1e-5, atol=2e-3)
+    # not the stored (jet) weights: leptons count fully, so the two differ in lepton events
+    stored = _met(col["puppi_weight"], col["pt"], col["phi"], event, n)
+    assert np.abs(expected - stored).max() > 1.0
+
+
+def test_puppi_met_recomputes_with_the_phase2_tune_in_chunks(mini_dataset):
+    from metbench.baselines.met import PuppiMet
+    from metbench.data.source import EventSource
+
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=30))).for_estimator()
+    event, slot = np.nonzero(batch.mask)
+    f = {name: batch.feature(name)[event, slot] for name in batch.features}
+    w = puppi_weights(event, len(batch), f["pt"], f["eta"], f["phi"], f["mass"], f["charge"],
+                      f["pdg_id"], f["dz"], f["from_pv"], batch.event["n_pv"],
+                      PuppiParameters.no_lepton("phase2"))  # fmt: skip
+    expected = _met(w.astype(np.float64), f["pt"], f["phi"], event, len(batch))
+    got = PuppiMet("nolep", tune="phase2", chunk=7).predict(batch)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=2e-3)
+    np.testing.assert_array_equal(got, PuppiMet("nolep", tune="phase2", chunk=30).predict(batch))
+    assert np.abs(got - PuppiMet("nolep").predict(batch)).max() > 1.0
+    with pytest.raises(ValueError, match="tune"):
+        PuppiMet("nolep", tune="phase1")
+
+
+def test_puppi_entry_names_and_dataset_tunes():
+    """The default entry is `puppi` (puppiNoLep), the stored jet weights are the variant
+    `puppi-stored`, and each preset's entry recomputes PUPPI with the preset's tune (the
+    manifest keys `default_entry` and `[datasets.<name>]`)."""
+    from metbench.data.generate.presets import PRESETS
+    from metbench.estimators.submission import load_submission
+
+    sub = load_submission(ROOT / "submissions" / "puppi")
+    for name, spec in PRESETS.items():
+        entries = dict(sub.entries(dataset=name))
+        assert list(entries) == ["puppi", "puppi-stored"], name
+        assert entries["puppi"]["weights"] == "nolep"
+        assert entries["puppi"].get("tune", "run2") == spec.puppi_tune, name
+        assert entries["puppi-stored"]["weights"] == "stored"

@@ -10,9 +10,9 @@ CHS        candidates with ``from_pv > 0`` (CMS ``ChsMET``: the ``fromPV(0) > 0`
 track      charged candidates with ``from_pv >= 2`` (MiniAOD's ``TkMET``: charged, associated with
            the PV0); ``min_from_pv=1`` gives UL NanoAOD's recomputed ``TkMET``
            (``fromPV(0) > 0``, tracks in no vertex fit included)
-PUPPI      ``w`` = the stored CMSSW PUPPI weight, or weights recomputed with the ``puppiNoLep``
-           settings used for CMS's ``RawPuppiMET`` (leptons weight 1, photons above 20 GeV
-           weight 1)
+PUPPI      ``w`` = weights recomputed with CMSSW's ``puppiNoLep`` settings, as CMS builds
+           ``RawPuppiMET`` (leptons weight 1, photons above 20 GeV weight 1; Run-2 or Phase-2
+           tune), or the dataset's stored (jet) PUPPI weight
 oracle     candidates not from a pileup interaction, by truth: the limit of pileup removal
            with this detector (it still has resolution and acceptance)
 =========  ======================================================================================
@@ -20,13 +20,19 @@ oracle     candidates not from a pileup interaction, by truth: the limit of pile
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
 from metbench.baselines.kinematics import met_from_weights
-from metbench.baselines.puppi import PuppiParameters, puppi_weights
+from metbench.baselines.puppi import PUPPI_TUNES, PuppiParameters, puppi_weights
 from metbench.events import EventBatch
 
-__all__ = ["ChsMet", "OracleMet", "PfMet", "PuppiMet", "TrackMet"]
+__all__ = ["PUPPI_CHUNK", "ChsMet", "OracleMet", "PfMet", "PuppiMet", "TrackMet"]
+
+#: Events per PUPPI call when :class:`PuppiMet` recomputes weights: bounds the memory of the
+#: neighbour pairs (a pu200 event has ~7400 candidates); the weights do not depend on it.
+PUPPI_CHUNK: Final[int] = 64
 
 
 class PfMet:
@@ -76,28 +82,52 @@ class PuppiMet:
     Parameters
     ----------
     weights
-        ``"stored"``: the dataset's ``puppi_weight`` (CMSSW PUPPI with ``Puppi_cff`` defaults);
-        ``"nolep"``: weights recomputed with CMSSW's ``puppiNoLep`` settings, as for RawPuppiMET.
+        ``"nolep"``: weights recomputed with CMSSW's ``puppiNoLep`` settings, from which CMS builds
+        ``RawPuppiMET`` (the ranked ``puppi`` entry); ``"stored"`` (default of the class, used by
+        the kinematic entries): the dataset's ``puppi_weight``, the weights of CMS's PUPPI jets
+        (``puppi``, with whatever tune the dataset was generated with).
+    tune
+        PUPPI parameters of the recomputation (``"nolep"`` only): ``"run2"`` (``Puppi_cff.py``)
+        or ``"phase2"`` (its ``phase2_common`` modifier); see :mod:`metbench.baselines.puppi`.
+        The pu200 dataset's stored weights use ``"phase2"``, and so should its ``nolep`` MET.
+    chunk
+        Events per PUPPI call (memory bound; the result does not depend on it).
     """
 
-    def __init__(self, weights: str = "stored") -> None:
+    def __init__(
+        self, weights: str = "stored", tune: str = "run2", chunk: int = PUPPI_CHUNK
+    ) -> None:
         if weights not in ("stored", "nolep"):
             raise ValueError(f"weights must be 'stored' or 'nolep', got {weights!r}")
+        if tune not in PUPPI_TUNES:
+            raise ValueError(f"tune must be one of {', '.join(PUPPI_TUNES)}, got {tune!r}")
+        if int(chunk) < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk!r}")
         self.weights = weights
+        self.tune = tune
+        self.chunk = int(chunk)
+        self.parameters = PuppiParameters.no_lepton(tune)
 
     def predict(self, batch: EventBatch) -> np.ndarray:
         if self.weights == "stored":
             w = np.where(batch.mask, batch.feature("puppi_weight"), 0.0)
         else:
-            event, slot = np.nonzero(batch.mask)
-            flat = {name: batch.feature(name)[event, slot] for name in batch.features}
             w = np.zeros(batch.mask.shape, dtype=np.float64)
-            w[event, slot] = puppi_weights(
-                event, len(batch), flat["pt"], flat["eta"], flat["phi"], flat["mass"],
-                flat["charge"], flat["pdg_id"], flat["dz"], flat["from_pv"], batch.event["n_pv"],
-                PuppiParameters.no_lepton(),
-            )  # fmt: skip
+            for start in range(0, len(batch), self.chunk):
+                rows = slice(start, start + self.chunk)
+                w[rows] = self._recompute(batch.take(rows))
         return met_from_weights(batch.feature("pt"), batch.feature("phi"), w)
+
+    def _recompute(self, batch: EventBatch) -> np.ndarray:
+        """``puppiNoLep`` weights of a batch's candidates, ``(n, max_particles)`` (0 where padded)."""
+        event, slot = np.nonzero(batch.mask)
+        flat = {name: batch.feature(name)[event, slot] for name in batch.features}
+        w = np.zeros(batch.mask.shape, dtype=np.float64)
+        w[event, slot] = puppi_weights(
+            event, len(batch), flat["pt"], flat["eta"], flat["phi"], flat["mass"], flat["charge"],
+            flat["pdg_id"], flat["dz"], flat["from_pv"], batch.event["n_pv"], self.parameters,
+        )  # fmt: skip
+        return w
 
 
 class OracleMet:

@@ -77,10 +77,21 @@ def _passes(wp: WorkingPoint, pt: np.ndarray, eta: np.ndarray, jvf: np.ndarray) 
     return ok
 
 
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Offset of each group's first element in a flat array grouped by ``counts`` (an empty
+    ``counts`` gives an empty array: a batch or chunk without jets or tracks)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.cumsum(counts) - counts
+
+
+def _sum(group: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
+    """Per-group sums of ``weights`` as float64 (``np.bincount`` returns integers when nothing is
+    selected, e.g. in a chunk without a single jet)."""
+    return np.bincount(group, weights, n).astype(np.float64, copy=False)
+
+
 def _vec(px: np.ndarray, py: np.ndarray, sel: np.ndarray, event: np.ndarray, n: int) -> np.ndarray:
-    return np.stack(
-        [np.bincount(event[sel], px[sel], n), np.bincount(event[sel], py[sel], n)], axis=1
-    )
+    return np.stack([_sum(event[sel], px[sel], n), _sum(event[sel], py[sel], n)], axis=1)
 
 
 #: Events per jet clustering call in :func:`met_terms`: the jet-track pairs of a pu200 event take
@@ -163,42 +174,41 @@ def _met_terms(batch: EventBatch, working_points: tuple[str, ...]) -> dict[str, 
     # JVF-like variable from tracks within dR < 0.4 (pairs of a jet and a track of its event)
     t_idx = np.flatnonzero(track)
     t_counts = np.bincount(event[t_idx], minlength=n)
-    t_start = np.concatenate([[0], np.cumsum(t_counts)[:-1]])
-    pair_j = np.repeat(np.arange(len(jpt)), t_counts[jevent])
-    within = np.arange(len(pair_j)) - np.repeat(
-        np.concatenate([[0], np.cumsum(t_counts[jevent])[:-1]]), t_counts[jevent]
-    )
+    t_start = _starts(t_counts)
+    tracks_per_jet = t_counts[jevent]
+    pair_j = np.repeat(np.arange(len(jpt)), tracks_per_jet)
+    within = np.arange(len(pair_j)) - np.repeat(_starts(tracks_per_jet), tracks_per_jet)
     pair_t = t_idx[t_start[jevent[pair_j]] + within]
     dphi = np.mod(phi[pair_t] - jphi[pair_j] + np.pi, 2 * np.pi) - np.pi
     close = (eta[pair_t] - jeta[pair_j]) ** 2 + dphi**2 < JET_R**2
-    all_pt = np.bincount(pair_j[close], pt[pair_t][close], len(jpt))
+    all_pt = _sum(pair_j[close], pt[pair_t][close], len(jpt))
     pv = close & (from_pv[pair_t] >= 2)
-    pv_pt = np.bincount(pair_j[pv], pt[pair_t][pv], len(jpt))
+    pv_pt = _sum(pair_j[pv], pt[pair_t][pv], len(jpt))
     jvf = np.where(all_pt > 0, pv_pt / np.where(all_pt > 0, all_pt, 1.0), -0.1)
 
     # constituent -> flat candidate index
     local = ak.to_numpy(ak.flatten(constituents, axis=None)).astype(np.int64)
     per_jet = ak.to_numpy(ak.flatten(ak.num(constituents, axis=2)))
     c_jet = np.repeat(np.arange(len(jpt)), per_jet)
-    in_start = np.concatenate([[0], np.cumsum(counts_in)[:-1]])
+    in_start = _starts(counts_in)
     c_flat = idx_in[in_start[jevent[c_jet]] + local]
 
     out: dict[str, np.ndarray] = {}
     out["leptons"] = -_vec(px, py, lepton, event, n)
-    out["leptons_sumet"] = np.bincount(event[lepton], pt[lepton], n)
+    out["leptons_sumet"] = _sum(event[lepton], pt[lepton], n)
     out["n_leptons"] = np.bincount(event[lepton], minlength=n).astype(np.float64)
     soft_base = track & (from_pv >= 2) & (pt > 0.4) & ~lepton
     for name in working_points:
         wp = WORKING_POINTS[name]
         sel = _passes(wp, jpt, jeta, jvf)
         out[f"{name}_jets"] = -_vec(jpx, jpy, sel, jevent, n)
-        out[f"{name}_jets_sumet"] = np.bincount(jevent[sel], jpt[sel], n)
+        out[f"{name}_jets_sumet"] = _sum(jevent[sel], jpt[sel], n)
         out[f"{name}_n_jets"] = np.bincount(jevent[sel], minlength=n).astype(np.float64)
         in_jet = np.zeros(len(pt), dtype=bool)
         in_jet[c_flat[sel[c_jet]]] = True
         soft = soft_base & ~in_jet
         out[f"{name}_soft"] = -_vec(px, py, soft, event, n)
-        out[f"{name}_soft_sumet"] = np.bincount(event[soft], pt[soft], n)
+        out[f"{name}_soft_sumet"] = _sum(event[soft], pt[soft], n)
         out[name] = out["leptons"] + out[f"{name}_jets"] + out[f"{name}_soft"]
     return out
 

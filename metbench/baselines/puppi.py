@@ -2,7 +2,7 @@
 
 One implementation serves the dataset generator (which stores ``puppi_weight``) and the PUPPI
 baseline. It follows ``PuppiProducer.cc``, ``PuppiContainer.cc`` and ``PuppiAlgo.cc`` of cms-sw/cmssw
-with the parameters of ``python/Puppi_cff.py`` (Run 2 UL / Run 3 offline):
+with the parameters of ``python/Puppi_cff.py`` (by default Run 2 UL / Run 3 offline):
 
 * candidate classes: 0 neutral-like (neutrals, and charged tracks with fromPV 1 or 2 below
   20 GeV and |eta| < 2.4), 1 charged from the leading vertex, 2 charged pileup, 3 lepton excluded
@@ -19,11 +19,43 @@ with the parameters of ``python/Puppi_cff.py`` (Run 2 UL / Run 3 offline):
 Deviation: ``NumOfPUVtxsForCharged`` (tune v15, which rescues tracks associated with the 2nd or
 3rd vertex) is 0 here, as in ``Puppi_cff.py`` itself, because the event model stores the vertex
 association to the primary vertex only (``from_pv``), not to the other vertices.
+
+Tunes (:data:`PUPPI_TUNES`, :meth:`PuppiParameters.for_tune`), read from cms-sw/cmssw
+``CommonTools/PileupAlgos/python/Puppi_cff.py`` (the stored version, commit f58146d3):
+
+* ``run2``: the ``puppi`` producer's own values (Run 2 UL / Run 3 offline), the defaults of
+  :class:`PuppiParameters`.
+* ``phase2``: the same producer after ``phase2_common.toModify(puppi, ...)``, the Phase-2
+  (HL-LHC, <mu> = 140-200) setting: ``EtaMinUseDeltaZ = -1`` (the dz cut, ``DeltaZCut = 0.1`` cm,
+  classifies every track with fromPV 1 or 2, at all |eta|), ``PtMaxCharged = -1`` (no pT
+  rescue of such tracks), ``PtMaxNeutralsStartSlope = 0`` (the high-pT neutral ramp pT/200
+  starts at 0), and the ``algos`` regions
+
+  ============  ============  ============  =================  ========  ========
+  |eta|         algorithm     MinNeutralPt  MinNeutralPtSlope  RMSEtaSF  MedEtaSF
+  ============  ============  ============  =================  ========  ========
+  0 - 2.5       puppiCentral  0.2           0.015              1.0       1.0
+  2.5 - 3.5     puppiCentral  0.2           0.030              1.0       1.0
+  3.5 - 10      puppiForward  2.0           0.08               1.0       0.75
+  ============  ============  ============  =================  ========  ========
+
+  (``EtaMaxExtrap = 2.0``; ``puppiCentral``/``puppiForward`` unchanged: cone 0.4, rmsPtMin
+  0.1/0.5, ``applyLowPUCorr``). The Phase-2 tune expects the Phase-2 tracker (|eta| < 4): with
+  this dataset's Run-2-like tracker (|eta| < 2.5) the neutrals at 2.5 < |eta| < 3.5 find charged
+  leading-vertex neighbours only near |eta| = 2.5 and otherwise keep only the high-pT ramp.
+* ``puppiNoLep`` of either tune (:meth:`PuppiParameters.no_lepton`): ``puppi.clone(puppiNoLep =
+  True, PtMaxPhotons = 20.)``, cloned after the modifier, so the Phase-2 no-lepton set is the
+  Phase-2 set with those two changes.
+
+Not used: ``customizePuppiTune_cff.UpdatePuppiTuneV15``'s own ``phase2_common`` modifier
+(``EtaMinUseDeltaZ = 4.0`` on top of the v15 charged-track options) belongs to the v15 MET recipe,
+not to ``Puppi_cff.py``'s producers.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -33,7 +65,7 @@ from scipy.stats import chi2 as chi2_distribution
 from metbench.baselines.kinematics import rapidity
 from metbench.data.jagged import offsets_from_counts
 
-__all__ = ["PuppiParameters", "PuppiRegion", "puppi_classes", "puppi_weights"]
+__all__ = ["PUPPI_TUNES", "PuppiParameters", "PuppiRegion", "puppi_classes", "puppi_weights"]
 
 
 @dataclass(frozen=True)
@@ -49,9 +81,21 @@ class PuppiRegion:
     use_charged: bool  # True: puppiCentral (charged-LV neighbours); False: puppiForward
 
 
+#: The parameter sets :meth:`PuppiParameters.for_tune` knows, with their CMSSW origin.
+PUPPI_TUNES: Final[dict[str, str]] = {
+    "run2": "Puppi_cff.py puppi (Run 2 UL / Run 3 offline)",
+    "phase2": "Puppi_cff.py puppi with phase2_common.toModify (Phase-2, HL-LHC)",
+}
+
+
 @dataclass(frozen=True)
 class PuppiParameters:
-    """CMSSW ``Puppi_cff.py`` defaults (Run 2 UL and Run 3 offline)."""
+    """CMSSW ``Puppi_cff.py`` parameters; the defaults are the ``run2`` tune (Run 2 UL and Run 3
+    offline), :meth:`phase2` the Phase-2 one, :meth:`no_lepton` the ``puppiNoLep`` clone of either.
+
+    A negative ``pt_max_charged`` or ``pt_max_photons`` switches that protection off, as in
+    ``PuppiProducer`` (``PtMaxCharged = -1``).
+    """
 
     cone: float = 0.4
     rms_pt_min_central: float = 0.1
@@ -75,9 +119,35 @@ class PuppiParameters:
     no_lep: bool = False
 
     @classmethod
-    def no_lepton(cls) -> PuppiParameters:
-        """``puppiNoLep``: leptons get weight 1 and are not neighbours; photons above 20 GeV too."""
-        return cls(no_lep=True, pt_max_photons=20.0)
+    def phase2(cls) -> PuppiParameters:
+        """``Puppi_cff.py``'s ``puppi`` after ``phase2_common.toModify`` (see the module notes)."""
+        return cls(
+            eta_min_use_delta_z=-1.0,
+            pt_max_charged=-1.0,
+            pt_max_neutrals_start_slope=0.0,
+            delta_z_cut=0.1,
+            regions=(
+                PuppiRegion(0.0, 2.5, 0.2, 0.015, 1.0, 1.0, True),
+                PuppiRegion(2.5, 3.5, 0.2, 0.030, 1.0, 1.0, True),
+                PuppiRegion(3.5, 10.0, 2.0, 0.08, 1.0, 0.75, False),
+            ),
+        )
+
+    @classmethod
+    def no_lepton(cls, tune: str = "run2") -> PuppiParameters:
+        """``puppiNoLep`` of a tune: leptons get weight 1 and are not neighbours; photons above
+        20 GeV too (``puppi.clone(puppiNoLep = True, PtMaxPhotons = 20.)``)."""
+        return replace(cls.for_tune(tune), no_lep=True, pt_max_photons=20.0)
+
+    @classmethod
+    def for_tune(cls, tune: str, no_lep: bool = False) -> PuppiParameters:
+        """The parameters of a tune in :data:`PUPPI_TUNES` (its ``puppiNoLep`` clone with
+        ``no_lep``)."""
+        if tune not in PUPPI_TUNES:
+            raise ValueError(f"unknown PUPPI tune {tune!r}; choose one of {', '.join(PUPPI_TUNES)}")
+        if no_lep:
+            return cls.no_lepton(tune)
+        return cls.phase2() if tune == "phase2" else cls()
 
 
 def puppi_classes(
@@ -94,9 +164,9 @@ def puppi_classes(
     p = params or PuppiParameters()
     aeta = np.abs(eta)
     lepton = np.isin(np.abs(pdg_id), (11, 13))
-    # fromPV 1 or 2: if/elif chain of PuppiProducer
+    # fromPV 1 or 2: if/elif chain of PuppiProducer (PtMaxCharged <= 0 switches the pT rescue off)
     loose = np.where(
-        pt > p.pt_max_charged,
+        (p.pt_max_charged > 0) & (pt > p.pt_max_charged),
         1,
         np.where(
             aeta >= p.eta_min_use_delta_z,

@@ -23,6 +23,8 @@ A submission folder looks like::
                                         # truth_leptons / truth_b_quarks (truth-matched inputs
                                         # of kinematic reconstruction, marked as such)
     inputs = "candidates"               # candidates | stored (MET estimators stored in a file)
+    met_source = ""                     # the entry whose MET this one returns (e.g. "puppi"):
+                                        # it then leaves the MET and recoil tables
     batch_size = 256                    # events per predict call
     max_particles = 4500                # candidates per event, hardest first
 
@@ -31,6 +33,11 @@ A submission folder looks like::
 
     [variants.loose]                    # optional: named parameter overrides, each scored as
     working_point = "loose"             # its own entry "<name>-<variant>"
+
+    default_entry = true                # optional: with variants, also run "<name>" itself with
+                                        # [parameters] (chosen alone by --variant default)
+    [datasets.pu200]                    # optional: parameters for one dataset (by its name),
+    tune = "phase2"                     # applied before the variant's and --param's
 """
 
 from __future__ import annotations
@@ -85,10 +92,13 @@ class Manifest:
     category: str = "submission"
     uses_truth: tuple[str, ...] = ()
     inputs: str = "candidates"
+    met_source: str = ""
     batch_size: int = 256
     max_particles: int = DEFAULT_MAX_PARTICLES
     parameters: dict[str, Any] = field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    default_entry: bool = False
+    datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,23 +126,36 @@ class Submission:
         return self.manifest.name
 
     def entries(
-        self, variant: str | None = None, overrides: dict[str, Any] | None = None
+        self,
+        variant: str | None = None,
+        overrides: dict[str, Any] | None = None,
+        dataset: str | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """(entry name, constructor parameters) of each variant to run.
 
         With variants in the manifest each is an entry ``<name>-<variant>`` (``variant`` picks
-        one); without, the one entry is ``<name>``. ``overrides`` (``--param``) apply on top and
-        are part of the entry name.
+        one), preceded by ``<name>`` itself when the manifest sets ``default_entry`` (``variant =
+        "default"`` picks it alone); without, the one entry is ``<name>``. Parameters merge as
+        ``[parameters]``, then ``[datasets.<dataset>]``, then the variant's, then ``overrides``
+        (``--param``, part of the entry name).
         """
         m = self.manifest
-        if variant is not None and variant not in m.variants:
-            known = ", ".join(m.variants) or "none"
-            raise SubmissionError(f"{self.folder}: no variant {variant!r} (variants: {known})")
-        chosen = [variant] if variant else list(m.variants)
+        known = [*(["default"] if m.default_entry else []), *m.variants]
+        if variant is not None and variant not in known:
+            raise SubmissionError(
+                f"{self.folder}: no variant {variant!r} (variants: {', '.join(known) or 'none'})"
+            )
+        base = {**m.parameters, **m.datasets.get(dataset or "", {})}
+        chosen = [variant] if variant else known
         entries = (
-            [(f"{m.name}-{v}", {**m.parameters, **m.variants[v]}) for v in chosen]
+            [
+                (m.name, dict(base))
+                if v == "default"
+                else (f"{m.name}-{v}", {**base, **m.variants[v]})
+                for v in chosen
+            ]
             if chosen
-            else [(m.name, dict(m.parameters))]
+            else [(m.name, dict(base))]
         )
         if overrides:
             suffix = ",".join(f"{k}={v}" for k, v in sorted(overrides.items()))
@@ -211,6 +234,11 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     inputs = data.get("inputs", "candidates")
     if inputs not in ("candidates", "stored"):
         raise _fail(path, f"inputs {inputs!r} must be 'candidates' or 'stored'")
+    met_source = data.get("met_source", "")
+    if not isinstance(met_source, str) or (met_source and not _NAME.match(met_source)):
+        raise _fail(
+            path, f"'met_source' must name another entry (e.g. \"puppi\"), got {met_source!r}"
+        )
     for key, low in (("batch_size", 1), ("max_particles", 1)):
         value = data.get(key, Manifest.__dataclass_fields__[key].default)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -226,6 +254,14 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
             raise _fail(
                 path, f"variant label {label!r} must be lower case letters, digits, '-' or '_'"
             )
+    default_entry = data.get("default_entry", False)
+    if not isinstance(default_entry, bool):
+        raise _fail(path, f"'default_entry' must be true or false, got {default_entry!r}")
+    if default_entry and "default" in variants:
+        raise _fail(path, "with default_entry = true, no variant may be labelled 'default'")
+    datasets = data.get("datasets", {})
+    if not isinstance(datasets, dict) or not all(isinstance(v, dict) for v in datasets.values()):
+        raise _fail(path, "[datasets.<name>] must be tables of parameters for that dataset")
     return Manifest(
         name=name,
         entry=entry,
@@ -238,10 +274,13 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
         category=category,
         uses_truth=tuple(uses_truth),
         inputs=inputs,
+        met_source=met_source,
         batch_size=data.get("batch_size", 256),
         max_particles=data.get("max_particles", DEFAULT_MAX_PARTICLES),
         parameters=parameters,
         variants=variants,
+        default_entry=default_entry,
+        datasets=datasets,
     )
 
 

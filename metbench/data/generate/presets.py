@@ -10,7 +10,10 @@ import numpy as np
 from metbench.data.generate.processes import PROCESSES
 from metbench.errors import MetbenchError
 
-__all__ = ["PRESETS", "DatasetSpec", "get_preset"]
+__all__ = ["DEFAULT_PUPPI_TUNE", "PRESETS", "DatasetSpec", "get_preset"]
+
+#: The PUPPI tune of a dataset whose manifest names none (every dataset before ``puppi_tune``).
+DEFAULT_PUPPI_TUNE: Final = "run2"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,12 @@ class DatasetSpec:
         Train/val/test fractions.
     processes
         Process names.
+    puppi_tune
+        PUPPI parameters of the stored ``puppi_weight`` (a tune of
+        :data:`metbench.baselines.puppi.PUPPI_TUNES`): ``run2`` (CMSSW ``Puppi_cff.py``), or
+        ``phase2`` (its ``phase2_common`` modifier) for the HL-LHC pileup of ``pu200``. Recorded in
+        the manifest's ``settings`` when it is not ``run2``, so that the datasets generated before
+        the field existed keep their manifest (and its hash) unchanged.
     """
 
     name: str
@@ -52,6 +61,15 @@ class DatasetSpec:
         default_factory=lambda: {"train": 0.5, "val": 0.1, "test": 0.4}
     )
     processes: tuple[str, ...] = tuple(PROCESSES)
+    puppi_tune: str = DEFAULT_PUPPI_TUNE
+
+    def __post_init__(self) -> None:
+        from metbench.baselines.puppi import PUPPI_TUNES
+
+        if self.puppi_tune not in PUPPI_TUNES:
+            raise MetbenchError(
+                f"unknown PUPPI tune {self.puppi_tune!r}; choose one of {', '.join(PUPPI_TUNES)}"
+            )
 
     def sample_mu(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Mean pileup of ``n`` events."""
@@ -83,6 +101,8 @@ class DatasetSpec:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["processes"] = list(self.processes)
+        if d["puppi_tune"] == DEFAULT_PUPPI_TUNE:
+            del d["puppi_tune"]  # the manifests of mini and standard stay as they were
         return d
 
     def scaled(self, events_per_process: int) -> DatasetSpec:
@@ -117,13 +137,14 @@ PRESETS: Final[dict[str, DatasetSpec]] = {
     ),
     "pu200": DatasetSpec(
         name="pu200",
-        version="1.0",
+        version="1.1",  # 1.1: puppi_weight with the Phase-2 PUPPI tune
         events_per_process=1000,
         shard_size=250,
         mu={"kind": "fixed", "value": 200.0},
         pool_size=20_000,
         pool_shard_size=5000,
         split_fractions={"train": 0.0, "val": 0.0, "test": 1.0},
+        puppi_tune="phase2",
     ),
 }
 

@@ -22,7 +22,7 @@ import awkward as ak
 import numpy as np
 
 import metbench
-from metbench.baselines.puppi import puppi_weights
+from metbench.baselines.puppi import PuppiParameters, puppi_weights
 from metbench.data.generate.detector import DetectorConfig, simulate_detector
 from metbench.data.generate.pileup import premix
 from metbench.data.generate.presets import DatasetSpec
@@ -172,6 +172,7 @@ def build_events(
     weights = puppi_weights(
         reco.event, n, cols["pt"], cols["eta"], cols["phi"], cols["mass"], cols["charge"],
         cols["pdg_id"], cols["dz"], cols["from_pv"], reco.n_pv,
+        PuppiParameters.for_tune(spec.puppi_tune),
     )  # fmt: skip
     timing["puppi_s"] = time.perf_counter() - t0
     cols["puppi_weight"] = round_mantissa(weights, STORED_PRECISION["puppi_weight"])
