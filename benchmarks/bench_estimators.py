@@ -63,9 +63,10 @@ class ReferenceInference:
 
 
 class BaselinePhysics:
-    """The headline figures of each baseline on mini's test split (no bootstrap)."""
+    """The headline figures of each baseline on mini's test split (no bootstrap): S, S_perp, the
+    response over the bins of S and the fake-MET AUC (mini is too small for S in n_pu bins)."""
 
-    params = (BASELINES, ["sigma_perp_over_r", "response", "pileup_slope_perp"])
+    params = (BASELINES, ["S", "S_perp", "response", "fake_auc"])
     param_names = ["baseline", "figure"]
     timeout = 600
     unit = "GeV or 1"
@@ -82,13 +83,16 @@ class BaselinePhysics:
                 ids.append(batch.event["event_id"])
             index = align_predictions(np.concatenate(ids), truth, name)
             met = np.concatenate(mets)[index]
-            s = score(met, truth, n_boot=0)["tasks"]["met"]
+            scores = score(met, truth, n_boot=0)
+            s = scores["tasks"]["met"]
             out[name] = {
-                "sigma_perp_over_r": s["overall"]["sigma_perp_over_r"]["value"],
+                "S": s["headline"]["S"]["value"],
+                "S_perp": s["headline"]["S_perp"]["value"],
                 "response": s["overall"]["response"]["value"],
-                "pileup_slope_perp": s["pileup_fit"]["perp"]["b"]["value"],
+                "fake_auc": scores["tasks"]["fake"]["groups"]["all"]["auc"]["value"],
             }
         return out
 
     def track_figure(self, cache: dict, name: str, figure: str) -> float:
-        return float(cache[name][figure])
+        value = cache[name][figure]
+        return float("nan") if value is None else float(value)

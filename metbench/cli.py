@@ -203,6 +203,8 @@ def _print_frame(frame: Any, title: str) -> None:
         cells = [str(v) for v in row.tolist()]
         table.add_row(*([str(idx), *cells] if labelled else cells))
     console.print(table)
+    for note in frame.attrs.get("notes", []):
+        console.print(f"  {note}", highlight=False, markup=False)
 
 
 def _plain_index(frame: Any) -> bool:
@@ -255,13 +257,15 @@ def _resolve_dataset_with_progress(dataset: str | None) -> Path:
 
 
 def _entries(
-    submission: Path, variant: str | None, params: list[str] | None
+    submission: Path, variant: str | None, params: list[str] | None, dataset: str | None = None
 ) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
+    """The submission and its entries; ``dataset`` (a dataset's name) applies the manifest's
+    ``[datasets.<name>]`` parameters."""
     from metbench.estimators.submission import load_submission, parse_parameter
 
     sub = load_submission(submission)
     overrides = dict(parse_parameter(p) for p in params or [])
-    return sub, sub.entries(variant, overrides)
+    return sub, sub.entries(variant, overrides, dataset)
 
 
 def _throughput_settings(enabled: bool, duration: float, batch_sizes: str) -> Any:
@@ -344,9 +348,10 @@ def run_cmd(
     _check_device(device)
     limits = _limits(time_limit, memory_limit)
     tp = _throughput_settings(throughput, throughput_duration, batch_sizes)
-    sub, entries = _entries(submission, variant, param)
+    _entries(submission, variant, param)  # a mistake is reported before the dataset is made
     folder = _resolve_dataset_with_progress(dataset)
     info = dataset_info(folder)
+    sub, entries = _entries(submission, variant, param, info.name)
     paths = []
     failures: list[str] = []
     for entry, params in entries:
@@ -489,8 +494,9 @@ def predict_cmd(
     if len(entries) > 1:
         names = ", ".join(sorted(sub.manifest.variants))
         raise MetbenchError(f"{submission} has variants ({names}); choose one with --variant")
-    entry, params = entries[0]
     info = dataset_info(_resolve_dataset_with_progress(dataset))
+    sub, entries = _entries(submission, variant, param, info.name)
+    entry, params = entries[0]
     report = predict_entry(
         sub, entry, params, info, split, out, device, _limits(time_limit, memory_limit), None, force,
         log_path=out.with_name(out.stem + ".log"),
@@ -509,15 +515,24 @@ def score_cmd(
     ] = None,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (>= 200, or 0)")] = 200,
     seed: Annotated[int, typer.Option(help="Bootstrap seed")] = 0,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            help="The same entry's predictions on the validation split, for the calibrated "
+            "figures (default: <entry>.val-predictions.parquet beside the predictions, if any)"
+        ),
+    ] = None,
 ) -> None:
     """Score predictions against a dataset split and write a results file."""
     from metbench.data.store import sha256_file
-    from metbench.harness import build_results, dataset_info, score_file
+    from metbench.harness import build_results, calibration_path, dataset_info, score_file
     from metbench.results import write_results
     from metbench.scoring.table import headline_table
 
     info = dataset_info(_resolve_dataset_with_progress(dataset))
-    scores, meta = score_file(predictions, info, split, n_boot, seed)
+    if calibration is None and calibration_path(predictions).is_file():
+        calibration = calibration_path(predictions)
+    scores, meta = score_file(predictions, info, split, n_boot, seed, calibration)
     name = meta.get("entry") or predictions.name.removesuffix(".parquet").removesuffix(
         ".predictions"
     )
@@ -556,7 +571,10 @@ def _show_tables(results: list[dict[str, Any]], task: str, bins: str | None) -> 
             continue
         _print_frame(headline_table(rs, task), title)
         if bins:
-            _print_frame(bins_table(rs, bins, task=task), f"{title}: σ⊥/R [GeV] in bins of {bins}")
+            what = "RMS per component of e/R_k - t" if bins == "truth" else "S"
+            _print_frame(
+                bins_table(rs, bins, task=task), f"{title}: {what} [GeV] in bins of {bins}"
+            )
 
 
 @app.command("show")
@@ -632,15 +650,43 @@ def bench_scoring(
     events: Annotated[int, typer.Option(help="Events scored")] = 1_000_000,
     n_boot: Annotated[int, typer.Option(help="Bootstrap resamples")] = 200,
 ) -> None:
-    """Time the scoring (every figure, every binning, with bootstrap intervals)."""
+    """Time the scoring: every figure and task (MET, fake MET, recoil) and the calibrated variant,
+    with shared bootstrap resamples."""
     from metbench.speed import time_scoring
 
     if events < 10:
         raise MetbenchError("--events must be >= 10")
+    if n_boot and n_boot < 200:
+        raise MetbenchError(f"--n-boot must be 0 or at least 200, got {n_boot}")
     r = time_scoring(events, n_boot)
     console.print(
-        f"scoring {r['n_events']:,} events with {r['n_boot']} bootstrap resamples: "
-        f"{r['seconds']:.2f} s ({r['n_events'] / r['seconds']:,.0f} events/s)"
+        f"scoring {r['n_events']:,} events with {r['n_boot']} bootstrap resamples (every figure, "
+        f"the recoil and fake-MET tasks, the calibrated variant): {r['seconds']:.2f} s "
+        f"({r['n_events'] / r['seconds']:,.0f} events/s)"
+    )
+
+
+@bench_app.command("robustness")
+def bench_robustness(
+    predictions: Annotated[Path, typer.Argument(help="Predictions file (parquet)")],
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+) -> None:
+    """S and CMS's quantile figure of some predictions when they are gamed: zeroed below a
+    threshold, shrunk where small, scaled, flipped (metbench.scoring.robustness)."""
+    from metbench.estimators.predictions import read_predictions
+    from metbench.harness import dataset_info
+    from metbench.scoring.robustness import robustness_table
+    from metbench.scoring.score import align_predictions, load_truth
+
+    info = dataset_info(_resolve_dataset_with_progress(dataset))
+    event_id, met, _, meta = read_predictions(predictions)
+    truth = load_truth(info.folder, split)
+    index = align_predictions(event_id, truth, str(predictions))
+    name = meta.get("entry", predictions.name)
+    _print_frame(
+        robustness_table(met[index], truth),
+        f"{name} on {info.name} ({info.key}), split {split}: the headline under tricks",
     )
 
 

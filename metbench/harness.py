@@ -24,13 +24,24 @@ from metbench.estimators.predictions import (
     read_neutrinos,
     read_prediction_metadata,
     read_predictions,
+    read_recoil,
     write_predictions,
 )
 from metbench.estimators.submission import Submission, SubmissionError
 from metbench.estimators.worker import PredictJob, instantiate
-from metbench.results import ResultsError, now_iso, read_results, write_results
+from metbench.results import SCHEMA_VERSION, ResultsError, now_iso, read_results, write_results
 from metbench.scoring.kinematics import load_chains, score_kinematics
-from metbench.scoring.score import ScoringError, align_predictions, load_truth, score
+from metbench.scoring.score import (
+    CalibrationSample,
+    RecoilSample,
+    ScoringError,
+    Truth,
+    align_predictions,
+    has_neutrinos,
+    load_recoil_truth,
+    load_truth,
+    score,
+)
 from metbench.scoring.throughput import ThroughputSettings, hardware_info, versions
 
 __all__ = [
@@ -81,10 +92,42 @@ def results_paths(
     return folder / f"{safe}.json", folder / f"{safe}.predictions.parquet"
 
 
+def calibration_path(predictions: Path) -> Path:
+    """Where the entry's validation-split predictions (for the calibrated figures) go, beside its
+    predictions: ``<entry>.val-predictions.parquet``."""
+    return predictions.with_name(
+        predictions.name.replace(".predictions.parquet", ".val-predictions.parquet")
+    )
+
+
+def has_validation_events(dataset: DatasetInfo) -> bool:
+    """Whether the dataset's validation split holds events of a process with neutrinos."""
+    manifest = load_manifest(dataset.folder)
+    return any(
+        entry["kind"] == "events"
+        and entry["split"] == "val"
+        and entry["n_events"] > 0
+        and bool(has_neutrinos(np.asarray([entry["process"]]))[0])
+        for entry in manifest["files"].values()
+    )
+
+
+#: Version of what a predictions file holds (2: the muon-removed recoil estimates).
+PREDICTION_PROTOCOL = 2
+
+
+def _wants_recoil(sub: Submission) -> bool:
+    """Whether the child predicts the muon-removed recoil input: entries that read candidates and
+    have a MET of their own."""
+    return sub.manifest.inputs == "candidates" and not sub.manifest.met_source
+
+
 def _identity(
     sub: Submission, entry: str, params: dict[str, Any], dataset: DatasetInfo, split: str
 ) -> dict[str, Any]:
     return {
+        "protocol": PREDICTION_PROTOCOL,
+        "recoil": _wants_recoil(sub),
         "entry": entry,
         "submission": sub.name,
         "category": sub.manifest.category,
@@ -163,6 +206,7 @@ def predict_entry(
         throughput=throughput,
         metadata=identity,
         predict=not reuse,
+        recoil=_wants_recoil(sub),
     )
     if scheduler is not None and not reuse:
         report = _predict_on_dask(job, scheduler, on_progress)
@@ -227,15 +271,17 @@ def _predict_on_dask(
 
 def _merge_parts(parts: Path, out: Path, identity: dict[str, Any]) -> None:
     files = sorted(parts.glob("part_*.parquet"))
-    ids, mets, covs, nus = [], [], [], []
+    ids, mets, covs, nus, recoils = [], [], [], [], []
     for f in files:
         event_id, met, cov, _ = read_predictions(f)
         ids.append(event_id)
         mets.append(met)
         covs.append(cov)
         nus.append(read_neutrinos(f))
+        recoils.append(read_recoil(f))
     has_cov = all(c is not None for c in covs) and bool(covs)
     has_nu = all(n is not None for n in nus) and bool(nus)
+    has_recoil = all(r is not None for r in recoils) and bool(recoils)
     write_predictions(
         out,
         np.concatenate(ids),
@@ -243,29 +289,85 @@ def _merge_parts(parts: Path, out: Path, identity: dict[str, Any]) -> None:
         np.concatenate([c for c in covs if c is not None]) if has_cov else None,
         identity,
         np.concatenate([n for n in nus if n is not None]) if has_nu else None,
+        np.concatenate([r for r in recoils if r is not None]) if has_recoil else None,
     )
     shutil.rmtree(parts)
 
 
-def score_file(
-    predictions: Path, dataset: DatasetInfo, split: str, n_boot: int = 200, seed: int = 0
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Score a predictions file against a dataset split: ``(scores, prediction metadata)``."""
-    event_id, met, cov, meta = read_predictions(predictions)
+def _check_made_on(path: Path, meta: dict[str, Any], dataset: DatasetInfo, split: str) -> None:
     made_on = meta.get("dataset_manifest_sha256")
     if made_on and made_on != dataset.manifest_sha256:
         raise ScoringError(
-            f"{predictions}: predictions were made on dataset {meta.get('dataset')} "
+            f"{path}: predictions were made on dataset {meta.get('dataset')} "
             f"(manifest {made_on[:12]}), not on {dataset.folder} ({dataset.manifest_sha256[:12]})"
         )
     if meta.get("split") and meta["split"] != split:
+        raise ScoringError(f"{path}: predictions are for split {meta['split']!r}, not {split!r}")
+
+
+def _recoil_sample(
+    predictions: Path, index: np.ndarray, truth: Truth, dataset: DatasetInfo, split: str
+) -> tuple[RecoilSample | None, np.ndarray | None, np.ndarray | None, str | None]:
+    """The recoil task's events: ``(sample, estimates, qT, reason if none)``; the estimates are
+    the muon-removed predictions of the selected Z -> mu mu events, aligned with ``truth``."""
+    recoil = read_recoil(predictions)
+    if recoil is None:
+        return None, None, None, "the predictions hold no muon-removed (recoil) estimates"
+    ids, qt = load_recoil_truth(dataset.folder, split)
+    if len(ids) == 0:
+        return None, None, None, "no Z -> mu mu event with a selected dimuon"
+    order = np.argsort(truth.event_id)
+    position = order[np.searchsorted(truth.event_id[order], ids)]
+    estimate = recoil[index][position]
+    missing = ~np.isfinite(estimate).all(axis=1)
+    if missing.any():
         raise ScoringError(
-            f"{predictions}: predictions are for split {meta['split']!r}, not {split!r}"
+            f"{predictions}: {int(missing.sum())} of {len(ids)} selected Z -> mu mu events have no "
+            f"muon-removed estimate (e.g. event_id {ids[missing][0]}); predict again with --force"
         )
+    return RecoilSample(position, estimate, qt), estimate, qt, None
+
+
+def _calibration_sample(path: Path, dataset: DatasetInfo) -> CalibrationSample:
+    """Validation-split estimates and truth of the events with neutrinos (and the recoil's)."""
+    event_id, met, _, meta = read_predictions(path)
+    _check_made_on(path, meta, dataset, "val")
+    truth = load_truth(dataset.folder, "val")
+    index = align_predictions(event_id, truth, str(path))
+    nu = has_neutrinos(truth.process)
+    t = np.stack([truth.gen_met_x, truth.gen_met_y], 1)
+    _, estimate, qt, _ = _recoil_sample(path, index, truth, dataset, "val")
+    return CalibrationSample(
+        estimate=met[index][nu], truth=t[nu], recoil_estimate=estimate, recoil_qt=qt
+    )
+
+
+def score_file(
+    predictions: Path,
+    dataset: DatasetInfo,
+    split: str,
+    n_boot: int = 200,
+    seed: int = 0,
+    calibration: Path | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Score a predictions file against a dataset split: ``(scores, prediction metadata)``.
+
+    ``calibration``: the entry's predictions on the validation split, for the calibrated figures.
+    """
+    event_id, met, cov, meta = read_predictions(predictions)
+    _check_made_on(predictions, meta, dataset, split)
     truth = load_truth(dataset.folder, split)
     index = align_predictions(event_id, truth, str(predictions))
+    recoil, _, _, recoil_reason = _recoil_sample(predictions, index, truth, dataset, split)
     scores = score(
-        met[index], truth, cov[index] if cov is not None else None, n_boot=n_boot, seed=seed
+        met[index],
+        truth,
+        cov[index] if cov is not None else None,
+        n_boot=n_boot,
+        seed=seed,
+        recoil=recoil,
+        calibration=_calibration_sample(calibration, dataset) if calibration else None,
+        recoil_reason=recoil_reason,
     )
     neutrinos = read_neutrinos(predictions)
     if neutrinos is not None:
@@ -275,8 +377,9 @@ def score_file(
                 neutrinos[index],
                 chains,
                 n_boot=n_boot,
-                seed=seed + 2,
+                seed=seed,
                 confidence=scores["confidence"],
+                event_id=truth.event_id,
             )
     return scores, meta
 
@@ -291,10 +394,10 @@ def build_results(
     modules: tuple[str, ...] = (),
     prediction_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A results document (schema ``metbench-results`` v1) from its parts."""
+    """A results document (schema ``metbench-results``, :data:`~metbench.results.SCHEMA_VERSION`) from its parts."""
     return {
         "schema": "metbench-results",
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
         "created": now_iso(),
         "entry": entry,
         "dataset": {
@@ -357,6 +460,7 @@ def run_entry(
                 and old["dataset"]["manifest_sha256"] == dataset.manifest_sha256
                 and old["scores"]["n_boot"] == n_boot
                 and old["scores"]["seed"] == seed
+                and old.get("identity", {}).get("protocol") == PREDICTION_PROTOCOL
                 and (throughput is None or old.get("throughput") is not None)
             )
             if same:
@@ -377,7 +481,24 @@ def run_entry(
         on_progress,
         scheduler=scheduler,
     )
-    scores, _ = score_file(pred_path, dataset, split, n_boot, seed)
+    calibration = None
+    if split != "val" and has_validation_events(dataset) and not sub.manifest.met_source:
+        # the validation split, for the calibrated figures (no throughput measured there)
+        calibration = calibration_path(pred_path)
+        predict_entry(
+            sub, entry, params, dataset, "val", calibration, device, limits, None, force,
+            None, log_path=calibration.with_name(calibration.name.replace(".parquet", ".log")),
+            scheduler=scheduler,
+        )  # fmt: skip
+    scores, _ = score_file(pred_path, dataset, split, n_boot, seed, calibration)
+    if sub.manifest.met_source:
+        scores["headline"].update(
+            value=None,
+            low=None,
+            high=None,
+            ranked=False,
+            reason=f"its MET is {sub.manifest.met_source}'s (met_source): not in the MET tables",
+        )
     m = sub.manifest
     entry_info = {
         "name": entry,
@@ -390,6 +511,7 @@ def run_entry(
         "authors": list(m.authors),
         "description": m.description,
         "uses_truth": list(m.uses_truth),
+        "met_source": m.met_source or None,
         "n_parameters": report.get("n_parameters"),
         "weights_sha256": {w: sha256_file(sub.folder / w) for w in m.weights},
     }

@@ -26,7 +26,9 @@ __all__ = [
 ]
 
 SCHEMA_NAME: Final = "metbench-results"
-SCHEMA_VERSION: Final = 1
+#: 2: the headline S (response-corrected residual RMS) with its bootstrap replicas, the fake-MET
+#: and CMS-style recoil tasks, the calibrated figures (metbench.scoring); 1 ranked by sigma_perp/R.
+SCHEMA_VERSION: Final = 2
 
 _NUM = {"type": ["number", "null"]}
 _FIGURE = {
@@ -53,21 +55,76 @@ _BINNED = {
         },
     },
 }
+_BOOT_REPLICAS = {"type": ["array", "null"], "items": {"type": "number"}}
+_HEADLINE_FIGURES = {
+    "type": "object",
+    "required": ["S", "S_par", "S_perp", "n_bins", "bins", "ranked", "reason", "replicas"],
+    "properties": {
+        "S": _FIGURE,
+        "S_par": _FIGURE,
+        "S_perp": _FIGURE,
+        "cms_sigma_perp_over_r": _FIGURE,
+        "n_bins": {"type": "integer", "minimum": 0},
+        "bins": {"type": "array", "items": {"type": "string"}},
+        "ranked": {"type": "boolean"},
+        "reason": {"type": ["string", "null"]},
+        "replicas": _BOOT_REPLICAS,
+    },
+}
 _TASK = {
     "type": "object",
-    "required": ["n_events", "overall", "bins", "pileup_fit"],
+    "required": ["n_events", "headline", "overall", "bins", "calibrated"],
     "properties": {
         "n_events": {"type": "integer", "minimum": 1},
+        "headline": _HEADLINE_FIGURES,
         "overall": {"type": "object", "additionalProperties": _FIGURE},
-        "bins": {"type": "object", "additionalProperties": _BINNED},
+        "bins": {"type": "object", "required": ["truth"], "additionalProperties": _BINNED},
         "pileup_fit": {
             "type": "object",
             "additionalProperties": {
                 "type": "object",
-                "required": ["a", "b"],
-                "properties": {"a": _FIGURE, "b": _FIGURE},
+                "required": ["a", "b", "at_n_pu", "extrapolated"],
+                "properties": {
+                    "a": _FIGURE,
+                    "b": _FIGURE,
+                    "at_n_pu": {"type": "number"},
+                    "extrapolated": _FIGURE,
+                },
             },
         },
+        "calibrated": {
+            "type": "object",
+            "required": ["available", "reason"],
+            "properties": {
+                "available": {"type": "boolean"},
+                "reason": {"type": ["string", "null"]},
+                "S": _FIGURE,
+                "S_par": _FIGURE,
+                "S_perp": _FIGURE,
+                "bins": _BINNED,
+                "max_closure": _NUM,
+            },
+        },
+    },
+}
+_FAKE = {
+    "type": "object",
+    "required": ["n_signal", "n_reference", "definition", "groups"],
+    "properties": {
+        "groups": {
+            "type": "object",
+            "required": ["all"],
+            "additionalProperties": {
+                "type": "object",
+                "required": ["n", "auc", "threshold", "fake_rate"],
+                "properties": {
+                    "n": {"type": "integer", "minimum": 1},
+                    "auc": _FIGURE,
+                    "threshold": _FIGURE,
+                    "fake_rate": _FIGURE,
+                },
+            },
+        }
     },
 }
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
@@ -111,6 +168,7 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "paper": {"type": "string"},
                 "authors": {"type": "array", "items": {"type": "string"}},
                 "description": {"type": "string"},
+                "met_source": {"type": ["string", "null"]},
             },
         },
         "dataset": {
@@ -135,16 +193,39 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
         },
         "scores": {
             "type": "object",
-            "required": ["n_events", "n_boot", "seed", "confidence", "headline", "tasks"],
+            "required": [
+                "n_events",
+                "n_boot",
+                "seed",
+                "confidence",
+                "resampling",
+                "definition",
+                "headline",
+                "tasks",
+            ],
             "properties": {
                 "n_boot": {"type": "integer", "minimum": 0},
                 "confidence": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "resampling": {"const": "poisson-by-event-id"},
+                "headline": {
+                    "type": "object",
+                    "required": ["task", "figure", "value", "ranked", "reason"],
+                    "properties": {
+                        "task": {"const": "met"},
+                        "figure": {"const": "S"},
+                        "value": _NUM,
+                        "low": _NUM,
+                        "high": _NUM,
+                        "ranked": {"type": "boolean"},
+                        "reason": {"type": ["string", "null"]},
+                    },
+                },
                 "tasks": {
                     "type": "object",
-                    "required": ["met"],
                     "properties": {
                         "met": _TASK,
                         "recoil": _TASK,
+                        "fake": _FAKE,
                         "kinematics": {
                             "type": "object",
                             "required": ["n_events", "n_eligible", "figures"],

@@ -2,7 +2,9 @@
 
 Columns: ``event_id`` (int64), ``met_x``, ``met_y`` [GeV] (float64) and, when the estimator gives
 a covariance, ``cov_xx``, ``cov_xy``, ``cov_yy`` [GeV^2], and when it reconstructs the neutrinos of
-tt -> 2l2nu, ``nu0_px`` ... ``nu1_pz`` [GeV] (NaN for events it does not reconstruct). The file's key-value metadata
+tt -> 2l2nu, ``nu0_px`` ... ``nu1_pz`` [GeV] (NaN for events it does not reconstruct), and for the
+recoil task ``recoil_met_x``, ``recoil_met_y`` [GeV]: the MET estimated on the event without its
+selected dimuon (:mod:`metbench.recoil`; NaN for events without one). The file's key-value metadata
 (``metbench``) records the submission, its content hash, the dataset and its hash, and the split.
 """
 
@@ -21,6 +23,7 @@ __all__ = [
     "COVARIANCE_COLUMNS",
     "NEUTRINO_COLUMNS",
     "PREDICTION_COLUMNS",
+    "RECOIL_COLUMNS",
     "PredictionError",
     "check_covariance",
     "check_met",
@@ -28,6 +31,7 @@ __all__ = [
     "read_neutrinos",
     "read_prediction_metadata",
     "read_predictions",
+    "read_recoil",
     "write_predictions",
 ]
 
@@ -36,6 +40,7 @@ COVARIANCE_COLUMNS: Final[tuple[str, ...]] = ("cov_xx", "cov_xy", "cov_yy")
 NEUTRINO_COLUMNS: Final[tuple[str, ...]] = tuple(
     f"nu{i}_{c}" for i in (0, 1) for c in ("px", "py", "pz")
 )
+RECOIL_COLUMNS: Final[tuple[str, ...]] = ("recoil_met_x", "recoil_met_y")
 _META_KEY: Final = b"metbench"
 
 
@@ -106,6 +111,7 @@ def write_predictions(
     covariance: np.ndarray | None = None,
     metadata: dict[str, Any] | None = None,
     neutrinos: np.ndarray | None = None,
+    recoil: np.ndarray | None = None,
 ) -> None:
     """Write predictions atomically (a partial file never carries the final name)."""
     import pyarrow as pa
@@ -123,6 +129,9 @@ def write_predictions(
     if neutrinos is not None:
         for i, c in enumerate(NEUTRINO_COLUMNS):
             columns[c] = pa.array(neutrinos[:, i // 3, i % 3].astype(np.float64))
+    if recoil is not None:
+        for i, c in enumerate(RECOIL_COLUMNS):
+            columns[c] = pa.array(np.asarray(recoil[:, i], dtype=np.float64))
     table = pa.table(columns).replace_schema_metadata(
         {_META_KEY: json.dumps(metadata or {}, sort_keys=True).encode()}
     )
@@ -195,3 +204,19 @@ def read_neutrinos(path: Path) -> np.ndarray | None:
     table = pq.read_table(path, columns=list(NEUTRINO_COLUMNS))
     flat = np.stack([table[c].to_numpy(zero_copy_only=False) for c in NEUTRINO_COLUMNS], 1)
     return check_neutrinos(flat.reshape(-1, 2, 3), len(flat), str(path))
+
+
+def read_recoil(path: Path) -> np.ndarray | None:
+    """The ``(n, 2)`` muon-removed MET estimates of a predictions file, in its row order (NaN for
+    events without a selected dimuon), or None if it has none; inf is an error."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(path).names
+    if not all(c in names for c in RECOIL_COLUMNS):
+        return None
+    table = pq.read_table(path, columns=list(RECOIL_COLUMNS))
+    out = np.stack([table[c].to_numpy(zero_copy_only=False) for c in RECOIL_COLUMNS], 1)
+    out = np.asarray(out, dtype=np.float64)
+    if np.isinf(out).any():
+        raise PredictionError(f"{path}: recoil_met_x/y hold inf")
+    return out

@@ -52,6 +52,7 @@ class PredictJob:
     metadata: dict[str, Any] = field(default_factory=dict)
     predict: bool = True  # False: predictions exist, measure throughput only
     files: tuple[str, ...] | None = None  # predict only these files of the split (Dask tasks)
+    recoil: bool = True  # also predict each event with a selected dimuon without its muons
 
 
 class UserError(Exception):
@@ -178,7 +179,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             batch_index += -(-n_file // job.batch_size)
             send(("progress", done))
             continue
-        ids, mets, covs, nus = [], [], [], []
+        ids, mets, covs, nus, recoils = [], [], [], [], []
         for batch in source.restrict([relpath]):
             where = f"batch {batch_index} ({relpath})"
             visible = replace(
@@ -200,6 +201,8 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
                     nus.append(check_neutrinos(raw_nu, len(batch), where))
             except Exception as exc:
                 raise UserError(str(exc)) from exc
+            if job.recoil:
+                recoils.append(_predict_recoil(estimator, visible, where, job.folder))
             ids.append(batch.event["event_id"])
             n_truncated += batch.n_truncated
             done += len(batch)
@@ -212,8 +215,36 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             np.concatenate(covs) if covs else None,
             job.metadata,
             np.concatenate(nus) if nus else None,
+            np.concatenate(recoils) if recoils else None,
         )
     return {"n_events": done, "n_truncated": n_truncated, "has_covariance": has_cov}
+
+
+def _predict_recoil(estimator: Any, batch: Any, where: str, folder: str) -> np.ndarray:
+    """The estimator's MET on each event of ``batch`` that has a selected dimuon, with the two
+    muons removed from its input (:mod:`metbench.recoil`); NaN rows for the other events."""
+    from metbench.estimators.predictions import check_met
+    from metbench.recoil import remove_candidates, select_dimuons_in_batch
+
+    out = np.full((len(batch), 2), np.nan)
+    selection, _, slot = select_dimuons_in_batch(batch)
+    rows = np.flatnonzero(selection.selected)
+    if len(rows) == 0:
+        return out
+    slots = np.stack([slot[selection.first[rows]], slot[selection.second[rows]]], 1)
+    without = remove_candidates(batch, rows, slots)
+    try:
+        raw = estimator.predict(without)
+    except Exception as exc:
+        raise UserError(
+            f"predict raised {type(exc).__name__}: {exc}{_where_in(folder, exc.__traceback__)} "
+            f"on {where} without its dimuons (the recoil input)"
+        ) from exc
+    try:
+        out[rows] = check_met(raw, len(rows), f"{where} without its dimuons (the recoil input)")
+    except Exception as exc:
+        raise UserError(str(exc)) from exc
+    return out
 
 
 def predict_on_dask_worker(job: PredictJob) -> dict[str, Any]:

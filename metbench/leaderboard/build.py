@@ -28,13 +28,13 @@ PLOT_BINNINGS = ("truth", "n_pu", "n_pv", "process")
 #: Axis labels of the figures in matplotlib's mathtext (the PDF fonts lack some symbols).
 MPL_LABELS = {
     "response": r"response $R$",
-    "sigma_par": r"$\sigma_\parallel$ [GeV]",
-    "sigma_perp": r"$\sigma_\perp$ [GeV]",
-    "sigma_par_over_r": r"$\sigma_\parallel / R$ [GeV]",
-    "sigma_perp_over_r": r"$\sigma_\perp / R$ [GeV]",
+    "S": r"$S$: RMS of $e/R_k - t$ per component [GeV]",
+    "S_par": r"$S_\parallel$ [GeV]",
+    "S_perp": r"$S_\perp$ [GeV]",
+    "sigma_perp_over_r": r"CMS $\sigma_\perp / R$ [GeV]",
 }
 BINNING_LABELS = {
-    "truth": "true |MET| or qT [GeV]",
+    "truth": "true |MET| [GeV]",
     "n_pu": "true pileup interactions n_pu",
     "n_pv": "reconstructed vertices n_pv",
     "process": "process",
@@ -177,9 +177,18 @@ def _index_body(data: dict[str, Any]) -> str:
     return """<header>
 <h1>metbench leaderboard</h1>
 <p>Missing transverse momentum reconstruction, every entry on the same events, split and scoring.
-Figures are against the generator's MET; intervals are 95% bootstrap intervals; entries whose
-headline intervals overlap share a rank (marked =). Oracle entries use truth and show the limit of
-pileup removal.</p>
+Figures are against the generator's MET (the recoil task: against the selected dimuon's qT, with the
+muons removed from the estimator's input); intervals are 95% bootstrap intervals.</p>
+<p><b>S</b> (lower is better): over the processes with neutrinos, in bins of the true |MET| from
+30 GeV (CMS edges), the response R_k = &Sigma;e&#8741; / &Sigma;|t| is corrected bin by bin and the
+RMS per component of the residual e/R_k &minus; t is taken; S is the unweighted mean over the bins.
+An entry whose response interval reaches 0 or lies below 0.1 in a bin gets no S ("&mdash;").
+CMS's (P84&minus;P16)/2 figures are secondary columns: they are not robust to a non-linear
+shrinkage of the estimate.</p>
+<p><b>Ranks</b>: every entry is resampled alike (a Poisson bootstrap keyed by the event id); A
+ranks ahead of B only if the 95% interval of S(B) &minus; S(A) lies above 0; rank = 1 + entries
+ranked ahead, so entries ahead of none of each other share a rank (marked =). The oracle uses truth
+(the limit of pileup removal) and is a reference ("ref"), not ranked.</p>
 </header>
 <main id="groups"></main>
 <footer><p>Built by <code>metbench leaderboard build</code>. No file of this site is loaded from the network.</p></footer>

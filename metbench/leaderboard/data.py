@@ -2,8 +2,9 @@
 only displays it): tables per task and per event selection with ranks and ties, the binned
 figures for the plots, throughput, and per-entry metadata.
 
-Ranks come from :func:`metbench.scoring.score.rank_with_ties` and figures from the results files,
-so the site, the CLI tables and asv share one definition of every number.
+Ranks come from :func:`metbench.scoring.ranking.paired_ranks` (paired bootstrap differences of
+the headline S) and figures from the results files, so the site, the CLI tables and asv share one
+definition of every number.
 """
 
 from __future__ import annotations
@@ -11,27 +12,33 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Final
 
+from metbench.results import SCHEMA_VERSION
 from metbench.scoring.metrics import FIGURES
-from metbench.scoring.score import HEADLINE, rank_with_ties
-from metbench.scoring.table import interval_key
+from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
+from metbench.scoring.score import HEADLINE
+from metbench.scoring.table import S_DEFINITION
 
 __all__ = ["TABLE_FIGURES", "site_data"]
 
 #: The columns of the MET tables (figure key -> header), the headline first.
 TABLE_FIGURES: Final[dict[str, str]] = {
-    "sigma_perp_over_r": "σ⊥/R [GeV]",
-    "sigma_par_over_r": "σ∥/R [GeV]",
+    "S": "S [GeV]",
+    "S_par": "S∥ [GeV]",
+    "S_perp": "S⊥ [GeV]",
     "response": "R",
-    "sigma_perp": "σ⊥ [GeV]",
-    "sigma_par": "σ∥ [GeV]",
-    "bias": "bias [GeV]",
+    "calibrated_S": "S calibrated [GeV]",
+    "cms_sigma_perp_over_r": "CMS σ⊥/R [GeV]",
     "tail_50": "f(|Δ|>50 GeV)",
+    "fake_auc": "fake-MET AUC",
 }
-#: Figures plotted against the bins.
+#: Figures plotted against the bins (in |t| bins, S is the bin's own RMS, ``rc_sigma``).
 PLOT_FIGURES: Final[tuple[str, ...]] = (
-    "response", "sigma_par", "sigma_perp", "sigma_par_over_r", "sigma_perp_over_r",
+    "S", "S_par", "S_perp", "response", "sigma_perp_over_r",
 )  # fmt: skip
+_IN_TRUTH_BINS: Final = {"S": "rc_sigma", "S_par": "rc_sigma_par", "S_perp": "rc_sigma_perp"}
 KINEMATIC_FIGURES: Final[dict[str, str]] = {
+    "nu_pz_rms": "RMS(ν pz) [GeV]",
+    "nu_pz_bias": "bias(ν pz) [GeV]",
     "nu_pz_sigma": "σ(ν pz) [GeV]",
     "nu_px_sigma": "σ(ν px) [GeV]",
     "m_w_median": "m(ℓν) median [GeV]",
@@ -60,27 +67,44 @@ def _kind(result: dict[str, Any]) -> str:
 
 
 def _bin_figure(task: dict[str, Any], binning: str, index: int, figure: str) -> dict[str, Any]:
-    b = task["bins"][binning]["figures"][figure]
-    return {
-        k: (b.get(k)[index] if b.get(k) is not None else None) for k in ("value", "low", "high")
-    }
+    b = task["bins"][binning]["figures"].get(figure) or {}
+    out: dict[str, Any] = {}
+    for k in ("value", "low", "high"):
+        values = b.get(k)
+        out[k] = values[index] if values is not None else None
+    return out
 
 
-def _rank_rows(rows: list[dict[str, Any]], figure: str) -> None:
-    """Rank rows in place by ``figure`` (lower is better; overlapping intervals tie), marking the
-    tied ones, and sort them best first."""
-    keyed = {row["entry"]: interval_key(row["figures"][figure]) for row in rows}
-    ranks = rank_with_ties(keyed) if keyed else {}
-    counts = Counter(ranks.values())
+def _label_ranks(rows: list[dict[str, Any]], keyed: dict[str, RankedValue]) -> None:
+    """Rank rows in place by the paired rule (the oracle "ref", entries without S "—"), best
+    first."""
+    ranks = paired_ranks(keyed) if keyed else {}
+    counts = Counter(v for v in ranks.values() if v is not None)
     for row in rows:
-        row["rank"] = ranks[row["entry"]]
-        row["tied"] = counts[row["rank"]] > 1
-    rows.sort(key=lambda row: (row["rank"], keyed[row["entry"]][0]))
+        rank = ranks.get(row["entry"])
+        row["rank"] = rank
+        row["tied"] = rank is not None and counts[rank] > 1
+        row["rank_label"] = (
+            "ref"
+            if row.get("oracle")
+            else "—"
+            if rank is None
+            else f"{rank}{' =' if row['tied'] else ''}"
+        )
+
+    def key(row: dict[str, Any]) -> Any:
+        value = row["figures"]["S"]["value"]
+        return (row["rank"] is None, row["rank"] or 0, value if value is not None else float("inf"))
+
+    rows.sort(key=key)
 
 
 def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]]:
-    """The table of a task for all events, each process and each n_pu bin."""
-    having = [r for r in results if task_name in r["scores"]["tasks"]]
+    """The table of a task for all events (ranked) and each process and n_pu bin (S in that
+    selection, ordered by value: the paired intervals are kept for the headline only)."""
+    having = [
+        r for r in results if task_name in r["scores"]["tasks"] and not r["entry"].get("met_source")
+    ]
     if not having:
         return []
     first = having[0]["scores"]["tasks"][task_name]
@@ -92,11 +116,26 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
     views = []
     for view_id, view_label, selected, index in selections:
         rows = []
+        keyed: dict[str, RankedValue] = {}
         for r in having:
             task = r["scores"]["tasks"][task_name]
+            oracle = r["entry"]["category"] == "oracle"
+            head = task["headline"]
             if selected is None:
-                figures = {k: _value(task["overall"].get(k)) for k in TABLE_FIGURES}
+                cal = task.get("calibrated") or {}
+                fake = (r["scores"]["tasks"].get("fake") or {}).get("groups", {}).get("all", {})
+                figures = {
+                    "S": _value(head["S"]),
+                    "S_par": _value(head["S_par"]),
+                    "S_perp": _value(head["S_perp"]),
+                    "response": _value(task["overall"].get("response")),
+                    "calibrated_S": _value(cal.get("S")),
+                    "cms_sigma_perp_over_r": _value(head.get("cms_sigma_perp_over_r")),
+                    "tail_50": _value(task["overall"].get("tail_50")),
+                    "fake_auc": _value(fake.get("auc") if task_name == "met" else None),
+                }
                 n = task["overall"]["n"]["value"]
+                keyed[r["entry"]["name"]] = ranked_value(task, r["scores"], oracle)
             else:
                 assert index is not None
                 b = task["bins"].get(selected)
@@ -104,29 +143,35 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
                     continue  # another binning (results of another dataset): not comparable
                 figures = {k: _bin_figure(task, selected, index, k) for k in TABLE_FIGURES}
                 n = _bin_figure(task, selected, index, "n")["value"]
-            rows.append({"entry": r["entry"]["name"], "n": n, "figures": figures})
-        _rank_rows(rows, HEADLINE[1])
+                value = figures["S"]["value"]
+                keyed[r["entry"]["name"]] = RankedValue(value, ranked=head["ranked"] and not oracle)
+            rows.append(
+                {"entry": r["entry"]["name"], "n": n, "figures": figures, "oracle": oracle,
+                 "reason": head.get("reason")}
+            )  # fmt: skip
+        _label_ranks(rows, keyed)
         views.append({"id": view_id, "label": view_label, "rows": rows})
     return views
 
 
 def _plots(result: dict[str, Any]) -> dict[str, Any]:
-    """Binned figures of one entry: per task and binning, labels/edges and each figure."""
+    """Binned figures of one entry: per task and binning, labels/edges and each figure (every
+    key of :data:`PLOT_FIGURES` present; S in |t| bins is the bin's own RMS)."""
     out: dict[str, Any] = {}
     for task_name, task in result["scores"]["tasks"].items():
         if "bins" not in task:
             continue
-        out[task_name] = {
-            binning: {
-                "labels": b["labels"],
-                "edges": b.get("edges"),
-                "figures": {
-                    k: {q: b["figures"][k].get(q) for q in ("value", "low", "high")}
-                    for k in (*PLOT_FIGURES, "n", "mean_truth")
-                },
-            }
-            for binning, b in task["bins"].items()
-        }
+        out[task_name] = {}
+        for binning, b in task["bins"].items():
+            figures = {}
+            for k in (*PLOT_FIGURES, "n", "mean_truth"):
+                source = _IN_TRUTH_BINS.get(k, k) if binning == "truth" else k
+                f = b["figures"].get(source) or {}
+                figures[k] = {q: f.get(q) for q in ("value", "low", "high")}
+                if figures[k]["value"] is None:
+                    figures[k]["value"] = [None] * len(b["labels"])
+            out[task_name][binning] = {"labels": b["labels"], "edges": b.get("edges"),
+                                       "figures": figures}  # fmt: skip
     return out
 
 
@@ -180,7 +225,9 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
                 "versions": r.get("environment", {}).get("versions", {}),
                 "created": r.get("created"),
                 "plots": _plots(r),
-                "pileup_fit": r["scores"]["tasks"]["met"].get("pileup_fit"),
+                "pileup_fit": (r["scores"]["tasks"].get("met") or {}).get("pileup_fit"),
+                "headline": r["scores"]["headline"],
+                "met_source": e.get("met_source"),
                 "kinematics": (r["scores"]["tasks"].get("kinematics") or {}).get("figures"),
             }
         kinematics = []
@@ -194,13 +241,24 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
                         "figures": {f: _value(k["figures"].get(f)) for f in KINEMATIC_FIGURES},
                     }
                 )
-        _rank_rows(kinematics, "nu_pz_sigma")
+        kin_keyed = {
+            k["entry"]: RankedValue(k["figures"]["nu_pz_rms"]["value"]) for k in kinematics
+        }
+        for row in kinematics:
+            row["figures"]["S"] = row["figures"]["nu_pz_rms"]  # the sort key of _label_ranks
+        _label_ranks(kinematics, kin_keyed)
+        for row in kinematics:
+            del row["figures"]["S"]
         out_groups.append(
             {
                 "dataset": {"name": name, "manifest_sha256": digest, "split": split,
                             "version": rs[0]["dataset"].get("version"),
                             "n_events": rs[0]["dataset"].get("n_events")},
                 "entries": entries,
+                "met_source": sorted(
+                    f"{r['entry']['name']} ({r['entry']['met_source']})"
+                    for r in rs if r["entry"].get("met_source")
+                ),
                 "tasks": {
                     task: _views(rs, task) for task in ("met", "recoil")
                     if any(task in r["scores"]["tasks"] for r in rs)
@@ -210,7 +268,9 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
         )  # fmt: skip
     return {
         "schema": "metbench-site",
-        "schema_version": 1,
+        "schema_version": 2,
+        "results_schema_version": SCHEMA_VERSION,
+        "notes": [S_DEFINITION, RANK_RULE],
         "figures": {k: {"label": FIGURES[k][0], "unit": FIGURES[k][1]} for k in FIGURES},
         "table_figures": TABLE_FIGURES,
         "kinematic_figures": KINEMATIC_FIGURES,

@@ -28,7 +28,9 @@ from scipy.stats import poisson
 __all__ = [
     "DEFAULT_N_BOOT",
     "GroupedSample",
+    "event_poisson_counts",
     "grouped_statistics",
+    "grouped_sums",
     "poisson_counts",
     "quantile_key",
 ]
@@ -46,6 +48,93 @@ def poisson_counts(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarr
     """Poisson(1) multiplicities as ``uint8`` (table lookup of uniform 16-bit draws)."""
     bits = rng.integers(0, 1 << 16, size=shape, dtype=np.uint16)
     return _POISSON_TABLE[bits]
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: a bijective mixing of 64-bit integers (Steele et al. 2014)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def event_poisson_counts(event_id: np.ndarray, n_boot: int, seed: int = 0) -> np.ndarray:
+    """Poisson(1) multiplicities ``(n, n_boot)`` (event-major) that depend only on each event's
+    id, the resample's index and ``seed``: every entry scored on the same events shares the
+    resamples, whatever the order or subset of events it was given, so that differences between
+    entries are bootstrapped in pairs.
+
+    Resample ``b`` of event ``i`` takes the top 16 bits of ``h_i a_b + c_b`` (mod 2^64), with
+    ``h_i`` the SplitMix64 hash of the event id (mixed with ``seed``) and odd ``a_b``, ``c_b``
+    drawn from ``seed`` (multiply-shift hashing), and maps them through the Poisson(1)
+    inverse-CDF table of :func:`poisson_counts`.
+    """
+    ids = np.asarray(event_id).astype(np.int64).view(np.uint64)
+    h = _splitmix64(ids ^ _splitmix64(np.asarray([seed], dtype=np.uint64))[0])
+    rng = np.random.default_rng([0x6D657462, seed])  # "metb"
+    a = rng.integers(0, 1 << 63, n_boot, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    c = rng.integers(0, 1 << 63, n_boot, dtype=np.uint64)
+    out = np.empty((len(ids), n_boot), dtype=np.uint8)
+    step = 1 << 12
+    with np.errstate(over="ignore"):
+        for start in range(0, len(ids), step):
+            block = h[start : start + step, None] * a[None, :] + c[None, :]
+            out[start : start + step] = _POISSON_TABLE[(block >> np.uint64(48)).astype(np.uint16)]
+    return out
+
+
+def grouped_sums(
+    group: np.ndarray, n_groups: int, values: np.ndarray, counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-group sums of per-event values, for the data and for each resample.
+
+    Parameters
+    ----------
+    group
+        ``(n,)`` group of each event (negative: in none).
+    n_groups
+        Number of groups.
+    values
+        ``(n, m)`` values to sum. Keep them of the scale of their spread (centred or residual-
+        like): resampled sums are accumulated in float32 about each group's mean.
+    counts
+        Optional ``(n, n_boot)`` multiplicities (:func:`event_poisson_counts`).
+
+    Returns
+    -------
+    point, boot
+        ``(n_groups, m)`` float64 sums, and ``(n_boot, n_groups, m)`` (None without counts).
+    """
+    group = np.asarray(group, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    m = values.shape[1]
+    keep = group >= 0
+    point = np.zeros((n_groups, m))
+    for j in range(m):
+        point[:, j] = np.bincount(group[keep], values[keep, j], minlength=n_groups)
+    if counts is None:
+        return point, None
+    n_boot = counts.shape[1]
+    boot = np.zeros((n_boot, n_groups, m))
+    order = np.flatnonzero(keep)
+    order = order[np.argsort(group[order], kind="stable")]
+    bounds = np.searchsorted(group[order], np.arange(n_groups + 1))
+    sorted_counts = counts[order]  # rows: a contiguous gather
+    sorted_values = values[order]
+    for g in np.flatnonzero(np.diff(bounds)):
+        s, e = int(bounds[g]), int(bounds[g + 1])
+        mean = point[g] / (e - s)
+        centred = (sorted_values[s:e] - mean).astype(np.float32)
+        acc = np.zeros((n_boot, m))
+        total = np.zeros(n_boot)
+        for start in range(s, e, _CHUNK):
+            stop = min(start + _CHUNK, e)
+            block = sorted_counts[start:stop].astype(np.float32)
+            acc += block.T @ centred[start - s : stop - s]  # BLAS reads block.T as transposed
+            total += block.sum(axis=0, dtype=np.float64)
+        boot[:, g, :] = acc + total[:, None] * mean
+    return point, boot
 
 
 def quantile_key(name: str, p: float) -> str:
@@ -90,7 +179,11 @@ def _window(n: int, p: float) -> tuple[int, int, int]:
 
 
 def grouped_statistics(
-    sample: GroupedSample, n_boot: int = 0, seed: int = 0, counts: np.ndarray | None = None
+    sample: GroupedSample,
+    n_boot: int = 0,
+    seed: int = 0,
+    counts: np.ndarray | None = None,
+    event_counts: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None]:
     """Per-group sums and quantiles of the data and of ``n_boot`` Poisson resamples.
 
@@ -107,6 +200,9 @@ def grouped_statistics(
         instead of drawing new ones. Column ``j`` goes to the ``j``-th event in group order, so
         several groupings of the same events can share one draw (each grouping is then a valid
         bootstrap of its own; figures of different groupings are not jointly resampled).
+    event_counts
+        Optional ``(n, n_boot)`` multiplicities of each event (:func:`event_poisson_counts`),
+        instead of ``counts``: every grouping of the same events is then resampled jointly.
 
     Returns
     -------
@@ -147,12 +243,23 @@ def grouped_statistics(
         for p in probs:
             point[quantile_key(k, p)] = np.full(G, np.nan)
     boot: dict[str, np.ndarray] | None = None
+    by_event: np.ndarray | None = None  # (events in group order, n_boot)
     if n_boot:
         boot = {k: np.zeros((n_boot, G)) for k in point}
-        if counts is None:
-            counts = poisson_counts(np.random.default_rng(seed), (n_boot, len(order)))
-        elif counts.shape[0] != n_boot or counts.shape[1] < len(order):
-            raise ValueError(f"counts of shape {counts.shape} do not cover {n_boot} x {len(order)}")
+        if event_counts is not None:
+            if event_counts.shape != (len(group), n_boot):
+                raise ValueError(
+                    f"event counts of shape {event_counts.shape}, expected {(len(group), n_boot)}"
+                )
+            by_event = event_counts[order]
+        else:
+            if counts is None:
+                counts = poisson_counts(np.random.default_rng(seed), (n_boot, len(order)))
+            elif counts.shape[0] != n_boot or counts.shape[1] < len(order):
+                raise ValueError(
+                    f"counts of shape {counts.shape} do not cover {n_boot} x {len(order)}"
+                )
+            by_event = np.ascontiguousarray(counts[:, : len(order)].T)
 
     for g in range(G):
         s, e = int(bounds[g]), int(bounds[g + 1])
@@ -168,11 +275,11 @@ def grouped_statistics(
             sorted_k = q_values[k][s:e][ranks[k]]
             for p in probs:
                 point[quantile_key(k, p)][g] = sorted_k[_window(n, p)[0]]
-        if boot is None or counts is None:
+        if boot is None or by_event is None:
             continue
         _bootstrap_group(
             boot, g, x, totals / n, {k: q_values[k][s:e] for k in q_names}, ranks, sum_names, probs,
-            counts[:, s:e], n_boot,
+            by_event[s:e], n_boot,
         )  # fmt: skip
     return point, boot
 
@@ -189,7 +296,8 @@ def _bootstrap_group(
     counts: np.ndarray,
     n_boot: int,
 ) -> None:
-    """Fill ``boot[...][:, g]`` for one group of ``n`` events with multiplicities ``counts``."""
+    """Fill ``boot[...][:, g]`` for one group of ``n`` events with multiplicities ``counts``
+    (``(n, n_boot)``)."""
     n = len(x)
     # Columns: centred sum values (float32 accumulation stays accurate), a column of ones, and
     # for each quantile the indicator of "ranked below the window".
@@ -210,7 +318,7 @@ def _bootstrap_group(
     acc = np.zeros((n_boot, design.shape[1]), dtype=np.float64)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
-        acc += counts[:, start:stop].astype(np.float32) @ design[start:stop]
+        acc += counts[start:stop].astype(np.float32).T @ design[start:stop]
     total = acc[:, x.shape[1]]
     for j, k in enumerate(sum_names):
         boot[k][:, g] = acc[:, j] + means[j] * total
@@ -219,13 +327,13 @@ def _bootstrap_group(
         for p in probs:
             lo, hi = windows[k, p]
             idx = ranks[k][lo:hi]
-            cum = acc[:, j][:, None] + np.cumsum(counts[:, idx], axis=1, dtype=np.int32)
+            cum = acc[:, j][None, :] + np.cumsum(counts[idx], axis=0, dtype=np.int32)
             target = p * total
-            first = np.argmax(cum >= target[:, None], axis=1)
-            ok = (acc[:, j] < target) & (cum[:, -1] >= target)
+            first = np.argmax(cum >= target[None, :], axis=0)
+            ok = (acc[:, j] < target) & (cum[-1] >= target)
             result = values[idx][first]
             for r in np.flatnonzero(~ok):
-                result[r] = _exact_quantile(values, ranks[k], counts[r], p)
+                result[r] = _exact_quantile(values, ranks[k], counts[:, r], p)
             boot[quantile_key(k, p)][:, g] = result
             j += 1
 

@@ -4,8 +4,9 @@ with the true leptons and b quarks.
 
 Figures (each with a bootstrap interval; the two neutrinos of an event are resampled together):
 
-- ``nu_px``, ``nu_py``, ``nu_pz``: ``bias`` (mean of reconstructed - true) and ``sigma``
-  ((P84 - P16)/2) [GeV], over both neutrinos of every reconstructed event;
+- ``nu_px``, ``nu_py``, ``nu_pz``: ``bias`` (mean of reconstructed - true), ``rms`` (the root
+  mean square of reconstructed - true, bias included: the figure the table ranks by, on ``nu_pz``)
+  and ``sigma`` ((P84 - P16)/2) [GeV], over both neutrinos of every reconstructed event;
 - ``m_w``, ``m_top``: the reconstructed m(l nu) and m(l nu b): ``median`` and ``width``
   ((P84 - P16)/2) [GeV], and ``in_window``, the fraction within 10% of :data:`W_MASS` or
   :data:`TOP_MASS`;
@@ -21,6 +22,7 @@ import numpy as np
 
 from metbench.scoring.bootstrap import (
     GroupedSample,
+    event_poisson_counts,
     grouped_statistics,
     poisson_counts,
     quantile_key,
@@ -71,6 +73,7 @@ def score_kinematics(
     n_boot: int = 200,
     seed: int = 0,
     confidence: float = 0.95,
+    event_id: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Score reconstructed neutrinos.
 
@@ -82,6 +85,9 @@ def score_kinematics(
     chains
         ``truth_b_quarks``, ``truth_leptons``, ``truth_neutrinos``: ``(n, 2, 4)`` (px, py, pz, E),
         NaN where the event has no complete chain.
+    event_id
+        ``(n,)`` the events' ids: the bootstrap multiplicities then depend on them only, as in
+        :func:`metbench.scoring.score.score` (else they are drawn from ``seed``).
     """
     from metbench.scoring.score import _interval
 
@@ -113,14 +119,17 @@ def score_kinematics(
     sums = {
         "n": np.ones(2 * n),
         **{k: values[k] for k in ("nu_px", "nu_py", "nu_pz")},
+        **{f"{k}2": values[k] ** 2 for k in ("nu_px", "nu_py", "nu_pz")},
         "w_in": (np.abs(m_w - W_MASS) < 0.1 * W_MASS).astype(np.float64),
         "top_in": (np.abs(m_top - TOP_MASS) < 0.1 * TOP_MASS).astype(np.float64),
     }
     sample = GroupedSample(np.zeros(2 * n, np.int64), 1, sums, values, _PROBS)
-    counts = None
-    if n_boot:  # one multiplicity per event, shared by its two neutrinos
+    counts = by_event = None
+    if n_boot and event_id is not None:  # one multiplicity per event, shared by its neutrinos
+        by_event = np.repeat(event_poisson_counts(np.asarray(event_id)[done], n_boot, seed), 2, 0)
+    elif n_boot:
         counts = np.repeat(poisson_counts(np.random.default_rng(seed), (n_boot, n)), 2, axis=1)
-    point, boot = grouped_statistics(sample, n_boot, counts=counts)
+    point, boot = grouped_statistics(sample, n_boot, counts=counts, event_counts=by_event)
 
     def figures(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         def q(name: str, p: float) -> np.ndarray:
@@ -129,6 +138,7 @@ def score_kinematics(
         f: dict[str, np.ndarray] = {}
         for k in ("nu_px", "nu_py", "nu_pz"):
             f[f"{k}_bias"] = stats[k] / stats["n"]
+            f[f"{k}_rms"] = np.sqrt(stats[f"{k}2"] / stats["n"])
             f[f"{k}_sigma"] = 0.5 * (q(k, 0.84) - q(k, 0.16))
         for k, inside in (("m_w", "w_in"), ("m_top", "top_in")):
             f[f"{k}_median"] = q(k, 0.5)

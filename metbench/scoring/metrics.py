@@ -26,8 +26,34 @@ figure            definition                                                    
 ``tail_<T>``      fraction of events with ``|e - t| > T`` GeV
 ================  ===================================================================  =======
 
-Quantiles use NumPy's ``inverted_cdf`` definition. Pileup dependence: the fit
-``sigma^2 = a^2 + b^2 n_pu`` over the n_pu bins (see :func:`pileup_fit`).
+Quantiles use NumPy's ``inverted_cdf`` definition. The quantile widths are CMS's figures and are
+kept as secondary columns: they are *not* robust to a non-linear shrinkage of the estimate
+(zeroing it below a threshold, or scaling it by a confidence of the estimator's own making,
+narrows (P84 - P16)/2 of e_perp).
+
+The headline S (response-corrected residual RMS)
+------------------------------------------------
+In bin ``k`` of |t| (:data:`HEADLINE_EDGES`, GeV; the last bin open), over the events of the
+processes with neutrinos:
+
+* ``R_k = sum(e_par) / sum(|t|)`` (the response),
+* the response-corrected residual ``r = e / R_k - t`` (a vector),
+* ``sigma_par_k = sqrt(<r_par^2>)``, ``sigma_perp_k = sqrt(<r_perp^2>)`` (RMS about zero, bias
+  included; ``<r_par> = 0`` by construction of ``R_k``), and
+  ``sigma_k = sqrt(<|r|^2> / 2) = sqrt((sigma_par_k^2 + sigma_perp_k^2) / 2)``, the RMS per
+  component;
+* ``S = mean_k sigma_k`` over the bins with at least :data:`MIN_BIN_EVENTS` events, unweighted
+  (``S_par``, ``S_perp`` alike from ``sigma_par_k``, ``sigma_perp_k``).
+
+An entry whose ``R_k`` interval reaches 0 or lies below :data:`MIN_RESPONSE` in any bin of S has
+no S (:func:`response_fails`). Because the residual is the whole vector and the response is
+corrected bin by bin, neither shrinking the estimate, nor zeroing it below a threshold, nor scaling
+it by a confidence earns anything: each leaves some events' ``e / R_k`` away from ``t``.
+
+Pileup dependence: the fit ``S^2 = a^2 + b^2 n_pu`` over equal-population n_pu bins (see
+:func:`pileup_fit`) and its extrapolation to ``n_pu = 200`` (:func:`pileup_extrapolation`).
+Fake MET (processes without neutrinos): :func:`roc_auc` of |e| and the fake rate at the |e|
+threshold that keeps 90% of the events with neutrinos and |t| > 100 GeV (:func:`fake_rate`).
 """
 
 from __future__ import annotations
@@ -42,16 +68,53 @@ from metbench.scoring.bootstrap import quantile_key
 __all__ = [
     "CHI2_2DOF_1SIGMA",
     "CHI2_2DOF_2SIGMA",
+    "CORRECTED_COLUMNS",
+    "FAKE_EFFICIENCY",
+    "FAKE_SIGNAL_MIN_TRUTH",
+    "FAKE_THRESHOLD_MIN_TRUTH",
     "FIGURES",
+    "HEADLINE_EDGES",
+    "MIN_BIN_EVENTS",
+    "MIN_MEAN_TRUTH",
+    "MIN_RESPONSE",
     "TAIL_THRESHOLDS",
     "Components",
+    "ResponseCurve",
     "components",
+    "corrected_resolution",
+    "corrected_values",
     "covariance_figures",
+    "fake_rate",
     "figures_from_stats",
+    "fit_response_curve",
+    "mean_over_bins",
+    "pileup_extrapolation",
     "pileup_fit",
+    "response_fails",
     "roc_auc",
     "sums_and_quantiles",
+    "weighted_roc_auc",
 ]
+
+#: Bin edges of the headline S in |t| (or qT) [GeV]: CMS's edges from 30 GeV; the last bin is open.
+HEADLINE_EDGES: Final[tuple[float, ...]] = (
+    30, 40, 50, 60, 80, 100, 120, 140, 170, 200, 230, 260, 290, 350,
+)  # fmt: skip
+#: A bin enters S only with at least this many events.
+MIN_BIN_EVENTS: Final[int] = 20
+#: The response R (and every figure divided by it) is defined only where <|t|> >= this [GeV].
+MIN_MEAN_TRUTH: Final[float] = 20.0
+#: An entry whose R_k interval reaches 0 or lies below this in a bin of S gets no S.
+MIN_RESPONSE: Final[float] = 0.1
+#: Fake MET: events with neutrinos above this |t| [GeV] are the signal of the AUC.
+FAKE_SIGNAL_MIN_TRUTH: Final[float] = 50.0
+#: Fake MET: the |e| threshold keeps this fraction of the events with neutrinos ...
+FAKE_EFFICIENCY: Final[float] = 0.90
+#: ... and |t| above this [GeV].
+FAKE_THRESHOLD_MIN_TRUTH: Final[float] = 100.0
+#: Per-event columns of :func:`corrected_values`, whose group sums :func:`corrected_resolution`
+#: turns into the response-corrected resolution.
+CORRECTED_COLUMNS: Final[tuple[str, ...]] = ("n", "truth", "par", "q2", "qt", "t2", "p2")
 
 #: Thresholds of the tail fractions [GeV].
 TAIL_THRESHOLDS: Final[tuple[float, ...]] = (25.0, 50.0, 100.0)
@@ -72,6 +135,12 @@ FIGURES: Final[dict[str, tuple[str, str, bool | None]]] = {
     "sigma_par_over_r": ("σ∥/R", "GeV", True),
     "sigma_perp_over_r": ("σ⊥/R", "GeV", True),
     **{f"tail_{t:g}": (f"f(|Δ|>{t:g})", "", True) for t in TAIL_THRESHOLDS},
+    "rc_sigma": ("σ (RMS, R-corrected)", "GeV", True),
+    "rc_sigma_par": ("σ∥ (RMS, R-corrected)", "GeV", True),
+    "rc_sigma_perp": ("σ⊥ (RMS, R-corrected)", "GeV", True),
+    "S": ("S", "GeV", True),
+    "S_par": ("S∥", "GeV", True),
+    "S_perp": ("S⊥", "GeV", True),
 }
 
 
@@ -143,10 +212,160 @@ def figures_from_stats(stats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             "sigma_perp_over_r": sigma_perp / response,
             **{f"tail_{t:g}": stats[f"tail_{t:g}"] / n for t in TAIL_THRESHOLDS},
         }
+    defined = valid & (out["mean_truth"] >= MIN_MEAN_TRUTH)
     for key, value in out.items():
-        if key != "n":
-            out[key] = np.where(valid, value, np.nan)
+        if key == "n":
+            continue
+        out[key] = np.where(defined if key in _NEEDS_RESPONSE else valid, value, np.nan)
     return out
+
+
+_NEEDS_RESPONSE: Final = frozenset({"response", "sigma_par_over_r", "sigma_perp_over_r"})
+
+
+def corrected_values(c: Components, reference: np.ndarray) -> np.ndarray:
+    """Per-event columns (:data:`CORRECTED_COLUMNS`) whose group sums give the response-corrected
+    residual for *any* response of the group (:func:`corrected_resolution`).
+
+    With a per-event reference response ``R0`` (the data's R of the event's |t| bin),
+    ``q = e_par / R0 - |t|`` and ``p = e_perp / R0``; the columns are ``1, |t|, e_par, q^2,
+    q |t|, |t|^2, p^2``. They stay of the scale of the residual, so resampled sums keep their
+    precision (a reference of 0 or non-finite is replaced by 1).
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    ref = np.where(np.isfinite(ref) & (np.abs(ref) > 1e-9), ref, 1.0)
+    q = c.par / ref - c.truth
+    p = c.perp / ref
+    return np.stack([np.ones_like(q), c.truth, c.par, q * q, q * c.truth, c.truth**2, p * p], 1)
+
+
+def corrected_resolution(sums: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
+    """The response-corrected resolution of groups of events from their summed
+    :func:`corrected_values` (``sums[..., j]`` for column ``j``; ``reference`` broadcasts against
+    ``sums[..., 0]``).
+
+    For a group with response ``R = sum(e_par) / sum(|t|)`` and ``k = R / R0``, the residual
+    ``r = e / R - t`` has ``r_par = (q - (k - 1) |t|) / k`` and ``r_perp = p / k``, so
+    ``sum r_par^2 = (sum q^2 - 2 (k-1) sum q|t| + (k-1)^2 sum |t|^2) / k^2``.
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean_truth`` [GeV], ``response``, ``rc_sigma_par``, ``rc_sigma_perp`` and
+        ``rc_sigma`` (the RMS per component) [GeV]; NaN for groups without events or with
+        ``R = 0``.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    ref = np.where(np.isfinite(ref) & (np.abs(ref) > 1e-9), ref, 1.0)
+    n, truth, par, q2, qt, t2, p2 = (sums[..., j] for j in range(len(CORRECTED_COLUMNS)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        response = par / truth
+        k = response / ref
+        d = k - 1.0
+        par2 = np.maximum(q2 - 2 * d * qt + d * d * t2, 0.0) / (k * k * n)
+        perp2 = np.maximum(p2, 0.0) / (k * k * n)
+        ok = (n > 0) & np.isfinite(k) & (k != 0)
+        return {
+            "n": n,
+            "mean_truth": np.where(n > 0, truth / n, np.nan),
+            "response": np.where(n > 0, response, np.nan),
+            "rc_sigma_par": np.where(ok, np.sqrt(par2), np.nan),
+            "rc_sigma_perp": np.where(ok, np.sqrt(perp2), np.nan),
+            "rc_sigma": np.where(ok, np.sqrt(0.5 * (par2 + perp2)), np.nan),
+        }
+
+
+def mean_over_bins(sigma: np.ndarray, use: np.ndarray) -> np.ndarray:
+    """The unweighted mean of ``sigma[..., k]`` over the bins where ``use[..., k]`` (S from its
+    bins); NaN if a used bin is NaN or no bin is used."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    use = np.broadcast_to(np.asarray(use, dtype=bool), sigma.shape)
+    n_used = use.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n_used > 0, np.where(use, sigma, 0.0).sum(-1) / n_used, np.nan)
+
+
+def response_fails(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Whether a response interval ``[low, high]`` reaches 0 or lies below :data:`MIN_RESPONSE`
+    (NaN bounds fail): such an entry gets no S."""
+    low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(low) | ~np.isfinite(high) | (low <= 0) | (high < MIN_RESPONSE)
+
+
+@dataclass(frozen=True)
+class ResponseCurve:
+    """A monotone response curve for the calibrated figures: ``<e_par>`` as a function of ``|t|``
+    at knots (both increasing, GeV), from :func:`fit_response_curve`."""
+
+    truth: np.ndarray
+    estimate: np.ndarray
+
+    def calibrate(self, e: np.ndarray) -> np.ndarray:
+        """Numerical inversion: each estimate ``e`` (``(n, 2)``, GeV) scaled so that its magnitude
+        becomes the ``|t|`` whose mean response is ``|e|`` (linear between knots; beyond the
+        first or last knot the knot's ratio ``|t| / <e_par>``)."""
+        e = np.asarray(e, dtype=np.float64)
+        mag = np.hypot(e[:, 0], e[:, 1])
+        inner = np.interp(mag, self.estimate, self.truth)
+        low_ratio = self.truth[0] / self.estimate[0]
+        high_ratio = self.truth[-1] / self.estimate[-1]
+        target = np.where(
+            mag < self.estimate[0],
+            mag * low_ratio,
+            np.where(mag > self.estimate[-1], mag * high_ratio, inner),
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(mag > 0, target / mag, 1.0)
+        return e * scale[:, None]
+
+
+def fit_response_curve(
+    truth_mag: np.ndarray, e_par: np.ndarray, edges: tuple[float, ...], min_events: int = 20
+) -> ResponseCurve | None:
+    """Fit the monotone response curve used by the calibrated figures.
+
+    In each bin of ``|t|`` (``edges``, GeV, last bin open) with at least ``min_events`` events,
+    the knot ``(<|t|>, <e_par>)``; the ``<e_par>`` are made non-decreasing by weighted
+    pool-adjacent-violators (isotonic regression, weights = events), knots with equal ``<e_par>``
+    merged. None when fewer than two knots remain or the curve is not positive (a response <= 0
+    cannot be inverted).
+    """
+    t = np.asarray(truth_mag, np.float64)
+    par = np.asarray(e_par, np.float64)
+    full = np.asarray((*edges, np.inf))
+    index = np.searchsorted(full, t, side="right") - 1
+    ok = (index >= 0) & (index < len(edges))
+    n = np.bincount(index[ok], minlength=len(edges)).astype(np.float64)
+    st = np.bincount(index[ok], t[ok], minlength=len(edges))
+    sp = np.bincount(index[ok], par[ok], minlength=len(edges))
+    keep = n >= min_events
+    if keep.sum() < 2:
+        return None
+    x, y, w = st[keep] / n[keep], sp[keep] / n[keep], n[keep]
+    # pool adjacent violators: blocks of (weighted mean y, weight, weighted mean x)
+    blocks: list[list[float]] = []
+    for xi, yi, wi in zip(x, y, w, strict=True):
+        blocks.append([yi, wi, xi])
+        while len(blocks) > 1 and blocks[-2][0] >= blocks[-1][0]:
+            y2, w2, x2 = blocks.pop()
+            y1, w1, x1 = blocks.pop()
+            blocks.append(
+                [(y1 * w1 + y2 * w2) / (w1 + w2), w1 + w2, (x1 * w1 + x2 * w2) / (w1 + w2)]
+            )
+    if len(blocks) < 2 or blocks[0][0] <= 0:
+        return None
+    arr = np.asarray(blocks)
+    return ResponseCurve(truth=arr[:, 2], estimate=arr[:, 0])
+
+
+def pileup_extrapolation(a: np.ndarray, b: np.ndarray, n_pu: float = 200.0) -> np.ndarray:
+    """``sqrt(a^2 + b^2 n_pu)`` from the signed fit of :func:`pileup_fit` (a negative fitted
+    square enters with its sign; NaN if the total is negative) [GeV]."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    total = np.sign(a) * a * a + np.sign(b) * b * b * n_pu
+    with np.errstate(invalid="ignore"):
+        return np.where(total >= 0, np.sqrt(np.abs(total)), np.nan)
 
 
 def pileup_fit(
@@ -201,6 +420,93 @@ def roc_auc(signal: np.ndarray, background: np.ndarray) -> float:
     ranks = rankdata(np.concatenate([signal, background]))
     u = ranks[: len(signal)].sum() - len(signal) * (len(signal) + 1) / 2
     return float(u / (len(signal) * len(background)))
+
+
+def _placements(signal: np.ndarray, background: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """DeLong's placement values: for each signal value the background fraction below it (ties
+    half), for each background value the signal fraction above it (ties half)."""
+
+    def count(sorted_ref: np.ndarray, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(query, kind="stable")  # sorted queries: a fast linear search
+        left, right = np.empty(len(query), np.int64), np.empty(len(query), np.int64)
+        left[order] = np.searchsorted(sorted_ref, query[order], side="left")
+        right[order] = np.searchsorted(sorted_ref, query[order], side="right")
+        return left, right
+
+    s, b = np.sort(signal), np.sort(background)
+    b_left, b_right = count(b, signal)
+    s_left, s_right = count(s, background)
+    v = 0.5 * (b_left + b_right) / len(b)
+    u = (len(s) - 0.5 * (s_left + s_right)) / len(s)
+    return v, u
+
+
+def weighted_roc_auc(
+    signal: np.ndarray, background: np.ndarray, w_signal: np.ndarray, w_background: np.ndarray
+) -> np.ndarray:
+    """:func:`roc_auc` under many weightings at once, to first order in the weights.
+
+    ``w_signal`` ``(n_s, B)`` and ``w_background`` ``(n_b, B)`` (bootstrap multiplicities); returns
+    ``(B,)``. The AUC is a two-sample U-statistic; with weights ``w = 1 + d`` it is
+    ``AUC + sum_s d_s (V_s - AUC) / n_s + sum_b d_b (U_b - AUC) / n_b`` plus terms of order
+    ``1/n`` relative to these, where ``V_s`` and ``U_b`` are DeLong's placement values (the
+    background fraction below a signal value, the signal fraction above a background value;
+    ties half). The bootstrap of the AUC uses this expansion (its spread is DeLong's variance);
+    unit weights give the exact AUC.
+    """
+    s = np.asarray(signal, np.float64)
+    b = np.asarray(background, np.float64)
+    if len(s) == 0 or len(b) == 0:
+        return np.full(np.shape(w_signal)[1], np.nan)
+    v, u = _placements(s, b)
+    auc = float(v.mean())
+    ws = np.asarray(w_signal, np.float32)
+    wb = np.asarray(w_background, np.float32)
+    ds = (ws - 1.0).T @ (v - auc).astype(np.float32) / len(s)
+    db = (wb - 1.0).T @ (u - auc).astype(np.float32) / len(b)
+    return auc + ds.astype(np.float64) + db.astype(np.float64)
+
+
+def fake_rate(
+    signal: np.ndarray,
+    background: np.ndarray,
+    w_signal: np.ndarray,
+    w_background: np.ndarray,
+    efficiency: float = FAKE_EFFICIENCY,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The fake rate at fixed signal efficiency, for many weightings at once.
+
+    The threshold is the weighted inverted-CDF quantile ``1 - efficiency`` of the signal's |e|
+    (so at least ``efficiency`` of the signal lies at or above it); the fake rate is the
+    background's weighted fraction strictly above it. Weights ``(n_s, B)``, ``(n_b, B)`` (small
+    non-negative integers); returns ``(threshold, fake rate)``, each ``(B,)``.
+    """
+    from metbench.scoring.bootstrap import GroupedSample, grouped_statistics, quantile_key
+
+    s = np.asarray(signal, np.float64)
+    b = np.asarray(background, np.float64)
+    w_s, w_b = np.asarray(w_signal), np.asarray(w_background)
+    n_boot = w_s.shape[1]
+    p = 1 - efficiency
+    if np.all(w_s == 1) and np.all(w_b == 1):  # the data: exact, no resampling
+        thr = np.sort(s)[max(int(np.ceil(p * len(s))) - 1, 0)]
+        return np.full(n_boot, thr), np.full(n_boot, np.mean(b > thr))
+    sample = GroupedSample(np.zeros(len(s), np.int64), 1, {"n": np.ones(len(s))}, {"x": s}, (p,))
+    _, boot = grouped_statistics(sample, n_boot, event_counts=w_s)
+    assert boot is not None
+    threshold = boot[quantile_key("x", p)][:, 0]
+    # background above the highest threshold by one matrix product; between the lowest and the
+    # highest threshold, event by event
+    lo, hi = float(np.nanmin(threshold)), float(np.nanmax(threshold))
+    total = w_b.sum(0, dtype=np.float64)
+    above = (b > hi).astype(np.float32) @ w_b.astype(np.float32)
+    window = np.flatnonzero((b > lo) & (b <= hi))
+    if len(window):
+        in_window = w_b[window].astype(np.float64) * (b[window, None] > threshold[None, :])
+        above = above + in_window.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(total > 0, above / total, np.nan)
+    return threshold, rate
 
 
 def covariance_figures(

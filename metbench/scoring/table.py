@@ -6,10 +6,17 @@ from typing import Any
 
 import pandas as pd
 
-from metbench.scoring.metrics import FIGURES
-from metbench.scoring.score import HEADLINE, rank_with_ties
+from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
+from metbench.scoring.score import HEADLINE
 
-__all__ = ["bins_table", "headline_table", "interval_key", "kinematics_table", "throughput_at"]
+__all__ = [
+    "S_DEFINITION",
+    "bins_table",
+    "headline_table",
+    "interval_key",
+    "kinematics_table",
+    "throughput_at",
+]
 
 
 def _fmt(entry: dict[str, Any] | None, digits: int = 1) -> str:
@@ -32,20 +39,8 @@ def throughput_at(result: dict[str, Any], batch_size: int | None = None) -> floa
     return float(max(batches, key=lambda b: b["batch_size"])["events_per_s"])
 
 
-def _top_bin(task: dict[str, Any], binning: str, figure: str) -> dict[str, Any] | None:
-    bins = task.get("bins", {}).get(binning)
-    if not bins:
-        return None
-    f = bins["figures"][figure]
-    values = f["value"]
-    for i in range(len(values) - 1, -1, -1):  # the highest bin with a value
-        if values[i] is not None:
-            return {k: f[k][i] for k in ("value", "low", "high") if k in f}
-    return None
-
-
 def interval_key(figure: dict[str, Any] | None) -> tuple[float, float, float]:
-    """``(value, low, high)`` of a figure with NaN for what is missing (for ranking)."""
+    """``(value, low, high)`` of a figure with NaN for what is missing."""
     figure = figure or {}
     return tuple(  # type: ignore[return-value]
         float("nan") if figure.get(k) is None else float(figure[k])
@@ -53,73 +48,131 @@ def interval_key(figure: dict[str, Any] | None) -> tuple[float, float, float]:
     )
 
 
-def _ranked_frame(
-    rows: list[dict[str, Any]], keyed: dict[str, tuple[float, float, float]]
+def _rank_label(rank: int | None, ranks: list[int | None], oracle: bool) -> str:
+    if oracle:
+        return "ref"
+    if rank is None:
+        return "—"
+    return f"{rank}{' =' if ranks.count(rank) > 1 else ''}"
+
+
+def _ranked(
+    rows: list[dict[str, Any]], keyed: dict[str, RankedValue], notes: list[str]
 ) -> pd.DataFrame:
-    """Rows (with ``_name``, ``_value``) ranked with ties, best first."""
+    """Rows (with ``_name``, ``_value``, ``_oracle``) ranked by the paired rule, best first; the
+    rule and ``notes`` travel in ``frame.attrs["notes"]``."""
     if not rows:
         return pd.DataFrame()
-    ranks = rank_with_ties(keyed)
+    ranks = paired_ranks(keyed)
+    values = list(ranks.values())
     frame = pd.DataFrame(rows)
-    frame.insert(0, "rank", [ranks[n] for n in frame["_name"]])
-    frame = frame.sort_values(["rank", "_value"]).drop(columns=["_name", "_value"])
-    return frame.reset_index(drop=True)
+    frame.insert(
+        0,
+        "rank",
+        [
+            _rank_label(ranks[n], values, o)
+            for n, o in zip(frame["_name"], frame["_oracle"], strict=True)
+        ],
+    )
+    order = [(ranks[n] is None, ranks[n] or 0, v if v == v else float("inf")) for n, v in zip(frame["_name"], frame["_value"], strict=True)]  # fmt: skip
+    frame["_order"] = order
+    frame = frame.sort_values("_order").drop(columns=["_name", "_value", "_oracle", "_order"])
+    frame = frame.reset_index(drop=True)
+    frame.attrs["notes"] = [RANK_RULE, *notes]
+    return frame
+
+
+#: One line defining S, printed under the tables.
+S_DEFINITION = (
+    "S: mean over |t| bins from 30 GeV (CMS edges) of the RMS per component of e/R_k - t, R_k the "
+    "bin's response; lower is better. CMS σ⊥/R: (P84-P16)/2 of e⊥ over R_k, averaged alike — not "
+    "robust to non-linear shrinkage."
+)
 
 
 def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd.DataFrame:
-    """One row per results file, ranked by the headline figure (overlapping intervals tie).
+    """One row per results file, ranked by S of ``task`` (``met`` or ``recoil``) from paired
+    bootstrap differences (:mod:`metbench.scoring.ranking`).
 
-    Columns: rank, entry, category, the headline figure and the resolutions, response, bias, tail
-    fraction above 50 GeV, pileup slope b (GeV per sqrt(interaction)), the headline figure in the
-    highest n_pu bin, and throughput (events/s at the largest batch measured, CPU).
+    Columns: rank ("ref" for the oracle, "—" for an entry without S), entry, category, S, S∥, S⊥
+    with intervals, the response R (pooled over the bins of S), the calibrated S and its worst
+    closure, CMS's σ⊥/R (secondary), the tail fraction, the pileup slope b and S extrapolated to
+    n_pu = 200, for ``met`` the fake-MET AUC and fake rate, and events/s (largest batch, CPU).
+    Entries whose MET is another entry's (``met_source``) and entries without S are named in
+    ``frame.attrs["notes"]``.
     """
-    figure = HEADLINE[1]
     rows = []
-    keyed: dict[str, tuple[float, float, float]] = {}
+    keyed: dict[str, RankedValue] = {}
+    notes: list[str] = []
+    borrowed: list[str] = []
     for r in results:
-        t = r["scores"]["tasks"].get(task)
+        name = r["entry"]["name"]
+        if r["entry"].get("met_source"):
+            borrowed.append(f"{name} ({r['entry']['met_source']})")
+            continue
+        scores = r["scores"]
+        t = scores["tasks"].get(task)
         if t is None:
             continue
+        oracle = r["entry"]["category"] == "oracle"
+        keyed[name] = ranked_value(t, scores, oracle)
+        head = t["headline"]
+        if not head["ranked"]:
+            notes.append(f"{name}: no S — {head['reason']}")
         o = t["overall"]
-        name = r["entry"]["name"]
-        h = o[figure]
-        keyed[name] = interval_key(h)
-        fit = t.get("pileup_fit", {}).get("perp", {})
+        fit = (t.get("pileup_fit") or {}).get("S", {})
+        cal = t.get("calibrated") or {}
         tp = throughput_at(r)
-        label = FIGURES
-        rows.append(
-            {
-                "entry": name + (" (truth)" if r["entry"]["category"] == "oracle" else ""),
-                "category": r["entry"]["category"],
-                f"{label[figure][0]} [GeV]": _fmt(h),
-                f"{label['sigma_par_over_r'][0]} [GeV]": _fmt(o["sigma_par_over_r"]),
-                "R": _fmt(o["response"], 3),
-                f"{label['sigma_perp'][0]} [GeV]": _fmt(o["sigma_perp"]),
-                "bias [GeV]": _fmt(o["bias"]),
-                "f(|Δ|>50)": _fmt(o["tail_50"], 3),
-                "b⊥ [GeV/√PU]": _fmt(fit.get("b"), 2),
-                f"{label[figure][0]} top n_pu": _fmt(_top_bin(t, "n_pu", figure)),
-                "events/s": "—" if tp is None else f"{tp:,.0f}",
-                "_name": name,
-                "_value": keyed[name][0],
-            }
-        )
-    return _ranked_frame(rows, keyed)
+        row = {
+            "entry": name + (" (truth)" if oracle else ""),
+            "category": r["entry"]["category"],
+            "S [GeV]": _fmt(head["S"]),
+            "S∥ [GeV]": _fmt(head["S_par"]),
+            "S⊥ [GeV]": _fmt(head["S_perp"]),
+            "R": _fmt(o["response"], 3),
+            "S calibrated [GeV]": _fmt(cal.get("S")) if cal.get("available") else "—",
+            "max |R_k-1| cal.": "—"
+            if cal.get("max_closure") is None
+            else f"{cal['max_closure']:.3f}",
+            "CMS σ⊥/R [GeV]": _fmt(head.get("cms_sigma_perp_over_r")),
+            "f(|Δ|>50)": _fmt(o["tail_50"], 3),
+            "b [GeV/√PU]": _fmt(fit.get("b"), 2),
+            "S(n_pu=200) [GeV]": _fmt(fit.get("extrapolated")),
+        }
+        if task == "met":
+            fake = (scores["tasks"].get("fake") or {}).get("groups", {}).get("all", {})
+            row["fake AUC"] = _fmt(fake.get("auc"), 3)
+            row["fake rate"] = _fmt(fake.get("fake_rate"), 3)
+        row["events/s"] = "—" if tp is None else f"{tp:,.0f}"
+        rows.append({**row, "_name": name, "_value": keyed[name].value, "_oracle": oracle})
+    if borrowed:
+        notes.append(f"not in this table, their MET is another entry's: {', '.join(borrowed)}")
+    frame = _ranked(rows, keyed, [S_DEFINITION, *notes])
+    if frame.empty and borrowed:
+        frame.attrs["notes"] = notes
+    return frame
 
 
 def bins_table(
-    results: list[dict[str, Any]], binning: str, figure: str = HEADLINE[1], task: str = HEADLINE[0]
+    results: list[dict[str, Any]], binning: str, figure: str = "S", task: str = HEADLINE[0]
 ) -> pd.DataFrame:
-    """One row per entry, one column per bin of ``binning``: the figure with its interval."""
+    """One row per entry, one column per bin of ``binning`` (``truth``, ``n_pu``, ``n_pv``,
+    ``process``): the figure with its interval (S in n_pu, n_pv and process bins; in truth bins
+    the per-bin ``rc_sigma``, the RMS per component of e/R_k - t)."""
     rows = {}
     labels: list[str] = []
     for r in results:
+        if r["entry"].get("met_source"):
+            continue
         t = r["scores"]["tasks"].get(task)
         if t is None or binning not in t["bins"]:
             continue
         b = t["bins"][binning]
         labels = b["labels"]
-        f = b["figures"][figure]
+        name = "rc_sigma" if binning == "truth" and figure == "S" else figure
+        f = b["figures"].get(name)
+        if f is None:
+            continue
         rows[r["entry"]["name"]] = [
             _fmt({k: f[k][i] for k in ("value", "low", "high") if k in f})
             for i in range(len(labels))
@@ -129,32 +182,37 @@ def bins_table(
 
 def kinematics_table(results: list[dict[str, Any]]) -> pd.DataFrame:
     """The kinematic-reconstruction task (tt -> 2l2nu): one row per result that has it, ranked by
-    the neutrino pz resolution (overlapping intervals tie). Entries with truth-matched inputs are
-    marked."""
+    the RMS of the neutrino pz residual (bias included) from paired bootstrap differences when
+    the entries share resamples. Entries with truth-matched inputs are marked."""
     rows = []
-    keyed: dict[str, tuple[float, float, float]] = {}
+    keyed: dict[str, RankedValue] = {}
     for r in results:
         k = r["scores"]["tasks"].get("kinematics")
         if k is None or not k.get("figures"):
             continue
         f = k["figures"]
         name = r["entry"]["name"]
-        pz = f["nu_pz_sigma"]
-        keyed[name] = interval_key(pz)
+        pz = f.get("nu_pz_rms", f["nu_pz_sigma"])
+        keyed[name] = RankedValue(pz.get("value"))
         truth_inputs = [u for u in r["entry"].get("uses_truth", []) if u != "truth_is_pileup"]
         rows.append(
             {
                 "entry": name + (" (truth-matched inputs)" if truth_inputs else ""),
                 "events": k["n_events"],
-                "σ(ν px) [GeV]": _fmt(f["nu_px_sigma"]),
-                "σ(ν pz) [GeV]": _fmt(pz),
+                "RMS(ν pz) [GeV]": _fmt(pz),
+                "bias(ν pz) [GeV]": _fmt(f.get("nu_pz_bias")),
+                "RMS(ν px) [GeV]": _fmt(f.get("nu_px_rms")),
+                "σ(ν pz) [GeV]": _fmt(f["nu_pz_sigma"]),
                 "m(ℓν) median [GeV]": _fmt(f["m_w_median"]),
-                "m(ℓν) width [GeV]": _fmt(f["m_w_width"]),
                 "m(ℓνb) median [GeV]": _fmt(f["m_top_median"]),
                 "m(ℓνb) width [GeV]": _fmt(f["m_top_width"]),
                 "m(ℓνb) ±10%": _fmt(f["m_top_in_window"], 3),
                 "_name": name,
-                "_value": keyed[name][0],
+                "_value": keyed[name].value,
+                "_oracle": False,
             }
         )
-    return _ranked_frame(rows, keyed)
+    frame = _ranked(rows, keyed, [])
+    if not frame.empty:
+        frame.attrs["notes"] = ["ranked by the RMS of the neutrino pz residual (bias included)"]
+    return frame
