@@ -177,7 +177,7 @@ def data_provenance(
     names = {label: branch for branch, label in STORED_MET_PRODUCERS.items()}
     for label in wanted:
         title = f"{names[label]} <- {label}" if label in names and not module else label
-        console.print(f"\n{title}", highlight=False)
+        console.print(f"\n{title}", highlight=False, markup=False)
         console.print(describe_lineage(processes, label, depth), highlight=False, markup=False)
 
 
@@ -187,21 +187,31 @@ def data_provenance(
 _TEXT_COLUMNS = {"entry", "category", "submission", "framework", "variants", "description"}
 
 
+def _escape(text: object) -> str:
+    """Text from users and submissions (entry names such as ``puppi[weights=nolep]``, paths,
+    messages) shown verbatim, not read as rich markup."""
+    from rich.markup import escape
+
+    return escape(str(text))
+
+
 def _print_frame(frame: Any, title: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     if frame.empty:
-        console.print(f"{title}: nothing to show")
+        console.print(f"{title}: nothing to show", markup=False)
         return
-    table = Table(title=title, title_justify="left")
+    table = Table(title=escape(title), title_justify="left")
     labelled = not _plain_index(frame)  # a meaningful index (entry names) becomes the first column
     if labelled:
         table.add_column(str(frame.index.name or ""), style="bold")
     for col in frame.columns:
         table.add_column(str(col), justify="left" if col in _TEXT_COLUMNS else "right")
     for idx, row in frame.astype(object).iterrows():
-        cells = [str(v) for v in row.tolist()]
-        table.add_row(*([str(idx), *cells] if labelled else cells))
+        # names such as "perceiver-torch[chunk=1]" are text, not rich markup
+        cells = [escape(str(v)) for v in row.tolist()]
+        table.add_row(*([escape(str(idx)), *cells] if labelled else cells))
     console.print(table)
     for note in frame.attrs.get("notes", []):
         console.print(f"  {note}", highlight=False, markup=False)
@@ -373,10 +383,14 @@ def run_cmd(
                 if len(entries) == 1:
                     raise
                 failures.append(entry)  # the other variants still run
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                err_console.print(
+                    f"[bold red]error:[/] {_escape(exc)}", highlight=False, soft_wrap=True
+                )
                 continue
         err_console.print(
-            f"{entry}: {'up to date' if reused else 'scored'} -> {path}", highlight=False
+            f"{entry}: {'up to date' if reused else 'scored'} -> {path}",
+            highlight=False,
+            markup=False,
         )
         paths.append(path)
     if paths:
@@ -502,7 +516,7 @@ def predict_cmd(
         log_path=out.with_name(out.stem + ".log"),
     )  # fmt: skip
     state = "up to date" if report.get("reused") else f"{report['n_events']} events"
-    console.print(f"{entry}: {state} -> {out}", highlight=False)
+    console.print(f"{entry}: {state} -> {out}", highlight=False, markup=False)
 
 
 @app.command("score")
@@ -548,7 +562,7 @@ def score_cmd(
     target = out or predictions.with_name(f"{name}.json")
     write_results(target, result)
     _print_frame(headline_table([result]), f"{info.name} ({info.key}), split {split}")
-    err_console.print(f"results -> {target}", highlight=False)
+    err_console.print(f"results -> {target}", highlight=False, markup=False)
 
 
 def _load_all(paths: list[Path]) -> list[dict[str, Any]]:
@@ -929,9 +943,9 @@ def _resampled_ratios(
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
     except MetbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {_escape(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("interrupted; re-run the same command to resume")
@@ -947,6 +961,11 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if status == 130:  # click turns Ctrl-C into Abort and, outside standalone mode, returns 130
+        err_console.print("interrupted; the same command resumes")
+        sys.exit(130)
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

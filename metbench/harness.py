@@ -216,6 +216,8 @@ def predict_entry(
         report = run_isolated(job, limits, on_progress)
     if not reuse:
         _merge_parts(parts, out, identity)
+    else:  # throughput only: no part was written, no resume state to keep
+        shutil.rmtree(parts, ignore_errors=True)
     report["reused"] = reuse
     return report
 

@@ -111,3 +111,38 @@ def test_speed_command_compares_both_pileup_paths():
     assert "speed-up of premixing" in r.stdout and "per-event pileup" in r.stdout
     r = run("data", "speed", "--process", "tt")
     assert r.returncode == 2 and "unknown process 'tt'" in r.stderr
+
+
+def test_ctrl_c_exits_130_with_one_line():
+    """An interrupt is not a success: exit status 130 and a line saying how to resume."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "metbench.cli", "bench", "scoring", "--events", "20000000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(4.0)  # the imports are done and the scoring inputs are being made
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (out, err)
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_entry_names_with_brackets_are_printed_verbatim():
+    """`perceiver-torch-onnx[chunk=1]` (a --param entry) is text, not rich markup."""
+    import os
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    r = subprocess.run(
+        [sys.executable, "-m", "metbench.cli", "show", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "400"},  # one line per row
+    )
+    assert r.returncode == 0, r.stderr
+    assert "perceiver-torch-onnx[chunk=1]" in r.stdout

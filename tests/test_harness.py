@@ -118,6 +118,20 @@ def test_incomplete_and_malformed_manifests(tmp_path):
         load_submission(folder)
 
 
+def test_an_entry_outside_the_folder_and_metbench_is_refused_before_anything_runs(tmp_path):
+    """`entry = "os:system"` with a `command` parameter once ran the shell command before the
+    "has no predict" error; now the manifest is refused when it is read."""
+    marker = tmp_path / "pwned"
+    folder = write_submission(
+        tmp_path, "shell", extra=f'[parameters]\ncommand = "touch {marker}"\n'
+    )
+    text = (folder / "metbench.toml").read_text().replace("model:Estimator", "os:system")
+    (folder / "metbench.toml").write_text(text)
+    r = cli("run", folder, *fast(tmp_path / "results"))
+    assert_one_line_error(r, "'os:system'", "nothing else is imported")
+    assert not marker.exists()
+
+
 def test_variants_parameters_and_content_hash(tmp_path):
     folder = write_submission(
         tmp_path,
@@ -324,6 +338,14 @@ def test_predict_score_show_list_and_reuse(tmp_path, tiny_dataset):
     (folder / "model.py").write_text(GOOD.replace("self.scale = scale", "self.scale = 0.5 * scale"))
     r = run_with_short_throughput()
     assert r.returncode == 0 and "scored" in r.stderr and path.stat().st_mtime_ns != stamp
+
+    # predictions kept, throughput measured again: no resume state is left behind
+    r = cli("run", folder, "--dataset", tiny_dataset, "--results", results, "--no-throughput",
+            "--force")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    r = run_with_short_throughput()
+    assert r.returncode == 0 and "scored" in r.stderr
+    assert not [p for p in results.rglob("*") if p.name.endswith(".parts")]
 
     r = cli("show", results)
     assert r.returncode == 0 and "good" in r.stdout

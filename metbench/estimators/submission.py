@@ -11,7 +11,8 @@ A submission folder looks like::
 ``metbench.toml``::
 
     name = "puppi"                      # lower case letters, digits, '-', '_'
-    entry = "module:Class"              # a module in the folder, or an installed one (metbench.*)
+    entry = "module:Class"              # a module in the folder, or one of metbench (metbench.*);
+                                        # nothing else (e.g. "os:system") is accepted
     framework = "numpy"                 # numpy | torch | keras | onnx
     paper = "https://arxiv.org/abs/1407.6013"
     authors = ["D. Bertolini", "P. Harris", "M. Low", "N. Tran"]
@@ -197,6 +198,17 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     entry = _expect(path, data, "entry", str, "'module:Class'")
     if not _ENTRY.match(entry):
         raise _fail(path, f"entry {entry!r} must look like 'module:Class'")
+    module = entry.split(":")[0]
+    top = module.split(".")[0]
+    local = (folder / Path(*module.split("."))).with_suffix(".py").is_file() or (
+        folder / top / "__init__.py"
+    ).is_file()
+    if top != "metbench" and not local:
+        raise _fail(
+            path,
+            f"entry {entry!r}: the module must be a file of the submission folder or part of "
+            "metbench (metbench.*); nothing else is imported",
+        )
     framework = _expect(path, data, "framework", str, f"one of {', '.join(FRAMEWORKS)}")
     if framework not in FRAMEWORKS:
         raise _fail(path, f"framework {framework!r} is not one of {', '.join(FRAMEWORKS)}")

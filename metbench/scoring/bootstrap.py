@@ -125,15 +125,15 @@ def grouped_sums(
     for g in np.flatnonzero(np.diff(bounds)):
         s, e = int(bounds[g]), int(bounds[g + 1])
         mean = point[g] / (e - s)
-        centred = (sorted_values[s:e] - mean).astype(np.float32)
-        acc = np.zeros((n_boot, m))
-        total = np.zeros(n_boot)
+        # centred values and a column of ones (the resample's count of the group's events)
+        design = np.ones((e - s, m + 1), dtype=np.float32)
+        design[:, :m] = sorted_values[s:e] - mean
+        acc = np.zeros((n_boot, m + 1))
         for start in range(s, e, _CHUNK):
             stop = min(start + _CHUNK, e)
             block = sorted_counts[start:stop].astype(np.float32)
-            acc += block.T @ centred[start - s : stop - s]  # BLAS reads block.T as transposed
-            total += block.sum(axis=0, dtype=np.float64)
-        boot[:, g, :] = acc + total[:, None] * mean
+            acc += block.T @ design[start - s : stop - s]  # BLAS reads block.T as transposed
+        boot[:, g, :] = acc[:, :m] + acc[:, m : m + 1] * mean
     return point, boot
 
 

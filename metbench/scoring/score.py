@@ -362,10 +362,7 @@ def _resolution_task(
     nc = len(CORRECTED_COLUMNS)
     # sums per (process, n_pu bin, truth bin) cell with their resamples: the truth-bin totals,
     # S per process and S per n_pu bin all derive from them; n_pv bins: the data only
-    if proc_bins is None:
-        proc_bins_ = category_binning("all", np.zeros(n))
-    else:
-        proc_bins_ = proc_bins
+    proc_bins_ = category_binning("all", np.zeros(n)) if proc_bins is None else proc_bins
     P = len(proc_bins_)
     cell = (proc_bins_.index * U + pu_bins.index) * K + tb
     cell = np.where((proc_bins_.index >= 0) & (pu_bins.index >= 0) & ok, cell, -1)

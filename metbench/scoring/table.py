@@ -28,6 +28,13 @@ def _fmt(entry: dict[str, Any] | None, digits: int = 1) -> str:
     return text
 
 
+def _value(entry: dict[str, Any] | None, digits: int = 1) -> str:
+    """The value alone (secondary columns; their intervals are in the results files)."""
+    if not entry or entry.get("value") is None:
+        return "—"
+    return f"{entry['value']:.{digits}f}"
+
+
 def throughput_at(result: dict[str, Any], batch_size: int | None = None) -> float | None:
     """Events/s at ``batch_size`` (default: the largest measured)."""
     tp = result.get("throughput") or {}
@@ -94,8 +101,8 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
     """One row per results file, ranked by S of ``task`` (``met`` or ``recoil``) from paired
     bootstrap differences (:mod:`metbench.scoring.ranking`).
 
-    Columns: rank ("ref" for the oracle, "—" for an entry without S), entry, category, S, S∥, S⊥
-    with intervals, the response R (pooled over the bins of S), the calibrated S and its worst
+    Columns: rank ("ref" for the oracle, "—" for an entry without S), entry, category, S with its
+    interval, then values only (their intervals are in the results files): S∥, S⊥, the response R (pooled over the bins of S), the calibrated S and its worst
     closure, CMS's σ⊥/R (secondary), the tail fraction, the pileup slope b and S extrapolated to
     n_pu = 200, for ``met`` the fake-MET AUC and fake rate, and events/s (largest batch, CPU).
     Entries whose MET is another entry's (``met_source``) and entries without S are named in
@@ -127,22 +134,20 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
             "entry": name + (" (truth)" if oracle else ""),
             "category": r["entry"]["category"],
             "S [GeV]": _fmt(head["S"]),
-            "S∥ [GeV]": _fmt(head["S_par"]),
-            "S⊥ [GeV]": _fmt(head["S_perp"]),
-            "R": _fmt(o["response"], 3),
-            "S calibrated [GeV]": _fmt(cal.get("S")) if cal.get("available") else "—",
-            "max |R_k-1| cal.": "—"
-            if cal.get("max_closure") is None
-            else f"{cal['max_closure']:.3f}",
-            "CMS σ⊥/R [GeV]": _fmt(head.get("cms_sigma_perp_over_r")),
-            "f(|Δ|>50)": _fmt(o["tail_50"], 3),
-            "b [GeV/√PU]": _fmt(fit.get("b"), 2),
-            "S(n_pu=200) [GeV]": _fmt(fit.get("extrapolated")),
+            "S∥": _value(head["S_par"]),
+            "S⊥": _value(head["S_perp"]),
+            "R": _value(o["response"], 3),
+            "S cal.": _value(cal.get("S")) if cal.get("available") else "—",
+            "max|R_k-1| cal.": _value({"value": cal.get("max_closure")}, 3),
+            "CMS σ⊥/R": _value(head.get("cms_sigma_perp_over_r")),
+            "f(|Δ|>50)": _value(o["tail_50"], 3),
+            "b [GeV/√PU]": _value(fit.get("b"), 2),
+            "S(n_pu=200)": _value(fit.get("extrapolated")),
         }
         if task == "met":
             fake = (scores["tasks"].get("fake") or {}).get("groups", {}).get("all", {})
-            row["fake AUC"] = _fmt(fake.get("auc"), 3)
-            row["fake rate"] = _fmt(fake.get("fake_rate"), 3)
+            row["fake AUC"] = _value(fake.get("auc"), 3)
+            row["fake rate"] = _value(fake.get("fake_rate"), 3)
         row["events/s"] = "—" if tp is None else f"{tp:,.0f}"
         rows.append({**row, "_name": name, "_value": keyed[name].value, "_oracle": oracle})
     if borrowed:

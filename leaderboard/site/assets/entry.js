@@ -34,7 +34,7 @@
   for (const [task, binningsOf] of Object.entries(e.plots)) {
     for (const [binning, b] of Object.entries(binningsOf)) {
       holder.appendChild(MB.el("h3", { text: `${task}: in bins of ${binning}` }));
-      const figs = ["n", "response", "sigma_par", "sigma_perp", "sigma_par_over_r", "sigma_perp_over_r"];
+      const figs = ["n", "response", "S", "S_par", "S_perp", "sigma_perp_over_r"];
       const rows = b.labels.map((label, i) => {
         const row = { entry: e.name, label: label, i: i };
         for (const f of figs) row[f] = { value: b.figures[f].value[i], low: b.figures[f].low ? b.figures[f].low[i] : null, high: b.figures[f].high ? b.figures[f].high[i] : null };

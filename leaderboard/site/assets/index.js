@@ -4,7 +4,7 @@
 (function () {
   const data = MB.data();
   const root = document.getElementById("groups");
-  const plotFigures = ["sigma_perp_over_r", "sigma_par_over_r", "response", "sigma_perp", "sigma_par"];
+  const plotFigures = ["S", "S_par", "S_perp", "response", "sigma_perp_over_r"];
   const binnings = { truth: "true |MET| or qT [GeV]", n_pu: "true pileup n_pu", n_pv: "reconstructed vertices n_pv", process: "process" };
 
   function throughputAt(entry) {
@@ -30,12 +30,12 @@
 
   function metTable(group, task, view) {
     const columns = [
-      { key: "rank", label: "rank", sort: (r) => r.rank, cell: (r) => String(r.rank) + (r.tied ? " =" : ""), cls: "num" },
+      { key: "rank", label: "rank", sort: (r) => (r.rank === null ? 1e9 : r.rank), cell: (r) => r.rank_label, cls: "num" },
       { key: "entry", label: "entry", sort: (r) => r.entry, cell: (r) => entryCell(group, r.entry) },
       { key: "kind", label: "kind", sort: (r) => group.entries[r.entry].kind, cell: (r) => MB.el("span", { class: "kind kind-" + group.entries[r.entry].kind, text: group.entries[r.entry].kind }) },
     ];
     for (const [key, label] of Object.entries(data.table_figures)) {
-      const digits = key === "response" || key.startsWith("tail") ? 3 : 1;
+      const digits = key === "response" || key.startsWith("tail") || key === "fake_auc" ? 3 : 1;
       columns.push({ key: key, label: label, sort: (r) => r.figures[key].value, cell: (r) => MB.fmtCI(r.figures[key], digits), cls: "num" });
     }
     columns.push({ key: "n", label: "events", sort: (r) => r.n, cell: (r) => MB.fmt(r.n, 0), cls: "num" });
@@ -46,7 +46,7 @@
 
   function kinematicsTable(group) {
     const columns = [
-      { key: "rank", label: "rank", sort: (r) => r.rank, cell: (r) => String(r.rank) + (r.tied ? " =" : ""), cls: "num" },
+      { key: "rank", label: "rank", sort: (r) => (r.rank === null ? 1e9 : r.rank), cell: (r) => r.rank_label, cls: "num" },
       { key: "entry", label: "entry", sort: (r) => r.entry, cell: (r) => entryCell(group, r.entry) },
     ];
     for (const [key, label] of Object.entries(data.kinematic_figures)) {
@@ -84,6 +84,11 @@
     const renderTable = () => {
       tableHolder.textContent = "";
       tableHolder.appendChild(metTable(group, task, view));
+      const v = group.tasks[task].find((x) => x.id === view) || group.tasks[task][0];
+      const notes = v.id === "all" ? data.notes.slice() : ["ordered by S in this selection (ranks with paired intervals: the all-events view)"];
+      for (const r of v.rows) if (r.reason && !r.oracle) notes.push(`${r.entry}: no S (${r.reason})`);
+      if (group.met_source && group.met_source.length) notes.push("not in these tables, their MET is another entry's: " + group.met_source.join(", "));
+      for (const n of notes) tableHolder.appendChild(MB.el("p", { class: "note", text: n }));
     };
     const renderViews = () => {
       viewSelect.textContent = "";
