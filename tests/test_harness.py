@@ -94,6 +94,10 @@ def assert_one_line_error(r, *fragments):
         ('colour = "red"\n', "unknown key(s) ['colour']"),
         ('uses_truth = ["truth_is_pileup"]\n', 'must have category = "oracle"'),
         ("max_particles = 0\n", "'max_particles' must be an integer >= 1"),
+        ("[parameters]\ndeep = " + "[" * 100_000 + "]" * 100_000 + "\n", "at most 64 KiB"),
+        ("[parameters]\ndeep = " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
+        ("[parameters]\ndeep = " + "[" * 12 + "]" * 12 + "\n", "nested too deeply"),
+        ('description = "a\u0000b"\n', "NUL character"),
     ],
 )
 def test_bad_manifests_are_refused(tmp_path, extra, fragment):
@@ -102,6 +106,22 @@ def test_bad_manifests_are_refused(tmp_path, extra, fragment):
         load_submission(folder)
     assert fragment in str(err.value)
     assert str(folder) in str(err.value)
+
+
+def test_symlinks_other_than_listed_weights_are_refused(tmp_path):
+    folder = write_submission(tmp_path, "links")
+    (folder / "secret.txt").symlink_to("/etc/hostname")
+    with pytest.raises(SubmissionError, match=r"secret\.txt is a symbolic link"):
+        load_submission(folder)
+
+
+def test_bad_command_line_parameters_give_one_line(tmp_path):
+    folder = write_submission(tmp_path, "p")
+    r = cli("run", folder, "--param", "x=" + "a" * 300, *fast(tmp_path / "results"))
+    assert_one_line_error(r, "at most 256 characters")
+    # argv cannot carry NUL; the parser refuses it from any other caller
+    with pytest.raises(SubmissionError, match="NUL characters"):
+        parse_parameter("x=a\x00b")
 
 
 def test_incomplete_and_malformed_manifests(tmp_path):

@@ -179,15 +179,42 @@ def _expect(
     return value
 
 
+#: The largest manifest read [bytes], the deepest nesting of its values, the longest parameter
+#: value from the command line [characters].
+MAX_MANIFEST_BYTES: Final[int] = 64 * 1024
+MAX_DEPTH: Final[int] = 8
+MAX_PARAMETER_CHARS: Final[int] = 256
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
 def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> Manifest:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise _fail(
+                path, f"{size} bytes; a manifest may hold at most {MAX_MANIFEST_BYTES // 1024} KiB"
+            )
+        text = path.read_text(encoding="utf-8")
+        if "\x00" in text:
+            raise _fail(path, "contains a NUL character; a manifest is TOML text")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise _fail(
             folder, f"no {MANIFEST_FILE}; a submission folder needs one (see submissions/pf)"
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise _fail(path, f"not valid TOML ({exc})") from None
+    except RecursionError:
+        raise _fail(path, f"values nested too deeply (at most {MAX_DEPTH} levels)") from None
+    if _depth(data) > MAX_DEPTH + 2:  # [variants.<label>] tables add two levels
+        raise _fail(path, f"values nested too deeply (at most {MAX_DEPTH} levels)")
     known = set(Manifest.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:
@@ -322,6 +349,13 @@ def load_submission(folder: Path | str, require_weights: bool = True) -> Submiss
     if not folder.is_dir():
         raise SubmissionError(f"{folder}: no such submission folder (try `metbench list`)")
     manifest = _parse_manifest(folder / MANIFEST_FILE, folder, require_weights)
+    for path in folder.rglob("*"):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink() and rel not in manifest.weights:
+            raise SubmissionError(
+                f"{folder}: {rel} is a symbolic link; a submission folder holds its own files "
+                "(a link is accepted only as a weights file listed in the manifest)"
+            )
     module = manifest.entry.split(":")[0]
     return Submission(folder.resolve(), manifest, _content_hash(folder.resolve(), module))
 
@@ -331,7 +365,14 @@ def parse_parameter(text: str) -> tuple[str, Any]:
     quoted strings) and otherwise kept as a string."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise SubmissionError(f"--param {text!r} must look like key=value")
+        raise SubmissionError(f"--param {text[:40]!r} must look like key=value")
+    if "\x00" in text:
+        raise SubmissionError(f"--param {text[:40]!r}: NUL characters are not allowed")
+    if len(value) > MAX_PARAMETER_CHARS or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key.strip()):
+        raise SubmissionError(
+            f"--param {text[:40]!r}...: the key must be a Python name and the value at most "
+            f"{MAX_PARAMETER_CHARS} characters"
+        )
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
