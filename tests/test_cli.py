@@ -119,12 +119,14 @@ def test_ctrl_c_exits_130_with_one_line():
     import time
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "metbench.cli", "bench", "scoring", "--events", "20000000"],
+        [sys.executable, "-m", "metbench.cli", "bench", "scoring", "--events", "3000000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a pytest-xdist worker ignores SIGINT, and a child inherits that: restore the default
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(4.0)  # the imports are done and the scoring inputs are being made
+    time.sleep(8.0)  # imported, and scoring (about 20 s of work)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
