@@ -73,7 +73,10 @@ def data_generate(
         ),
     ] = None,
 ) -> None:
-    """Generate a dataset: Pythia 8 hard processes, premixed pileup, detector, PUPPI."""
+    """Generate a dataset: Pythia 8 hard processes, premixed pileup, detector, PUPPI.
+
+    Re-run with the same --out: an interrupted generation resumes; a complete dataset is verified
+    file by file against its manifest and its damaged or missing shards are regenerated."""
     from metbench.data.generate.presets import get_preset
     from metbench.data.generate.run import generate_dataset
 
@@ -90,6 +93,9 @@ def data_generate(
             workers=workers,
             on_progress=_generation_callback(progress),
             scheduler=scheduler,
+            on_message=lambda line: err_console.print(
+                line, highlight=False, markup=False, soft_wrap=True
+            ),
         )
     n = sum(sum(p["events"].values()) for p in manifest["processes"].values())
     console.print(
@@ -99,11 +105,18 @@ def data_generate(
 
 @data_app.command("info")
 def data_info(
-    folder: Annotated[Path, typer.Argument(help="Dataset folder")],
+    folder: Annotated[
+        Path, typer.Argument(help="Dataset folder, or a ROOT file (converted on first use)")
+    ],
 ) -> None:
-    """Counts per process and split, pileup and multiplicity summaries, speed and disk size."""
+    """Counts per process and split, pileup and multiplicity summaries, speed and disk size (for
+    a real file: what it was read from, its stored METs and the columns it lacks)."""
     from metbench.data.report import dataset_info
 
+    if folder.suffix.lower() == ".root":
+        from metbench.data.cache import converted_file
+
+        folder = converted_file(folder)
     console.print(dataset_info(folder))
 
 
@@ -124,6 +137,29 @@ def data_validate(
     from metbench.data.report import validate_dataset
 
     console.print(validate_dataset(folder, plots or folder / "validation", pfnano))
+
+
+@data_app.command("upgrade")
+def data_upgrade(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder of an older format")],
+) -> None:
+    """Convert a dataset folder to the current format in place (format 1 -> 2: truth moves into
+    files of its own; nothing is regenerated, every file is verified first; an interrupted
+    upgrade resumes with the same command)."""
+    from metbench.data.store import MANIFEST_NAME, sha256_file
+    from metbench.data.upgrade import upgrade_dataset
+
+    with _progress(transient=True) as progress:
+        task = progress.add_task("upgrading", total=None)
+        manifest, converted = upgrade_dataset(
+            folder, lambda done, total: progress.update(task, completed=done, total=total)
+        )
+    digest = sha256_file(folder / MANIFEST_NAME)
+    state = "converted to" if converted else "already has"
+    console.print(
+        f"{_escape(folder)}: {state} dataset format {manifest['format_version']}; "
+        f"manifest sha256 {digest[:12]}…"
+    )
 
 
 @data_app.command("speed")
@@ -251,7 +287,9 @@ def _generation_callback(progress: Any, prefix: str = "") -> Callable[[str, int,
 
     def on_progress(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
-            label = "pileup pool shards" if stage == "pool" else "event shards"
+            label = {"pool": "pileup pool shards", "verify": "files verified"}.get(
+                stage, "event shards"
+            )
             tasks[stage] = progress.add_task(prefix + label, total=total)
         progress.update(tasks[stage], completed=done)
 
@@ -312,6 +350,19 @@ ParamOpt = Annotated[
 ]
 TimeOpt = Annotated[float, typer.Option(help="Time limit of the submission's process [s]")]
 MemoryOpt = Annotated[float, typer.Option(help="Memory limit of the submission's process [GiB]")]
+NoSandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-sandbox",
+        help="Run the submission's process without a sandbox (only for code you trust: it then "
+        "sees and may change everything you may)",
+    ),
+]
+
+
+def _say(line: str) -> None:
+    """A line for the user on stderr, printed verbatim (above any progress bar)."""
+    err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _check_device(device: str) -> None:
@@ -347,6 +398,7 @@ def run_cmd(
             "(they must see the dataset and --results); default: a local child process"
         ),
     ] = None,
+    no_sandbox: NoSandboxOpt = False,
 ) -> None:
     """Predict, measure and score a submission (each variant), then print the headline table."""
     from rich.progress import TaskID
@@ -377,7 +429,8 @@ def run_cmd(
             try:
                 path, reused = run_entry(
                     sub, entry, params, info, split, results, device, limits, tp, n_boot, seed,
-                    force, on_progress=on_progress, scheduler=scheduler,
+                    force, on_progress=on_progress, scheduler=scheduler, sandbox=not no_sandbox,
+                    on_wait=_say,
                 )  # fmt: skip
             except MetbenchError as exc:
                 if len(entries) == 1:
@@ -497,6 +550,7 @@ def predict_cmd(
     param: ParamOpt = None,
     time_limit: TimeOpt = 3600.0,
     memory_limit: MemoryOpt = 8.0,
+    no_sandbox: NoSandboxOpt = False,
 ) -> None:
     """Write a submission's predictions: one row per event (event_id, met_x, met_y in GeV)."""
     from metbench.harness import dataset_info, predict_entry
@@ -513,7 +567,7 @@ def predict_cmd(
     entry, params = entries[0]
     report = predict_entry(
         sub, entry, params, info, split, out, device, _limits(time_limit, memory_limit), None, force,
-        log_path=out.with_name(out.stem + ".log"),
+        log_path=out.with_name(out.stem + ".log"), sandbox=not no_sandbox, on_wait=_say,
     )  # fmt: skip
     state = "up to date" if report.get("reused") else f"{report['n_events']} events"
     console.print(f"{entry}: {state} -> {out}", highlight=False, markup=False)
@@ -790,6 +844,45 @@ def bench_scaling(
     )
 
 
+@app.command("verify")
+def verify_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Results files or folders")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="Dataset folder (or name under $METBENCH_DATA) to re-score against (default: "
+            "the recorded path, else $METBENCH_DATA/<name>)",
+        ),
+    ] = None,
+    rescore: Annotated[
+        bool,
+        typer.Option(help="Re-score the predictions (--no-rescore: check their sha256 only)"),
+    ] = True,
+) -> None:
+    """Check results files against their predictions: the predictions' sha256, then the scores
+    recomputed from them on the recorded dataset with the recorded settings. One line per file;
+    exit status 1 if any fails."""
+    from metbench.results import find_results
+    from metbench.verify import verify_results
+
+    files = find_results(paths)
+    if not files:
+        raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
+    failed = 0
+    for path in files:
+        check = verify_results(path, dataset, rescore)
+        failed += not check.ok
+        console.print(check.line(), highlight=False, markup=False, soft_wrap=True)
+    err_console.print(
+        f"{len(files)} results: {len(files) - failed} ok, {failed} failed",
+        highlight=False,
+        markup=False,
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
 @leaderboard_app.command("build")
 def leaderboard_build(
     paths: Annotated[
@@ -800,17 +893,53 @@ def leaderboard_build(
     submissions: Annotated[
         Path, typer.Option(help="Submissions folder (for the entries' READMEs)")
     ] = Path("submissions"),
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            help="Re-score each result whose dataset is on this machine (--no-rescore: check the "
+            "predictions' sha256 only; faster, no result is marked verified)"
+        ),
+    ] = True,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            help="Fail (and write nothing) if a result fails verification, instead of leaving it "
+            "out with a warning"
+        ),
+    ] = False,
 ) -> None:
     """Build the static site (open OUT/index.html from the folder or serve it; nothing is loaded
-    from the network)."""
+    from the network). Every result is verified first (`metbench verify`): one that fails is left
+    out; those re-scored here are marked verified."""
     from metbench.leaderboard import build_site
+    from metbench.leaderboard.build import verify_for_site
 
     paths = paths or [Path("leaderboard/results")]
-    results = _load_all(paths)
+    if rescore:
+        err_console.print("verifying: re-scoring each result whose dataset is here…", markup=False)
+    results, marks, failures = verify_for_site(paths, rescore=rescore)
+    for check in failures:
+        err_console.print(
+            f"warning: left out: {check.line().removeprefix('FAILED').strip()}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if failures and strict:
+        raise MetbenchError(
+            f"{len(failures)} results failed verification (first: {failures[0].path}); fix or "
+            "remove them, or build without --strict to leave them out"
+        )
     if not results:
-        raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
-    index = build_site(results, out, submissions)
-    err_console.print(f"{len(results)} results -> {index}", highlight=False)
+        raise MetbenchError(f"no verifiable results files in {', '.join(map(str, paths))}")
+    index = build_site(results, out, submissions, verification=marks)
+    verified = sum(m["status"] == "verified" for m in marks)
+    err_console.print(
+        f"{len(results)} results ({verified} re-scored and verified, {len(results) - verified} "
+        f"predictions checked only, {len(failures)} left out) -> {index}",
+        highlight=False,
+        markup=False,
+    )
 
 
 @app.command("compare")
@@ -940,6 +1069,10 @@ def _resampled_ratios(
     return out
 
 
+#: What every command prints on Ctrl-C (exit status 130): its work so far is kept.
+_INTERRUPTED = "interrupted; the same command resumes"
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:
@@ -948,7 +1081,7 @@ def main() -> None:
         err_console.print(f"[bold red]error:[/] {_escape(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        err_console.print("interrupted; re-run the same command to resume")
+        err_console.print(_INTERRUPTED, highlight=False, markup=False)
         sys.exit(130)
     except typer.Abort:
         sys.exit(1)
@@ -961,8 +1094,9 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
-    if status == 130:  # click turns Ctrl-C into Abort and, outside standalone mode, returns 130
-        err_console.print("interrupted; the same command resumes")
+    # typer turns Ctrl-C into Exit(130), which click returns outside standalone mode
+    if status == 130:
+        err_console.print(_INTERRUPTED, highlight=False, markup=False)
         sys.exit(130)
     if isinstance(status, int) and status:
         sys.exit(status)

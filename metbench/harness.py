@@ -9,17 +9,27 @@ finished file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from metbench.data.published import check_published
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
-from metbench.estimators.isolation import DEFAULT_LIMITS, Limits, run_isolated
+from metbench.estimators.isolation import (
+    DEFAULT_LIMITS,
+    Limits,
+    run_isolated,
+    weakest_isolation,
+)
 from metbench.estimators.predictions import (
     read_neutrinos,
     read_prediction_metadata,
@@ -48,6 +58,7 @@ __all__ = [
     "DatasetInfo",
     "build_results",
     "dataset_info",
+    "entry_lock",
     "predict_entry",
     "results_paths",
     "run_entry",
@@ -64,6 +75,7 @@ class DatasetInfo:
     version: Any
     manifest_sha256: str
     source: dict[str, Any] | None = None  # for a converted real file: what the reader recorded
+    pinned: bool | None = None  # the published dataset of its preset and seed (None: not one)
 
     @property
     def key(self) -> str:
@@ -72,14 +84,17 @@ class DatasetInfo:
 
 
 def dataset_info(folder: Path) -> DatasetInfo:
-    """Identity of a dataset folder (its manifest is checked)."""
+    """Identity of a dataset folder (its manifest is checked, and a dataset that claims to be a
+    published one must have its published hash: :mod:`metbench.data.published`)."""
     manifest = load_manifest(folder)
+    digest = sha256_file(Path(folder) / MANIFEST_NAME)
     return DatasetInfo(
         Path(folder).resolve(),
         str(manifest["name"]),
         manifest["version"],
-        sha256_file(Path(folder) / MANIFEST_NAME),
+        digest,
         manifest.get("source"),
+        check_published(folder, manifest, digest),
     )
 
 
@@ -140,6 +155,45 @@ def _identity(
     }
 
 
+def entry_lock(
+    path: Path, what: str, on_wait: Callable[[str], None] | None = None
+) -> contextlib.AbstractContextManager[None]:
+    """Hold the lock file ``path`` (``fcntl.flock``) for the block: one run of an entry at a time.
+
+    If another process holds it, ``on_wait`` (default: a line on stderr) is told that ``what``
+    waits for it (with its pid), and the block runs when it is released.
+    """
+
+    @contextlib.contextmanager
+    def hold() -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                message = f"{what}: waiting for another run of it (pid {holder}) to finish"
+                if on_wait is not None:
+                    on_wait(message)
+                else:
+                    print(message, file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    return hold()
+
+
+def _lock_path(path: Path) -> Path:
+    """The lock file of a results or predictions file: ``.<name>.lock`` beside it."""
+    stem = path.name.removesuffix(".json").removesuffix(".parquet")
+    return path.with_name(f".{stem}.lock")
+
+
 def predict_entry(
     sub: Submission,
     entry: str,
@@ -154,14 +208,19 @@ def predict_entry(
     on_progress: Callable[[int], None] | None = None,
     log_path: Path | None = None,
     scheduler: str | None = None,
+    sandbox: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Write an entry's predictions to ``out`` (in a child process, resumable) and return the
-    child's report (events, device, wall time, peak memory, throughput when asked).
+    """Write an entry's predictions to ``out`` (in a sandboxed child process, resumable) and
+    return the child's report (events, device, wall time, peak memory, throughput when asked,
+    and ``isolation``: how the predictions and the measurement were isolated).
 
     Existing predictions with the same identity are kept (``force`` redoes them); with
     ``throughput`` the child then only measures throughput. With ``scheduler`` (a Dask
     scheduler's address) the files are predicted as independent tasks on its workers and the
-    throughput is measured here; the predictions are the same either way.
+    throughput is measured here; the predictions are the same either way. ``sandbox=False``
+    runs the child without a sandbox (``--no-sandbox``). One run at a time writes ``out``
+    (a lock file beside it; ``on_wait`` hears when this one waits).
     """
     out = Path(out)
     source = dataset.source or {}
@@ -170,12 +229,39 @@ def predict_entry(
             f"{source.get('file', dataset.folder)} has no particle-flow candidates; {entry} needs "
             'them (only entries with inputs = "stored", such as submissions/cms-stored, run on it)'
         )
+    with entry_lock(_lock_path(out), entry, on_wait):
+        return _predict_locked(
+            sub, entry, params, dataset, split, out, device, limits, throughput, force,
+            on_progress, log_path, scheduler, sandbox,
+        )  # fmt: skip
+
+
+def _predict_locked(
+    sub: Submission,
+    entry: str,
+    params: dict[str, Any],
+    dataset: DatasetInfo,
+    split: str,
+    out: Path,
+    device: str,
+    limits: Limits,
+    throughput: ThroughputSettings | None,
+    force: bool,
+    on_progress: Callable[[int], None] | None,
+    log_path: Path | None,
+    scheduler: str | None,
+    sandbox: bool,
+) -> dict[str, Any]:
     identity = _identity(sub, entry, params, dataset, split)
     parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
+    for stale in out.parent.glob(f".{out.name}.sandbox.*"):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
     # the identity is in the file's footer; the data are validated when they are scored
-    reuse = not force and read_prediction_metadata(out) == identity
+    meta = read_prediction_metadata(out)
+    made_with = meta.pop("isolation", None) if isinstance(meta, dict) else None
+    reuse = not force and meta == identity
     if reuse and throughput is None:
-        return {"reused": True}
+        return {"reused": True, "isolation": weakest_isolation(made_with)}
     if force:
         shutil.rmtree(parts, ignore_errors=True)
     if parts.is_dir():
@@ -209,17 +295,45 @@ def predict_entry(
         recoil=_wants_recoil(sub),
     )
     if scheduler is not None and not reuse:
-        report = _predict_on_dask(job, scheduler, on_progress)
+        (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
+        report = _predict_on_dask(job, scheduler, on_progress, limits, sandbox)
+        if report.get("isolation") is not None:
+            _record_isolation(parts, report["isolation"], ran=True, sandbox=sandbox)
         if throughput is not None:  # measured here, on the machine that reports it
-            report.update(run_isolated(replace(job, predict=False), limits))
+            measured = run_isolated(replace(job, predict=False), limits, sandbox=sandbox)
+            report.update({k: v for k, v in measured.items() if k != "isolation"})
     else:
-        report = run_isolated(job, limits, on_progress)
+        ran: dict[str, Any] | None = None
+        try:
+            ran = run_isolated(job, limits, on_progress, sandbox=sandbox)
+        finally:  # the parts made so far, and how: the resume state
+            isolation = ran.get("isolation") if ran is not None else None
+            _record_isolation(parts, isolation, ran=not reuse, sandbox=sandbox)
+        report = ran
     if not reuse:
-        _merge_parts(parts, out, identity)
+        isolation = _merge_parts(parts, out, identity, dataset.folder)
     else:  # throughput only: no part was written, no resume state to keep
+        isolation = weakest_isolation(made_with, report.get("isolation"))
         shutil.rmtree(parts, ignore_errors=True)
     report["reused"] = reuse
+    report["isolation"] = isolation
     return report
+
+
+def _record_isolation(parts: Path, isolation: Any, ran: bool, sandbox: bool) -> None:
+    """Keep the weakest isolation of the runs that wrote parts in ``parts/isolation.json``."""
+    if not ran or not parts.is_dir():
+        return
+    if isolation is None:  # failed, maybe after writing parts: as the mode asked for
+        from metbench.estimators.sandbox import available_sandbox
+
+        kind = (available_sandbox() or "none") if sandbox else "none"
+        isolation = {"sandbox": kind, "sandboxed": kind != "none"}
+    try:
+        previous = json.loads((parts / "isolation.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        previous = None
+    atomic_write_json(parts / "isolation.json", weakest_isolation(previous, isolation))
 
 
 def build_estimator(
@@ -237,42 +351,89 @@ def build_estimator(
 
 
 def _predict_on_dask(
-    job: PredictJob, scheduler: str, on_progress: Callable[[int], None] | None
+    job: PredictJob,
+    scheduler: str,
+    on_progress: Callable[[int], None] | None,
+    limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = True,
 ) -> dict[str, Any]:
-    """Predict every file of the split as its own task on a Dask cluster (workers must see the
-    dataset and the results folder); parts already written are skipped."""
+    """Predict every file of the split as its own task on a Dask cluster; parts already written
+    are skipped.
+
+    Each task runs the submission in a sandboxed child of its worker, as a local run does
+    (:func:`~metbench.estimators.isolation.run_isolated`, with ``limits`` per file and
+    ``sandbox``); the report's ``isolation`` is the weakest of the tasks'. Paths are made
+    absolute here, and the workers are first checked to see the dataset, the submission and the
+    results folders at the same paths.
+    """
     from metbench.data.source import EventSource
     from metbench.distributed import run_on_dask
-    from metbench.estimators.worker import UserError, predict_on_dask_worker
+    from metbench.estimators.worker import predict_on_dask_worker
 
+    parts = Path(job.parts_dir).resolve()
+    job = replace(
+        job,
+        folder=str(Path(job.folder).resolve()),
+        dataset=str(Path(job.dataset).resolve()),
+        parts_dir=str(parts),
+        log_path=str(Path(job.log_path).resolve()),
+    )
     source = EventSource(job.dataset, job.split, verify=False)
     n_events = source.manifest["files"]
     pending = [
-        (i, f)
-        for i, f in enumerate(source.files)
-        if not (Path(job.parts_dir) / f"part_{i:05d}.parquet").exists()
+        (i, f) for i, f in enumerate(source.files) if not (parts / f"part_{i:05d}.parquet").exists()
     ]
     tasks = [
-        (f"predict-{job.label}-{i:05d}", predict_on_dask_worker, (replace(job, files=(f,)),))
+        (
+            f"predict-{job.label}-{i:05d}",
+            predict_on_dask_worker,
+            (replace(job, files=(f,), log_path=str(parts / f"part_{i:05d}.log")), limits, sandbox),
+        )
         for i, f in pending
     ]
     report: dict[str, Any] = {"n_events": 0, "n_truncated": 0}
+    isolation: list[Any] = []
     done = len(source) - sum(n_events[f]["n_events"] for _, f in pending)
+    folders = {
+        "read": {"dataset": Path(job.dataset)},
+        "listed": {"submission": Path(job.folder)},
+        "write": {"results": parts.parent},
+    }
     try:
-        for _, info in run_on_dask(scheduler, tasks):
+        for _, info in run_on_dask(scheduler, tasks, **folders):
             done += info["n_events"]
             report["n_truncated"] += info.get("n_truncated", 0)
             report.update({k: info[k] for k in ("device", "n_parameters") if k in info})
+            isolation.append(info.get("isolation"))
             if on_progress is not None:
                 on_progress(done)
-    except UserError as exc:
-        raise SubmissionError(f"{job.label}: {exc} (on a Dask worker)") from None
+    except SubmissionError as exc:
+        raise SubmissionError(f"{exc} (on a Dask worker)") from None
     report["n_events"] = done
+    report["isolation"] = weakest_isolation(*isolation)
     return report
 
 
-def _merge_parts(parts: Path, out: Path, identity: dict[str, Any]) -> None:
-    files = sorted(parts.glob("part_*.parquet"))
+def _merge_parts(
+    parts: Path, out: Path, identity: dict[str, Any], dataset: Path
+) -> dict[str, Any] | None:
+    """Merge the checked parts (one per dataset file, all present) into ``out``, with the
+    identity and the weakest isolation of the runs that made them in its metadata; that
+    isolation (None if unknown, e.g. parts made on Dask workers)."""
+    from metbench.data.source import EventSource
+
+    expected = EventSource(dataset, identity["split"], verify=False)
+    files = [parts / f"part_{i:05d}.parquet" for i in range(len(expected.files))]
+    missing = [expected.files[i] for i, f in enumerate(files) if not f.is_file()]
+    if missing:
+        raise SubmissionError(
+            f"submission {identity['entry']} reported it was done but wrote no predictions for "
+            f"{len(missing)} file(s), e.g. {missing[0]}; run it again"
+        )
+    try:
+        isolation = weakest_isolation(json.loads((parts / "isolation.json").read_text()))
+    except (OSError, json.JSONDecodeError):
+        isolation = None
     ids, mets, covs, nus, recoils = [], [], [], [], []
     for f in files:
         event_id, met, cov, _ = read_predictions(f)
@@ -284,16 +445,18 @@ def _merge_parts(parts: Path, out: Path, identity: dict[str, Any]) -> None:
     has_cov = all(c is not None for c in covs) and bool(covs)
     has_nu = all(n is not None for n in nus) and bool(nus)
     has_recoil = all(r is not None for r in recoils) and bool(recoils)
+    metadata = dict(identity, isolation=isolation) if isolation is not None else identity
     write_predictions(
         out,
         np.concatenate(ids),
         np.concatenate(mets),
         np.concatenate([c for c in covs if c is not None]) if has_cov else None,
-        identity,
+        metadata,
         np.concatenate([n for n in nus if n is not None]) if has_nu else None,
         np.concatenate([r for r in recoils if r is not None]) if has_recoil else None,
     )
     shutil.rmtree(parts)
+    return isolation
 
 
 def _check_made_on(path: Path, meta: dict[str, Any], dataset: DatasetInfo, split: str) -> None:
@@ -406,6 +569,7 @@ def build_results(
             "name": dataset.name,
             "version": dataset.version,
             "manifest_sha256": dataset.manifest_sha256,
+            "pinned": dataset.pinned,
             "split": split,
             "n_events": scores["n_events"],
             "path": str(dataset.folder),
@@ -445,12 +609,42 @@ def run_entry(
     force: bool = False,
     on_progress: Callable[[int], None] | None = None,
     scheduler: str | None = None,
+    sandbox: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> tuple[Path, bool]:
     """Predict, measure and score one entry; ``(results path, reused)``.
 
     A results file with the same submission hash, parameters, dataset hash, split and scoring
-    settings is reused unless ``force``.
+    settings is reused unless ``force``. One run of an entry at a time: a second one waits for
+    the first (a lock file ``.<entry>.lock`` beside the results; ``on_wait`` hears it), then
+    finds its result up to date or redoes it (``force``). ``sandbox=False``: ``--no-sandbox``.
+    The results record how the submission was isolated (``isolation``).
     """
+    result_path, _ = results_paths(results_dir, dataset, split, entry)
+    with entry_lock(_lock_path(result_path), entry, on_wait):
+        return _run_locked(
+            sub, entry, params, dataset, split, results_dir, device, limits, throughput, n_boot,
+            seed, force, on_progress, scheduler, sandbox,
+        )  # fmt: skip
+
+
+def _run_locked(
+    sub: Submission,
+    entry: str,
+    params: dict[str, Any],
+    dataset: DatasetInfo,
+    split: str,
+    results_dir: Path,
+    device: str,
+    limits: Limits,
+    throughput: ThroughputSettings | None,
+    n_boot: int,
+    seed: int,
+    force: bool,
+    on_progress: Callable[[int], None] | None,
+    scheduler: str | None,
+    sandbox: bool,
+) -> tuple[Path, bool]:
     result_path, pred_path = results_paths(results_dir, dataset, split, entry)
     identity = _identity(sub, entry, params, dataset, split)
     if result_path.exists() and not force:
@@ -482,16 +676,19 @@ def run_entry(
         force,
         on_progress,
         scheduler=scheduler,
+        sandbox=sandbox,
     )
+    isolation = [report.get("isolation")]
     calibration = None
     if split != "val" and has_validation_events(dataset) and not sub.manifest.met_source:
         # the validation split, for the calibrated figures (no throughput measured there)
         calibration = calibration_path(pred_path)
-        predict_entry(
+        val = predict_entry(
             sub, entry, params, dataset, "val", calibration, device, limits, None, force,
             None, log_path=calibration.with_name(calibration.name.replace(".parquet", ".log")),
-            scheduler=scheduler,
+            scheduler=scheduler, sandbox=sandbox,
         )  # fmt: skip
+        isolation.append(val.get("isolation"))
     scores, _ = score_file(pred_path, dataset, split, n_boot, seed, calibration)
     if sub.manifest.met_source:
         scores["headline"].update(
@@ -542,5 +739,7 @@ def run_entry(
         extra,
     )
     results["identity"] = identity
+    unknown = {"sandbox": "unknown", "sandboxed": False}  # e.g. predictions made on Dask workers
+    results["isolation"] = weakest_isolation(*isolation) or unknown
     write_results(result_path, results)
     return result_path, False

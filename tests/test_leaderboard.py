@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from metbench.leaderboard import build_site
-from metbench.results import find_results, read_results
+from metbench.leaderboard.build import verify_for_site
+from metbench.results import find_results
 
 from .test_harness import cli
 
@@ -87,11 +88,21 @@ def site(tiny_dataset, tmp_path_factory):
         *speed,
     )
     assert r.returncode == 0, r.stderr
-    docs = [read_results(p) for p in find_results([results])]
+    # verified as `metbench leaderboard build` does (the tiny dataset is here: all re-scored)
+    docs, marks, failures = verify_for_site([results])
+    assert failures == [] and {m["status"] for m in marks} == {"verified"}
+    assert len(docs) == len(find_results([results]))
+    for doc in docs:  # pf ran unsandboxed; the dataset is not the published one
+        sandboxed = doc["entry"]["name"] != "pf"
+        doc["isolation"] = {
+            "sandbox": "bubblewrap" if sandboxed else "none",
+            "sandboxed": sandboxed,
+        }
+        doc["dataset"]["pinned"] = False
     submissions = root / "subs"
     shutil.copytree(Path("submissions"), submissions)
     shutil.copytree(evil, submissions / "evil")
-    index = build_site(docs, root / "out", submissions)
+    index = build_site(docs, root / "out", submissions, verification=marks)
     return index, docs
 
 
@@ -185,6 +196,35 @@ def test_text_from_submissions_is_shown_as_text(site, browser):
     assert page.evaluate("window.__pwned") is None
     assert problems == [] and entry_problems == []
     assert all(u.startswith("file://") for u in requests)
+
+
+def test_marks_unsandboxed_unpinned_and_verified(site, browser):
+    """The entry run without a sandbox is marked "unsandboxed" (in the table and on its page),
+    the dataset "unpinned", every re-scored result "verified", each with its explanation."""
+    index, docs = site
+    page, problems, _ = open_page(browser, index.as_uri())
+    table = page.locator("table.met-table").first
+    unsandboxed = table.locator("tbody .mark-unsandboxed")
+    assert unsandboxed.count() == 1
+    assert unsandboxed.inner_text() == "unsandboxed"
+    assert "without a sandbox" in unsandboxed.get_attribute("title")
+    assert table.locator("tbody tr[data-entry='pf'] .mark-unsandboxed").count() == 1
+    assert table.locator("tbody .mark-verified").count() == len(docs)
+    heading = page.locator("section.group h2 .mark-unpinned")
+    assert heading.inner_text() == "unpinned"
+    assert "not the published one" in heading.get_attribute("title")
+    legend = " ".join(page.locator(".table-holder p.legend").all_inner_texts())
+    assert "unsandboxed: " in legend and "verified: " in legend and "unpinned: " in legend
+    link = table.locator("tbody tr[data-entry='pf'] a").get_attribute("href")
+    entry_page, entry_problems, _ = open_page(browser, (index.parent / link).as_uri())
+    assert entry_page.locator("header .mark-unsandboxed").inner_text() == "unsandboxed"
+    assert entry_page.locator("header .mark-verified").count() == 1
+    assert entry_page.locator("#dataset-cell .mark-unpinned").inner_text() == "unpinned"
+    assert "unsandboxed: " in entry_page.locator("header").inner_text()
+    other = table.locator("tbody tr[data-entry='oracle'] a").get_attribute("href")
+    other_page, other_problems, _ = open_page(browser, (index.parent / other).as_uri())
+    assert other_page.locator(".mark-unsandboxed").count() == 0
+    assert problems == [] and entry_problems == [] and other_problems == []
 
 
 def test_downloads_exist(site):

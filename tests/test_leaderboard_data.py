@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,44 @@ def test_committed_ranks_follow_the_paired_rule():
             assert row["rank"] == 1 + ahead, row["entry"]
         # entries whose MET is PUPPI's are not in the MET table
         assert not any(by_name[row["entry"]]["entry"].get("met_source") for row in rows)
+
+
+def test_marks_of_isolation_pinning_and_verification():
+    """Results without ``isolation`` (the committed ones predate it) or not sandboxed are marked
+    "unsandboxed"; a dataset is "unpinned" unless every result records ``pinned: true``; the
+    build's verification shows as "verified" or "not re-scored"."""
+    results = [r for r in _committed() if r["dataset"]["name"] == "pu200"][:3]
+    assert results and all("isolation" not in r for r in results)
+    (group,) = site_data(results)["groups"]
+    for entry in group["entries"].values():
+        assert [m["kind"] for m in entry["marks"]] == ["unsandboxed"]
+        assert "no isolation recorded" in entry["marks"][0]["title"]
+    assert [m["kind"] for m in group["dataset"]["marks"]] == ["unpinned"]
+    assert "unsandboxed: " in group["legend"][0] and "unpinned: " in group["legend"][1]
+
+    a, b, c = (json.loads(json.dumps(r)) for r in results)  # copies
+    a["isolation"] = {"sandbox": "bubblewrap", "sandboxed": True}
+    b["isolation"] = {"sandbox": "unshare", "sandboxed": True}
+    c["isolation"] = {"sandbox": "none", "sandboxed": False}
+    for r in (a, b, c):
+        r["dataset"]["pinned"] = True
+    checks = [
+        {"status": "verified", "detail": None},
+        None,
+        {"status": "predictions", "detail": "x"},
+    ]
+    (group,) = site_data([a, b, c], checks)["groups"]
+    kinds = {n: [m["kind"] for m in e["marks"]] for n, e in group["entries"].items()}
+    assert kinds == {
+        a["entry"]["name"]: ["verified"],
+        b["entry"]["name"]: [],
+        c["entry"]["name"]: ["unsandboxed", "not-rescored"],
+    }
+    assert "sandbox: none" in group["entries"][c["entry"]["name"]]["marks"][0]["title"]
+    assert group["dataset"]["marks"] == [] and group["dataset"]["pinned"] is True
+    c["dataset"]["pinned"] = None
+    (group,) = site_data([a, b, c])["groups"]
+    assert "not a published preset" in group["dataset"]["marks"][0]["title"]
+    c["dataset"]["pinned"] = False
+    (group,) = site_data([a, b, c])["groups"]
+    assert "its manifest is not the published one" in group["dataset"]["marks"][0]["title"]

@@ -133,86 +133,150 @@ def pfnano_reference(path: Path | None = None) -> dict[str, float] | None:
 # info
 # ------------------------------------------------------------------------------------------------
 def _timing(folder: Path) -> dict[str, Any] | None:
+    """The generation timing of a dataset (None when absent or unreadable: it is not checksummed)."""
     path = Path(folder) / TIMING_NAME
     try:
-        return json.loads(path.read_text()) if path.is_file() else None
-    except json.JSONDecodeError:
+        timing = json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
         return None
+    return timing if isinstance(timing, dict) else None
+
+
+def _title(manifest: dict[str, Any]) -> str:
+    """What a dataset is: name, version, seed and library versions (generated), or the file it was
+    read from (converted)."""
+    version = manifest["version"]
+    parts = [f"{manifest['name']}" + ("" if version == "file" else f" v{version}")]
+    if manifest.get("seed") is not None:
+        parts.append(f"seed {manifest['seed']}")
+    versions = manifest.get("versions")
+    if isinstance(versions, dict) and versions:
+        shown = [f"{k} {versions[k]}" for k in ("metbench", "pythia8mc", "numpy") if k in versions]
+        parts.append(f"({', '.join(shown or [f'{k} {v}' for k, v in versions.items()])})")
+    source = manifest.get("source")
+    if isinstance(source, dict):
+        read = f"read from {Path(str(source.get('file', '?'))).name}"
+        if source.get("reader"):
+            read += f" by the {source['reader']} reader"
+        if source.get("sha256"):
+            read += f" (sha256 {str(source['sha256'])[:12]})"
+        parts.append(read)
+    return "  ".join(parts)
+
+
+def _size(n: float) -> str:
+    """A size in bytes, in GB from 1 GB, else in MB."""
+    return f"{n / 1e9:.3f} GB" if n >= 1e9 else f"{n / 1e6:.2f} MB"
+
+
+def _stats_row(label: str, values: np.ndarray) -> list[str]:
+    """mean, min, p50, p99, max of the finite values ("—" where there are none)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return [label, *(["—"] * 5)]
+    p50, p99 = np.percentile(finite, [50, 99])
+    return [label, f"{finite.mean():.1f}", f"{finite.min():.0f}", f"{p50:.0f}", f"{p99:.0f}",
+            f"{finite.max():.0f}"]  # fmt: skip
 
 
 def dataset_info(folder: Path) -> Group:
-    """Counts, pileup and multiplicity summaries, generation speed and disk size of a dataset."""
+    """Counts, pileup and multiplicity summaries, generation speed and disk size of a dataset.
+
+    Works on generated datasets and on files converted from ROOT files (which have no seed,
+    generator settings, pileup pool or timing: what they lack is left out).
+    """
     folder = Path(folder)
     manifest = load_manifest(folder)
-    title = (
-        f"{manifest['name']} v{manifest['version']}  seed {manifest['seed']}  "
-        f"(metbench {manifest['versions']['metbench']}, pythia8mc {manifest['versions']['pythia8mc']}, "
-        f"numpy {manifest['versions']['numpy']})"
-    )
-    counts = Table(title=title)
+    files: dict[str, Any] = manifest["files"]
+    counts = Table(title=_title(manifest))
     counts.add_column("process")
     for s in SPLITS:
         counts.add_column(s, justify="right")
     counts.add_column("total", justify="right")
     for name, proc in manifest["processes"].items():
-        ev = proc["events"]
-        counts.add_row(name, *(f"{ev[s]:,}" for s in SPLITS), f"{sum(ev.values()):,}")
+        ev = proc.get("events", {}) if isinstance(proc, dict) else {}
+        n = [int(ev.get(s, 0)) for s in SPLITS]
+        counts.add_row(name, *(f"{x:,}" for x in n), f"{sum(n):,}")
 
     mu, n_pu, n_pv, n_cand = [], [], [], []
     for split in SPLITS:
         source = EventSource(folder, split, verify=False)
-        for arr in source.iter_files(["mu", "n_pu", "n_pv", "pf.pt"]):
-            mu.append(ak.to_numpy(arr.mu))
-            n_pu.append(ak.to_numpy(arr.n_pu))
-            n_pv.append(ak.to_numpy(arr.n_pv))
-            n_cand.append(ak.to_numpy(ak.num(arr.pf, axis=1)))
+        for arr in source.iter_files(["event_id", "mu", "n_pu", "n_pv", "pf.pt"]):
+            mu.append(_np(arr.mu))
+            n_pu.append(_np(arr.n_pu))
+            n_pv.append(_np(arr.n_pv))
+            n_cand.append(ak.to_numpy(ak.num(arr.pf, axis=1)).astype(np.float64))
     if not mu:
-        raise DatasetError(f"{folder}: the manifest lists no event files")
+        raise DatasetError(f"{folder}: the manifest lists no event files; regenerate the dataset")
     mu_a, n_pu_a, n_pv_a, n_cand_a = (np.concatenate(x) for x in (mu, n_pu, n_pv, n_cand))
+    src: dict[str, Any] = manifest["source"] if isinstance(manifest.get("source"), dict) else {}
+    has_candidates = bool(src.get("has_candidates", True))
     summary = Table(title="pileup and multiplicity")
     summary.add_column("quantity")
     for col in ("mean", "min", "p50", "p99", "max"):
         summary.add_column(col, justify="right")
-    for label, values in (
-        ("mu", mu_a), ("n_pu", n_pu_a), ("n_pv", n_pv_a), ("PF candidates", n_cand_a),
-    ):  # fmt: skip
-        p = np.percentile(values, [50, 99])
-        summary.add_row(
-            label, f"{values.mean():.1f}", f"{values.min():.0f}", f"{p[0]:.0f}", f"{p[1]:.0f}",
-            f"{values.max():.0f}",
-        )  # fmt: skip
+    for label, values in (("mu", mu_a), ("n_pu", n_pu_a), ("n_pv", n_pv_a)):
+        summary.add_row(*_stats_row(label, values))
+    if has_candidates:
+        summary.add_row(*_stats_row("PF candidates", n_cand_a))
+    else:
+        summary.add_row("PF candidates", "not stored in the file", "", "", "", "")
     n_events = len(n_cand_a)
-    event_bytes = sum(f["bytes"] for f in manifest["files"].values() if f["kind"] == "events")
-    pool_bytes = sum(f["bytes"] for f in manifest["files"].values() if f["kind"] == "pileup_pool")
+
+    def size(kind: str) -> int:
+        return sum(int(f.get("bytes", 0)) for f in files.values() if f.get("kind") == kind)
+
+    event_bytes, truth_bytes, pool_bytes = size("events"), size("truth"), size("pileup_pool")
     storage = Table(title="disk and speed")
     storage.add_column("figure")
     storage.add_column("value", justify="right")
     storage.add_row("events", f"{n_events:,}")
-    storage.add_row("events > 4500 candidates", f"{np.count_nonzero(n_cand_a > 4500):,}")
-    storage.add_row("event files", f"{event_bytes / 1e9:.3f} GB")
-    storage.add_row("disk per 1k events", f"{event_bytes / n_events * 1e3 / 1e6:.1f} MB")
+    if has_candidates:
+        storage.add_row("events > 4500 candidates", f"{np.count_nonzero(n_cand_a > 4500):,}")
+    storage.add_row("event files", _size(event_bytes))
+    if truth_bytes:
+        storage.add_row("truth files", _size(truth_bytes))
     storage.add_row(
-        "pileup pool", f"{manifest['pileup_pool']['events']:,} events, {pool_bytes / 1e6:.1f} MB"
+        "disk per 1k events", f"{(event_bytes + truth_bytes) / n_events * 1e3 / 1e6:.1f} MB"
     )
-    timing = _timing(folder)
-    if timing:
-        storage.add_row(
-            "generation wall time",
-            f"{timing['wall_s']:.0f} s on {timing['host']['workers']} worker(s)",
-        )
-        storage.add_row("events/s per core (all stages)", f"{timing['events_per_s_per_core']:.1f}")
-        stages = ", ".join(f"{k} {v:.1f}" for k, v in timing["ms_per_event"].items())
-        storage.add_row("ms/event per stage", stages)
-        storage.add_row(
-            "pool generation", f"{timing['pool_ms_per_event']:.2f} ms per minimum-bias event"
-        )
-        per_event = timing["mean_n_pu"] * timing["pool_ms_per_event"]
-        storage.add_row(
-            "premixing vs per-event pileup (from these stage times)",
-            f"{timing['ms_per_event']['premix']:.1f} ms vs {per_event:.0f} ms "
-            f"(<n_pu> {timing['mean_n_pu']:.1f}); direct measurement: metbench data speed",
-        )
+    pool = manifest.get("pileup_pool")
+    if isinstance(pool, dict) and "events" in pool:
+        storage.add_row("pileup pool", f"{pool['events']:,} events, {pool_bytes / 1e6:.1f} MB")
+    if src:
+        missing = src.get("missing_columns") or {}
+        storage.add_row("stored MET", ", ".join(src.get("stored_met") or []) or "none")
+        storage.add_row("columns not in the file", ", ".join(missing) or "none")
+    _timing_rows(storage, _timing(folder))
     return Group(counts, summary, storage)
+
+
+def _timing_rows(storage: Table, timing: dict[str, Any] | None) -> None:
+    """The generation speed rows (none for a dataset without, or with an incomplete, timing)."""
+    try:
+        if not timing:
+            return
+        rows = [
+            (
+                "generation wall time",
+                f"{timing['wall_s']:.0f} s on {timing['host']['workers']} worker(s)",
+            ),
+            ("events/s per core (all stages)", f"{timing['events_per_s_per_core']:.1f}"),
+            (
+                "ms/event per stage",
+                ", ".join(f"{k} {v:.1f}" for k, v in timing["ms_per_event"].items()),
+            ),
+            ("pool generation", f"{timing['pool_ms_per_event']:.2f} ms per minimum-bias event"),
+            (
+                "premixing vs per-event pileup (from these stage times)",
+                f"{timing['ms_per_event']['premix']:.1f} ms vs "
+                f"{timing['mean_n_pu'] * timing['pool_ms_per_event']:.0f} ms "
+                f"(<n_pu> {timing['mean_n_pu']:.1f}); direct measurement: metbench data speed",
+            ),
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return  # timing.json is informative only (not checksummed): a damaged one is skipped
+    for row in rows:
+        storage.add_row(*row)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,8 +347,13 @@ def validate_dataset(folder: Path, plots: Path, pfnano: Path | None = None) -> G
     manifest = load_manifest(folder)
     for relpath in manifest["files"]:
         verify_file(folder, relpath, manifest)
+    from metbench.data.published import check_published
+    from metbench.data.store import MANIFEST_NAME, sha256_file
+
+    pinned = check_published(folder, manifest, sha256_file(Path(folder) / MANIFEST_NAME))
+    identity = {True: "the published dataset", None: "not a published dataset"}[pinned]
     acc = _Accumulator()
-    columns = ["process", "n_pu", "n_pv", "gen_met_x", "gen_met_y", "gen_qt_x", "gen_qt_y",
+    columns = ["event_id", "process", "n_pu", "n_pv", "gen_met_x", "gen_met_y", "gen_qt_x", "gen_qt_y",
                "pf.pt", "pf.eta", "pf.phi", "pf.mass", "pf.charge", "pf.pdg_id"]  # fmt: skip
     for split in SPLITS:
         for arr in EventSource(folder, split, verify=False).iter_files(columns):
@@ -301,7 +370,7 @@ def validate_dataset(folder: Path, plots: Path, pfnano: Path | None = None) -> G
         else "CMS PFNano: about 70 (file not found for a live figure)"
     )
     table = Table(title=f"physics sanity figures: {manifest['name']} v{manifest['version']} "
-                  f"({len(n_cand):,} events, checksums verified)")  # fmt: skip
+                  f"({len(n_cand):,} events, checksums verified, {identity})")  # fmt: skip
     table.add_column("figure")
     table.add_column("here", justify="right")
     table.add_column("expectation")

@@ -1,18 +1,30 @@
-"""Reading a dataset: checksum-verified, streamed :class:`~metbench.events.EventBatch` es."""
+"""Reading a dataset: checksum-verified, streamed :class:`~metbench.events.EventBatch` es.
+
+Observables and truth are separate files (:mod:`metbench.data.store`); a source joins them event by
+event, and attaches only the truth columns it is asked for. A submission's child process builds
+its source with ``truth=`` its declared ``uses_truth`` (usually nothing), and in the sandbox the
+truth folder is not even visible: what it declared comes from a parent-made extract
+(:func:`write_truth_extract`, ``truth_folder=``).
+"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import awkward as ak
 import numpy as np
 
 from metbench.data.jagged import offsets_from_counts
 from metbench.data.splits import SPLITS
-from metbench.data.store import load_manifest, verify_file
+from metbench.data.store import (
+    load_manifest,
+    truth_relpath,
+    verify_file,
+    write_parquet_atomic,
+)
 from metbench.errors import DatasetError
 from metbench.events import (
     DEFAULT_MAX_PARTICLES,
@@ -20,10 +32,23 @@ from metbench.events import (
     OBSERVABLE_EVENT_COLUMNS,
     PARTICLE_FEATURES,
     TRUTH_EVENT_COLUMNS,
+    TRUTH_OBJECTS,
+    TRUTH_PARTICLE_COLUMNS,
     EventBatch,
 )
 
-__all__ = ["EventSource", "pad_particles", "read_events", "truth_chains"]
+__all__ = [
+    "TRUTH_COLUMNS",
+    "EventSource",
+    "pad_particles",
+    "read_events",
+    "truth_chains",
+    "write_truth_extract",
+]
+
+#: Every column of a truth file a source can attach (the event columns, the truth objects and the
+#: per-candidate ``truth_is_pileup``, which joins ``pf``).
+TRUTH_COLUMNS: Final[tuple[str, ...]] = TRUTH_EVENT_COLUMNS + TRUTH_OBJECTS + TRUTH_PARTICLE_COLUMNS
 
 
 def pad_particles(
@@ -90,6 +115,13 @@ class EventSource:
         Restrict to these processes (default: all).
     verify
         Check every file's size and sha256 against the manifest before reading it.
+    truth
+        The truth columns (:data:`TRUTH_COLUMNS`) joined to the records and put in
+        ``EventBatch.truth``: None for all of them (scoring, training, reports), ``()`` for none
+        (what a submission gets unless it declares ``uses_truth``).
+    truth_folder
+        Read the truth files from this folder (laid out as a dataset: ``truth/<split>/…``, as
+        :func:`write_truth_extract` writes it) instead of the dataset, without checksums.
 
     Attributes
     ----------
@@ -106,6 +138,8 @@ class EventSource:
         features: Sequence[str] = PARTICLE_FEATURES,
         processes: Sequence[str] | None = None,
         verify: bool = True,
+        truth: Sequence[str] | None = None,
+        truth_folder: Path | str | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.manifest = load_manifest(self.folder)
@@ -123,6 +157,13 @@ class EventSource:
             raise DatasetError(
                 f"{self.folder}: no process {sorted(set(processes) - known)}; it has {', '.join(sorted(known))}"
             )
+        if truth is not None and set(truth) - set(TRUTH_COLUMNS):
+            raise DatasetError(
+                f"unknown truth column(s) {sorted(set(truth) - set(TRUTH_COLUMNS))}; "
+                f"truth columns are {', '.join(TRUTH_COLUMNS)}"
+            )
+        self.truth: tuple[str, ...] = TRUTH_COLUMNS if truth is None else tuple(truth)
+        self.truth_folder = Path(truth_folder) if truth_folder is not None else None
         self.split = split
         self.batch_size = batch_size
         self.max_particles = max_particles
@@ -160,47 +201,98 @@ class EventSource:
             verify_file(self.folder, relpath, self.manifest)
             self._verified.add(relpath)
 
-    def _open(self, relpath: str) -> Any:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    def _truth_path(self, relpath: str) -> Path:
+        """The truth file of an events file (verified when read from the dataset)."""
+        rel = truth_relpath(relpath)
+        if self.truth_folder is not None:
+            path = self.truth_folder / rel
+            if not path.is_file():
+                raise DatasetError(f"{path}: missing truth extract")
+            return path
+        self._verify(rel)
+        return self.folder / rel
 
-        self._verify(relpath)
-        path = self.folder / relpath
+    def _columns(self, columns: Sequence[str] | None) -> tuple[list[str] | None, list[str]]:
+        """Split requested columns (``None``: all) into (events-file columns or None for all,
+        truth-file columns); truth columns not attached by this source are an error."""
+        if columns is None:
+            truth = list(self.truth)
+            return None, truth
+        events: list[str] = []
+        truth = []
+        for column in columns:
+            top = column.split(".", 1)[0]
+            if column == "pf.truth_is_pileup" or top in TRUTH_EVENT_COLUMNS + TRUTH_OBJECTS:
+                name = "truth_is_pileup" if column == "pf.truth_is_pileup" else column
+                if top not in self.truth and name.split(".", 1)[0] not in self.truth:
+                    raise DatasetError(f"truth column {column!r} is not attached by this source")
+                truth.append(name)
+            else:
+                events.append(column)
+                if column == "pf" and "truth_is_pileup" in self.truth:
+                    truth.append("truth_is_pileup")
+        if "event_id" not in events:  # the join key (and something to read for truth alone)
+            events.insert(0, "event_id")
+        return events, truth
+
+    def _read(self, path: Path, columns: list[str] | None) -> Any:
+        import pyarrow as pa
+
         try:
-            return pq.ParquetFile(path)
+            return _open_parquet(path).read(columns=columns)
         except (OSError, pa.ArrowException) as exc:
-            raise DatasetError(
-                f"{path}: unreadable parquet file ({exc}); regenerate the dataset"
-            ) from None
+            raise DatasetError(f"{path}: cannot be read ({exc}); regenerate the dataset") from None
+
+    def _open(self, relpath: str) -> Any:
+        self._verify(relpath)
+        return _open_parquet(self.folder / relpath)
 
     def iter_files(self, columns: Sequence[str] | None = None) -> Iterator[ak.Array]:
         """The stored records file by file (verified), optionally only some (nested) columns,
-        such as ``["n_pu", "pf.pt"]``."""
+        such as ``["n_pu", "pf.pt"]``; truth columns are joined from the truth files."""
         import pyarrow as pa
 
+        events_columns, truth_columns = self._columns(columns)
         for relpath in self.files:
             self._verify(relpath)
             path = self.folder / relpath
             try:
-                yield ak.from_parquet(path, columns=list(columns) if columns else None)
+                observable = ak.from_parquet(path, columns=events_columns)
+                truth = (
+                    ak.from_parquet(self._truth_path(relpath), columns=["event_id", *truth_columns])
+                    if truth_columns
+                    else None
+                )
             except (OSError, pa.ArrowException) as exc:
                 raise DatasetError(
                     f"{path}: cannot be read ({exc}); regenerate the dataset"
                 ) from None
+            yield _join(observable, truth, path)
 
     def iter_arrays(self, columns: Sequence[str] | None = None) -> Iterator[ak.Array]:
-        """Stream the raw stored records (awkward arrays of ``batch_size`` events)."""
+        """Stream the raw stored records (awkward arrays of ``batch_size`` events), with the
+        attached truth columns joined."""
         import pyarrow as pa
 
+        events_columns, truth_columns = self._columns(columns)
         buffer: list[ak.Array] = []
         buffered = 0
         for relpath in self.files:
             parquet = self._open(relpath)
+            truth_batches: Iterator[Any] | None = None
+            if truth_columns:
+                truth_path = self._truth_path(relpath)
+                truth_batches = _open_parquet(truth_path).iter_batches(
+                    batch_size=self.batch_size, columns=["event_id", *truth_columns]
+                )
             try:
                 for record_batch in parquet.iter_batches(
-                    batch_size=self.batch_size, columns=list(columns) if columns else None
+                    batch_size=self.batch_size, columns=events_columns
                 ):
-                    arr = ak.from_arrow(record_batch)
+                    truth = None
+                    if truth_batches is not None:
+                        truth = ak.from_arrow(next(truth_batches, None) or _too_short(relpath))
+                    arr = _join(ak.from_arrow(record_batch), truth, self.folder / relpath)
                     buffer.append(arr)
                     buffered += len(arr)
                     while buffered >= self.batch_size:
@@ -223,14 +315,58 @@ class EventSource:
             yield batch
 
 
+def _open_parquet(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise DatasetError(
+            f"{path}: unreadable parquet file ({exc}); regenerate the dataset"
+        ) from None
+
+
+def _too_short(relpath: str) -> Any:
+    raise DatasetError(f"{relpath}: its truth file holds fewer events; regenerate the dataset")
+
+
+def _join(observable: ak.Array, truth: ak.Array | None, where: Path) -> ak.Array:
+    """Observable records with the truth records of the same events joined (``truth_is_pileup``
+    goes into ``pf``)."""
+    if truth is None:
+        return observable
+    if len(truth) != len(observable) or not np.array_equal(
+        ak.to_numpy(truth["event_id"]), ak.to_numpy(observable["event_id"])
+    ):
+        raise DatasetError(
+            f"{where}: its truth file does not hold the same events in the same order; "
+            "regenerate the dataset"
+        )
+    fields = {name: observable[name] for name in observable.fields}
+    for name in truth.fields:
+        if name == "event_id":
+            continue
+        if name in TRUTH_PARTICLE_COLUMNS:
+            pf = fields.get("pf")
+            fields["pf"] = (
+                ak.zip({name: truth[name]}) if pf is None else ak.with_field(pf, truth[name], name)
+            )
+        else:
+            fields[name] = truth[name]
+    return ak.zip(fields, depth_limit=1)
+
+
 def to_event_batch(
     arr: ak.Array,
     max_particles: int = DEFAULT_MAX_PARTICLES,
     features: Sequence[str] = PARTICLE_FEATURES,
 ) -> EventBatch:
-    """Turn stored records into an :class:`EventBatch` (truth kept in ``batch.truth``)."""
+    """Turn stored records into an :class:`EventBatch` (the truth fields they hold go into
+    ``batch.truth``)."""
+    pf_fields = set(arr.pf.fields)
     particles, mask, extras, n_truncated = pad_particles(
-        arr.pf, max_particles, features, extra=("truth_is_pileup",)
+        arr.pf, max_particles, features, extra=[c for c in TRUTH_PARTICLE_COLUMNS if c in pf_fields]
     )
     event = {
         name: ak.to_numpy(arr[name]).astype(EVENT_DTYPES[name]) for name in OBSERVABLE_EVENT_COLUMNS
@@ -245,6 +381,7 @@ def to_event_batch(
             else ak.to_numpy(arr[name]).astype(EVENT_DTYPES[name])
         )
         for name in TRUTH_EVENT_COLUMNS
+        if name in arr.fields
     }
     truth.update(extras)
     truth.update(truth_chains(arr))
@@ -294,3 +431,23 @@ def read_events(
     if not parts:
         raise DatasetError(f"{folder}: no events in split {split or 'any'}")
     return ak.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def write_truth_extract(
+    folder: Path | str,
+    split: str,
+    columns: Sequence[str],
+    out: Path | str,
+    files: Sequence[str] | None = None,
+) -> None:
+    """Write only ``columns`` of a split's truth files (checksum-verified) into ``out``, laid out
+    as the dataset (``truth/<split>/<stem>.parquet``, with ``event_id``): what a submission that
+    declares ``uses_truth`` is given, read through ``EventSource(truth_folder=out)``."""
+    source = EventSource(folder, split, truth=columns)
+    if not columns:
+        return
+    for relpath in files if files is not None else source.files:
+        rel = truth_relpath(relpath)
+        path = source._truth_path(relpath)
+        table = source._read(path, ["event_id", *columns])
+        write_parquet_atomic(Path(out) / rel, ak.from_arrow(table))

@@ -1,12 +1,21 @@
 """The on-disk dataset: parquet shards, ``manifest.json`` and sha256 checksums.
 
-Layout of a dataset folder::
+Layout of a dataset folder (format 2)::
 
     manifest.json                       name, version, settings, seeds, versions, counts, checksums
-    events/<split>/<process>_<shard>.parquet
+    events/<split>/<process>_<shard>.parquet   what an estimator may see: event_id, mu, n_pv, the
+                                         candidates ``pf`` (reconstructed fields only), stored MET
+    truth/<split>/<process>_<shard>.parquet    the truth of the same events, in the same order:
+                                         event_id, process, n_pu, gen_met_*, gen_qt_*, the truth
+                                         objects, and ``truth_is_pileup`` (a list per event,
+                                         aligned with ``pf``)
     pileup_pool/pool_<shard>.parquet     the minimum-bias pool used for premixing
     timing.json                          wall-clock figures of the run that wrote it (not checksummed:
                                          it is the only file that differs between identical runs)
+
+Truth and observables live in separate files so that a submission's sandbox can be given the
+``events`` folder alone (format 1 kept both in one file; ``metbench data upgrade`` converts such a
+folder in place, see :mod:`metbench.data.upgrade`).
 
 Every file is written to a temporary name and renamed into place, so an interrupted run never leaves
 a half-written file under its final name.
@@ -37,12 +46,15 @@ __all__ = [
     "load_manifest",
     "round_mantissa",
     "sha256_file",
+    "split_records",
+    "truth_relpath",
     "verify_file",
+    "write_event_files",
     "write_parquet_atomic",
 ]
 
 DATASET_FORMAT: Final = "metbench-dataset"
-DATASET_FORMAT_VERSION: Final = 1
+DATASET_FORMAT_VERSION: Final = 2
 MANIFEST_NAME: Final = "manifest.json"
 TIMING_NAME: Final = "timing.json"
 _PARQUET_OPTIONS: Final[dict[str, Any]] = {"compression": "zstd", "compression_level": 9}
@@ -105,6 +117,69 @@ def write_parquet_atomic(path: Path, array: Any, row_group_size: int = 512) -> N
         )
 
 
+def truth_relpath(events_relpath: str) -> str:
+    """The truth file of an events file: ``events/<split>/<stem>.parquet`` ->
+    ``truth/<split>/<stem>.parquet``."""
+    head, _, rest = events_relpath.partition("/")
+    if head != "events" or not rest:
+        raise ValueError(f"{events_relpath!r} is not an events file path")
+    return f"truth/{rest}"
+
+
+def split_records(records: Any) -> tuple[Any, Any]:
+    """Split stored event records into ``(observable, truth)`` arrays of the same events.
+
+    ``observable`` keeps every field but the truth ones, with the candidates ``pf`` stripped of
+    their truth fields; ``truth`` has ``event_id`` (the join key), the truth event columns and
+    objects, and each truth candidate column (``truth_is_pileup``) as a list per event aligned
+    with ``pf``. Both come out of the same records whether they are in memory (generation) or
+    read back from a format-1 file (upgrade), so both paths write the same bytes.
+    """
+    import awkward as ak
+
+    from metbench.events import TRUTH_EVENT_COLUMNS, TRUTH_OBJECTS, TRUTH_PARTICLE_COLUMNS
+
+    truth_names = set(TRUTH_EVENT_COLUMNS) | set(TRUTH_OBJECTS)
+    observable: dict[str, Any] = {}
+    truth: dict[str, Any] = {"event_id": records["event_id"]}
+    for name in records.fields:
+        if name in truth_names:
+            truth[name] = records[name]
+        elif name == "pf":
+            pf = records["pf"]
+            keep = [f for f in pf.fields if f not in TRUTH_PARTICLE_COLUMNS]
+            observable["pf"] = pf[keep]
+            for f in TRUTH_PARTICLE_COLUMNS:
+                if f in pf.fields:
+                    truth[f] = pf[f]
+        else:
+            observable[name] = records[name]
+    return ak.zip(observable, depth_limit=1), ak.zip(truth, depth_limit=1)
+
+
+def write_event_files(
+    folder: Path, relpath: str, records: Any, **fields: Any
+) -> dict[str, dict[str, Any]]:
+    """Write a shard of events as its observable file ``relpath`` and its truth file (atomically)
+    and return their manifest entries (kinds ``events`` and ``truth``, plus ``fields``)."""
+    observable, truth = split_records(records)
+    out: dict[str, dict[str, Any]] = {}
+    for kind, rel, array in (
+        ("events", relpath, observable),
+        ("truth", truth_relpath(relpath), truth),
+    ):
+        path = Path(folder) / rel
+        write_parquet_atomic(path, array)
+        out[rel] = {
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "n_events": len(array),
+            **fields,
+            "kind": kind,
+        }
+    return out
+
+
 def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
     """Round float32 values to ``bits`` explicit mantissa bits (as NanoAOD's ``precision``).
 
@@ -140,6 +215,11 @@ def load_manifest(folder: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: not valid JSON ({exc}); regenerate the dataset") from None
     if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
         raise DatasetError(f"{path}: not a metbench dataset manifest")
+    if manifest.get("format_version") == 1:
+        raise DatasetError(
+            f"{path}: dataset format 1 keeps truth and observables in the same files; convert it "
+            f"in place with 'metbench data upgrade {folder}' (no regeneration)"
+        )
     if manifest.get("format_version") != DATASET_FORMAT_VERSION:
         raise DatasetError(
             f"{path}: dataset format version {manifest.get('format_version')} is not supported "

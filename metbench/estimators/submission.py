@@ -43,8 +43,8 @@ A submission folder looks like::
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib.util
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -114,8 +114,9 @@ class Submission:
         Its validated manifest.
     content_hash
         sha256 over every file of the folder (names and bytes, caches excluded), the metbench
-        version, and the source of the entry module when it lives outside the folder: the key
-        under which predictions and results are reused.
+        version, and every metbench module the entry imports, transitively (found by reading
+        import statements, :func:`metbench_modules`): the key under which predictions and
+        results are reused, so a change in a building block makes them stale.
     """
 
     folder: Path
@@ -323,21 +324,83 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     )
 
 
+def _module_file(root: Path, name: str) -> Path | None:
+    """The source file of module ``name`` (``metbench.x.y``) under the package folder ``root``."""
+    parts = name.split(".")[1:]
+    base = root.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if parts and candidate.is_file():
+            return candidate
+    return root / "__init__.py" if not parts else None
+
+
+def _imported_names(path: Path, module: str, is_package: bool) -> set[str]:
+    """Every absolute module name an ``import`` statement of ``path`` may load, wherever in the
+    file it stands (inside functions too), with ``from a import b`` giving ``a`` and ``a.b``."""
+    try:
+        tree = ast.parse(path.read_bytes(), filename=str(path))
+    except (SyntaxError, ValueError):
+        return set()  # the child reports the syntax error; the hash still covers the bytes
+    package = module if is_package else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = package.split(".")[: max(len(package.split(".")) - node.level + 1, 0)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def metbench_modules(sources: list[Path], modules: tuple[str, ...] = ()) -> list[Path]:
+    """The ``metbench`` source files that code in ``sources`` imports (plus ``modules``, by
+    name), transitively, found by reading the import statements (nothing is executed): each
+    module, the packages above it, and what they import in turn."""
+    root = Path(metbench.__file__).resolve().parent
+    found: set[Path] = set()
+    queue: list[tuple[Path | None, str, bool]] = [(p, "__submission__", False) for p in sources]
+    queue.append((None, "", False))
+    while queue:
+        path, module, is_package = queue.pop()
+        names = set(modules) if path is None else _imported_names(path, module, is_package)
+        for name in names:
+            parts = name.split(".")
+            if parts[0] != "metbench":
+                continue
+            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a, a.b and a.b.c
+                prefix = ".".join(parts[:depth])
+                file = _module_file(root, prefix)
+                if file is not None and file not in found:
+                    found.add(file)
+                    queue.append((file, prefix, file.name == "__init__.py"))
+    return sorted(found)
+
+
 def _content_hash(folder: Path, entry_module: str) -> str:
+    """sha256 over the metbench version, every file of the submission folder, and every metbench
+    module its code (or its entry inside metbench) imports, transitively: a change in a building
+    block it uses makes its results stale."""
     h = hashlib.sha256()
     h.update(f"metbench {metbench.__version__}\n".encode())
+    own: list[Path] = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
         if _IGNORED_PARTS & set(rel.parts) or path.suffix == ".pyc" or rel.name.startswith("."):
             continue
         h.update(f"{rel.as_posix()}\n".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
-    local = (folder / Path(*entry_module.split("."))).with_suffix(".py")
-    if not local.exists() and not (folder / entry_module.split(".")[0]).is_dir():
-        spec = importlib.util.find_spec(entry_module)
-        if spec is not None and spec.origin and Path(spec.origin).is_file():
-            h.update(f"module {entry_module}\n".encode())
-            h.update(hashlib.sha256(Path(spec.origin).read_bytes()).digest())
+        if path.suffix == ".py":
+            own.append(path)
+    root = Path(metbench.__file__).resolve().parent
+    entry = (entry_module,) if entry_module.split(".")[0] == "metbench" else ()
+    for path in metbench_modules(own, entry):
+        h.update(f"module {path.relative_to(root.parent).as_posix()}\n".encode())
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
 
 

@@ -1,11 +1,16 @@
 """The child-process side of a run: import the entry, predict file by file, measure throughput.
 
-Runs in a fresh interpreter (``spawn``) started by :mod:`metbench.estimators.isolation`; talks to
-the harness only through a pipe of small messages:
+Runs in a fresh interpreter (``python -m metbench.estimators.child JOB FD``, in the sandbox of
+:mod:`metbench.estimators.sandbox`) started by :mod:`metbench.estimators.isolation`; the job comes
+as a JSON file (:func:`job_to_json`), and the child talks to the harness only through a pipe of
+newline-delimited JSON messages (never pickle: the parent must not run what the child sends):
 
-* ``("progress", events_done)``
-* ``("error", message)``: a user-level problem (import, construction, bad output, exception)
-* ``("throughput", [...])``, ``("done", info)``
+* ``["progress", events_done]``
+* ``["error", message]``: a user-level problem (import, construction, bad output, exception)
+* ``["throughput", [...]]``, ``["done", info]``
+
+Parts (``part_XXXXX.parquet``, one per dataset file) are written into ``job.parts_dir``: in a run
+the child's private ``out/`` folder, which the parent checks and copies from.
 """
 
 from __future__ import annotations
@@ -13,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
-import os
+import json
 import sys
 import traceback
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +33,15 @@ __all__ = [
     "child_main",
     "count_parameters",
     "instantiate",
+    "job_from_json",
+    "job_to_json",
     "predict_on_dask_worker",
 ]
 
 
 @dataclass(frozen=True)
 class PredictJob:
-    """Everything the child needs (picklable)."""
+    """Everything the child needs (plain data: it travels as JSON, :func:`job_to_json`)."""
 
     label: str
     folder: str
@@ -53,6 +61,45 @@ class PredictJob:
     predict: bool = True  # False: predictions exist, measure throughput only
     files: tuple[str, ...] | None = None  # predict only these files of the split (Dask tasks)
     recoil: bool = True  # also predict each event with a selected dimuon without its muons
+    truth_folder: str | None = None  # the parent-made extract of uses_truth (the sandbox's view)
+    done_files: tuple[str, ...] = ()  # files whose parts the parent already holds (resume)
+
+
+_TUPLES = ("uses_truth", "files", "done_files")
+
+
+def job_to_json(job: PredictJob) -> str:
+    """The job as JSON (the file the child reads)."""
+    return json.dumps(asdict(job), sort_keys=True)
+
+
+def job_from_json(text: str) -> PredictJob:
+    """The job a :func:`job_to_json` text describes."""
+    from metbench.scoring.throughput import ThroughputSettings
+
+    raw = json.loads(text)
+    values = {f.name: raw[f.name] for f in fields(PredictJob) if f.name in raw}
+    for name in _TUPLES:
+        if values.get(name) is not None:
+            values[name] = tuple(values[name])
+    if values.get("throughput") is not None:
+        settings = dict(values["throughput"])
+        settings["batch_sizes"] = tuple(settings["batch_sizes"])
+        values["throughput"] = ThroughputSettings(**settings)
+    return PredictJob(**values)
+
+
+def _event_source(job: PredictJob, batch_size: int) -> Any:
+    """The job's events, with the truth it declared only (from the parent's extract when the
+    job names one)."""
+    from metbench.data.source import EventSource
+
+    if not job.uses_truth:
+        return EventSource(job.dataset, job.split, batch_size, job.max_particles, truth=())
+    return EventSource(
+        job.dataset, job.split, batch_size, job.max_particles,
+        truth=job.uses_truth, truth_folder=job.truth_folder,
+    )  # fmt: skip
 
 
 class UserError(Exception):
@@ -153,7 +200,6 @@ def _gpu_memory_hooks(job: PredictJob) -> tuple[Any, Any]:
 
 
 def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]:
-    from metbench.data.source import EventSource
     from metbench.estimators.predictions import (
         check_covariance,
         check_met,
@@ -161,7 +207,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
         write_predictions,
     )
 
-    source = EventSource(job.dataset, job.split, job.batch_size, job.max_particles)
+    source = _event_source(job, job.batch_size)
     parts = Path(job.parts_dir)
     has_cov = callable(getattr(estimator, "predict_uncertainty", None))
     has_nu = callable(getattr(estimator, "predict_neutrinos", None))
@@ -174,10 +220,10 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
         if job.files is not None and relpath not in job.files:  # another task's file
             batch_index += -(-n_file // job.batch_size)
             continue
-        if part.exists():
+        if relpath in job.done_files or part.exists():
             done += n_file
             batch_index += -(-n_file // job.batch_size)
-            send(("progress", done))
+            send(["progress", done])
             continue
         ids, mets, covs, nus, recoils = [], [], [], [], []
         for batch in source.restrict([relpath]):
@@ -207,7 +253,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             n_truncated += batch.n_truncated
             done += len(batch)
             batch_index += 1
-            send(("progress", done))
+            send(["progress", done])
         write_predictions(
             part,
             np.concatenate(ids),
@@ -247,11 +293,17 @@ def _predict_recoil(estimator: Any, batch: Any, where: str, folder: str) -> np.n
     return out
 
 
-def predict_on_dask_worker(job: PredictJob) -> dict[str, Any]:
-    """A Dask task: predict ``job.files`` into their parts, in the worker's own process (on a
-    cluster the Dask worker, with its memory limit, is the isolation boundary). A failure of the
-    submission raises :class:`UserError` with the same one-line message as a local run."""
-    return _instantiate_and_predict(job, lambda message: None)[1]
+def predict_on_dask_worker(
+    job: PredictJob, limits: Any = None, sandbox: bool = True
+) -> dict[str, Any]:
+    """A Dask task: predict ``job.files`` into their parts in a sandboxed child of the worker,
+    exactly as a local run does (:func:`metbench.estimators.isolation.run_isolated`, with
+    ``limits``, default its defaults, and ``sandbox``), so the worker's machine isolates the
+    submission too. A failure of the submission raises its one-line
+    :class:`~metbench.estimators.submission.SubmissionError`."""
+    from metbench.estimators.isolation import DEFAULT_LIMITS, run_isolated
+
+    return run_isolated(job, DEFAULT_LIMITS if limits is None else limits, sandbox=sandbox)
 
 
 def _instantiate_and_predict(job: PredictJob, send: Any) -> tuple[Any, dict[str, Any]]:
@@ -265,12 +317,11 @@ def _instantiate_and_predict(job: PredictJob, send: Any) -> tuple[Any, dict[str,
 
 
 def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
-    from metbench.data.source import EventSource
     from metbench.events import EventBatch
     from metbench.scoring.throughput import measure_throughput
 
     largest = max(job.throughput.batch_sizes)
-    source = EventSource(job.dataset, job.split, min(largest, 1024), job.max_particles)
+    source = _event_source(job, min(largest, 1024))
     collected: list[EventBatch] = []
     n = 0
     for batch in source:
@@ -297,39 +348,30 @@ def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
     return measure_throughput(estimator.predict, make_batch, job.throughput, peak, reset)
 
 
-def child_main(conn: Any, job: PredictJob) -> None:
-    """Entry point of the child process."""
-    import resource
+def child_main(send: Callable[[list[Any]], None], job: PredictJob) -> None:
+    """Run ``job`` in this process (the child), reporting through ``send``: ``["error", text]`` for
+    a failure of the submission, else ``["throughput", ...]`` (when asked) and ``["done", info]``.
 
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file
-    log = os.open(job.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)
-    sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
-
-    def send(message: tuple[Any, ...]) -> None:
-        conn.send(message)
-
+    Its output and tracebacks go to standard output and error (the parent keeps them in the log).
+    """
     try:
         estimator, info = _instantiate_and_predict(job, send)
         if job.throughput is not None:
-            send(("throughput", _throughput(job, estimator)))
-        send(("done", info))
+            send(["throughput", _throughput(job, estimator)])
+        send(["done", info])
     except UserError as exc:
         traceback.print_exc()
-        send(("error", str(exc)))
+        send(["error", str(exc)])
     except MemoryError:
         traceback.print_exc()
-        send(("error", "ran out of memory (MemoryError)"))
+        send(["error", "ran out of memory (MemoryError)"])
     except Exception as exc:
         traceback.print_exc()
         from metbench.errors import MetbenchError
 
         text = str(exc) if isinstance(exc, MetbenchError) else f"{type(exc).__name__}: {exc}"
-        send(("error", text))
+        send(["error", text])
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        conn.close()
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()

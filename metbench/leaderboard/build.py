@@ -16,13 +16,17 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from metbench.leaderboard.data import PLOT_FIGURES, site_data
+from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
 
-__all__ = ["build_site", "entry_slug"]
+if TYPE_CHECKING:
+    from metbench.verify import Verification
+
+__all__ = ["build_site", "entry_slug", "verify_for_site"]
 
 PLOT_BINNINGS = ("truth", "n_pu", "n_pv", "process")
 #: Axis labels of the figures in matplotlib's mathtext (the PDF fonts lack some symbols).
@@ -45,6 +49,45 @@ def entry_slug(name: str) -> str:
     """A file-name-safe, unique slug of an entry name."""
     readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")[:60] or "entry"
     return f"{readable}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
+def verify_for_site(
+    paths: list[Path], rescore: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Verification]]:
+    """Verify the results files among ``paths`` before they are published.
+
+    Every file's predictions must exist beside it with the recorded sha256; a result whose
+    dataset is on this machine (the recorded path or ``$METBENCH_DATA/<name>``, with the recorded
+    manifest sha256) is also re-scored and must give the recorded scores
+    (:func:`metbench.verify.verify_results`). Without its dataset a result is published with its
+    predictions checked only.
+
+    Parameters
+    ----------
+    paths
+        Results files or folders (searched recursively).
+    rescore
+        Re-score where the dataset is present (False: check the predictions only).
+
+    Returns
+    -------
+    tuple
+        ``(results, marks, failures)``: the documents that passed, their marks for
+        :func:`build_site` (``{"status": "verified" | "predictions", "detail"}``, same order),
+        and the verifications that failed (to be left out).
+    """
+    from metbench.verify import verify_paths
+
+    results: list[dict[str, Any]] = []
+    marks: list[dict[str, Any]] = []
+    failures = []
+    for check in verify_paths(paths, rescore=rescore, require_dataset=False):
+        if not check.ok or check.results is None:
+            failures.append(check)
+            continue
+        results.append(check.results)
+        marks.append({"status": check.status, "detail": check.note})
+    return results, marks, failures
 
 
 def _json_for_script(data: Any) -> str:
@@ -195,7 +238,12 @@ ranked ahead, so entries ahead of none of each other share a rank (marked =). Th
 """
 
 
-def _entry_body(entry: dict[str, Any], readme: str | None, downloads: dict[str, str]) -> str:
+def _entry_body(
+    entry: dict[str, Any],
+    readme: str | None,
+    downloads: dict[str, str],
+    dataset_marks: Sequence[dict[str, str]] = (),
+) -> str:
     e = {
         k: html.escape(str(v))
         for k, v in entry.items()
@@ -218,10 +266,20 @@ def _entry_body(entry: dict[str, Any], readme: str | None, downloads: dict[str, 
     )
     params = html.escape(json.dumps(entry.get("parameters", {}), ensure_ascii=False))
     truth = ", ".join(entry.get("uses_truth") or []) or "none"
+    marks = "".join(
+        f' <span class="mark mark-{html.escape(m["kind"])}" '
+        f'title="{html.escape(m["title"])}">{html.escape(m["label"])}</span>'
+        for m in [*entry.get("marks", []), *dataset_marks]
+    )
+    legend = "".join(
+        f'<p class="legend">{html.escape(legend_line(m["kind"]))}</p>'
+        for m in [*entry.get("marks", []), *dataset_marks]
+    )
     return f"""<header>
 <p><a href="../index.html">← leaderboard</a></p>
 <h1 id="entry-name">{e["name"]}</h1>
-<p class="kind kind-{html.escape(entry["kind"])}">{html.escape(entry["kind"])}</p>
+<p class="marks"><span class="kind kind-{html.escape(entry["kind"])}">{html.escape(entry["kind"])}</span>{marks}</p>
+{legend}
 <p>{e["description"]}</p>
 </header>
 <main>
@@ -250,7 +308,10 @@ def _entry_body(entry: dict[str, Any], readme: str | None, downloads: dict[str, 
 
 
 def build_site(
-    results: list[dict[str, Any]], out: Path, submissions: Path | None = Path("submissions")
+    results: list[dict[str, Any]],
+    out: Path,
+    submissions: Path | None = Path("submissions"),
+    verification: list[dict[str, Any] | None] | None = None,
 ) -> Path:
     """Write the site to ``out`` (replaced as a whole: built in a temporary folder, then moved).
 
@@ -262,13 +323,16 @@ def build_site(
         The site folder.
     submissions
         Where to find each entry's README (``<submissions>/<submission>/README.md``).
+    verification
+        How each of ``results`` was checked (:func:`verify_for_site`), shown as a mark
+        ("verified" or "not re-scored"); None: no mark.
 
     Returns
     -------
     Path
         ``out / "index.html"``.
     """
-    data = site_data(results)
+    data = site_data(results, verification)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -309,7 +373,7 @@ def build_site(
                 (tmp / "entry" / f"{slug}.html").write_text(
                     _page(
                         f"{name} — metbench",
-                        _entry_body(entry, readme, downloads),
+                        _entry_body(entry, readme, downloads, group["dataset"]["marks"]),
                         page_data,
                         "entry.js",
                         depth=1,

@@ -18,7 +18,14 @@ from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranke
 from metbench.scoring.score import HEADLINE
 from metbench.scoring.table import S_DEFINITION
 
-__all__ = ["TABLE_FIGURES", "site_data"]
+__all__ = [
+    "MARKS",
+    "TABLE_FIGURES",
+    "dataset_marks",
+    "entry_marks",
+    "legend_line",
+    "site_data",
+]
 
 #: The columns of the MET tables (figure key -> header), the headline first.
 TABLE_FIGURES: Final[dict[str, str]] = {
@@ -47,6 +54,82 @@ KINEMATIC_FIGURES: Final[dict[str, str]] = {
     "m_top_width": "m(ℓνb) width [GeV]",
     "m_top_in_window": "m(ℓνb) within 10%",
 }
+
+
+#: The marks on the site: kind -> (label, meaning); the meaning is the mark's title and, for the
+#: marks present, a legend line under the tables.
+MARKS: Final[dict[str, tuple[str, str]]] = {
+    "unsandboxed": (
+        "unsandboxed",
+        "the submission's code ran without a sandbox (or the results do not record one), so "
+        "nothing stopped it from reading the truth or other files",
+    ),
+    "verified": (
+        "verified",
+        "the predictions' sha256 matched and the scores were recomputed from them when the site "
+        "was built, equal to the figures shown",
+    ),
+    "not-rescored": (
+        "not re-scored",
+        "the predictions' sha256 matched, but the scores were not recomputed when the site was "
+        "built (the dataset was not on the building machine, or the build skipped re-scoring)",
+    ),
+    "unpinned": (
+        "unpinned",
+        "the dataset is not the published one for its preset and seed (or the results do not "
+        "record that it is): its figures are not comparable with the published leaderboard's",
+    ),
+}
+
+
+def legend_line(kind: str) -> str:
+    """``"<label>: <meaning>"`` of a mark."""
+    label, meaning = MARKS[kind]
+    return f"{label}: {meaning}"
+
+
+def _mark(kind: str, detail: str | None = None) -> dict[str, str]:
+    label, meaning = MARKS[kind]
+    return {"kind": kind, "label": label, "title": f"{meaning} ({detail})" if detail else meaning}
+
+
+def entry_marks(
+    result: dict[str, Any], check: dict[str, Any] | None = None
+) -> list[dict[str, str]]:
+    """The marks of an entry's results: ``unsandboxed`` (``isolation.sandboxed`` not true; an
+    absent key counts as not sandboxed) and, when the results were checked at build time,
+    ``verified`` (re-scored) or ``not re-scored``. Each mark is ``{kind, label, title}``."""
+    marks = []
+    isolation = result.get("isolation")
+    if not (isinstance(isolation, dict) and isolation.get("sandboxed") is True):
+        if not isinstance(isolation, dict):
+            detail = "no isolation recorded"
+        else:
+            detail = f"sandbox: {isolation.get('sandbox') or 'none'}"
+        marks.append(_mark("unsandboxed", detail))
+    if check is not None:
+        if check.get("status") == "verified":
+            marks.append(_mark("verified"))
+        else:
+            marks.append(_mark("not-rescored", check.get("detail")))
+    return marks
+
+
+def dataset_marks(results: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """``unpinned`` unless every result of the dataset records ``dataset.pinned = true``."""
+    for r in results:
+        d = r["dataset"]
+        pinned = d.get("pinned")
+        if pinned is True:
+            continue
+        if "pinned" not in d:
+            detail = "the results do not record whether it is the published dataset"
+        elif pinned is False:
+            detail = f"named like the preset {d['name']}, but its manifest is not the published one"
+        else:
+            detail = "not a published preset"
+        return [_mark("unpinned", detail)]
+    return []
 
 
 def _value(fig: dict[str, Any] | None) -> dict[str, Any]:
@@ -175,12 +258,27 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
+def site_data(
+    results: list[dict[str, Any]], verification: list[dict[str, Any] | None] | None = None
+) -> dict[str, Any]:
     """Everything the site displays, JSON-ready.
 
     Results of several datasets are kept apart: one group per (dataset, manifest hash, split),
     the group with the most scored events first (the standard test split above e.g. pu200).
+
+    Parameters
+    ----------
+    results
+        Results documents.
+    verification
+        For each of ``results`` (same order), how it was checked at build time:
+        ``{"status": "verified" | "predictions", "detail": str | None}``, or None (not checked,
+        no mark); see :func:`metbench.leaderboard.build.verify_for_site`.
     """
+    checks = list(verification) if verification is not None else [None] * len(results)
+    if len(checks) != len(results):
+        raise ValueError(f"{len(checks)} verification marks for {len(results)} results")
+    check_of = {id(r): c for r, c in zip(results, checks, strict=True)}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for r in results:
         d = r["dataset"]
@@ -229,6 +327,8 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
                 "headline": r["scores"]["headline"],
                 "met_source": e.get("met_source"),
                 "kinematics": (r["scores"]["tasks"].get("kinematics") or {}).get("figures"),
+                "isolation": r.get("isolation"),
+                "marks": entry_marks(r, check_of[id(r)]),
             }
         kinematics = []
         for r in rs:
@@ -249,11 +349,17 @@ def site_data(results: list[dict[str, Any]]) -> dict[str, Any]:
         _label_ranks(kinematics, kin_keyed)
         for row in kinematics:
             del row["figures"]["S"]
+        marks = dataset_marks(rs)
+        kinds = [m["kind"] for m in marks]
+        for e in entries.values():
+            kinds.extend(m["kind"] for m in e["marks"])
         out_groups.append(
             {
                 "dataset": {"name": name, "manifest_sha256": digest, "split": split,
                             "version": rs[0]["dataset"].get("version"),
-                            "n_events": rs[0]["dataset"].get("n_events")},
+                            "n_events": rs[0]["dataset"].get("n_events"),
+                            "pinned": rs[0]["dataset"].get("pinned"), "marks": marks},
+                "legend": [legend_line(k) for k in MARKS if k in kinds],
                 "entries": entries,
                 "met_source": sorted(
                     f"{r['entry']['name']} ({r['entry']['met_source']})"

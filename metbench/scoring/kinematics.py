@@ -61,7 +61,9 @@ def load_chains(folder: Path | str, split: str = "test") -> dict[str, np.ndarray
         return None
     import pyarrow.parquet as pq
 
-    if not set(names) <= set(pq.read_schema(source.folder / first).names):
+    from metbench.data.store import truth_relpath
+
+    if not set(names) <= set(pq.read_schema(source.folder / truth_relpath(first)).names):
         return None
     parts = [truth_chains(arr) for arr in source.iter_files(names)]
     return {k: np.concatenate([p[k] for p in parts]) for k in names} if parts else None

@@ -4,15 +4,30 @@ Work is cut into shards (one process, one seed-derived random stream, a few thou
 run parallelises over local processes and resumes after an interruption: a shard whose files are in
 place with the checksums of its record is not generated again. The result depends on the preset and
 the seed only, never on the number of workers.
+
+Run again over a complete dataset, it verifies every file against the manifest (size, then sha256)
+and regenerates exactly the shards whose files are damaged or missing: their seeds give the same
+bytes, so the manifest stays as it is. A ``manifest.json`` that is not valid JSON (the last step of a
+generation, cut short, or a damaged copy) is treated as an interrupted generation: the dataset is
+generated again in place and the manifest rewritten. Temporary files left by a killed run are
+removed. Local worker processes run in their own process group and die with the run (SIGKILL
+included), so no worker outlives an interrupted generation.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
+import os
+import re
 import shutil
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -36,13 +51,14 @@ from metbench.data.store import (
     TIMING_NAME,
     atomic_path,
     atomic_write_json,
+    load_manifest,
     round_mantissa,
     sha256_file,
     verify_file,
-    write_parquet_atomic,
+    write_event_files,
 )
-from metbench.distributed import run_on_dask
-from metbench.errors import DatasetError, MetbenchError
+from metbench.distributed import check_workers_on, run_on_dask
+from metbench.errors import DatasetError, MetbenchError, first_line
 from metbench.events import PARTICLE_COLUMNS, PARTICLE_DTYPES
 
 __all__ = ["STORED_PRECISION", "build_events", "generate_dataset", "pythia_seed", "shard_rng"]
@@ -229,12 +245,12 @@ def _run_event_shard(
         sel = split == code
         if not sel.any():
             continue
-        relpath = _events_relpath(name, process, shard)
-        path = Path(out) / relpath
-        write_parquet_atomic(path, events[sel])
-        files[relpath] = _file_entry(
-            path, n_events=int(sel.sum()), kind="events", split=name, process=process
-        )
+        files.update(
+            write_event_files(
+                Path(out), _events_relpath(name, process, shard), events[sel],
+                split=name, process=process,
+            )
+        )  # fmt: skip
     timing["write_s"] = time.perf_counter() - t0
     timing["pool_load_s"] = t_pool
     timing["n_events"] = float(n)
@@ -250,9 +266,213 @@ def _record_ok(out: Path, record: dict[str, Any]) -> bool:
     try:
         for relpath in record["files"]:
             verify_file(out, relpath, record)
-    except DatasetError:
+    except (DatasetError, KeyError, TypeError, AttributeError):  # a damaged record: run again
         return False
     return True
+
+
+_Task = tuple[str, Callable[..., dict[str, Any]], tuple[Any, ...]]
+#: The name of a temporary file of :func:`metbench.data.store.atomic_path` (``.<name>.tmp<pid>``).
+_TEMPORARY = re.compile(r"^\..+\.tmp(\d+)$")
+#: Folders that only a dataset has (a folder with one of them is taken for a dataset).
+_DATASET_FOLDERS = ("pileup_pool", "events", "truth", _PROGRESS)
+
+
+def _pool_tasks(spec: DatasetSpec, seed: int, out: Path) -> list[_Task]:
+    """The shard tasks of the pileup pool, keyed ``pool_<k>`` (the stem of the file each writes)."""
+    return [
+        (f"pool_{k:03d}", _run_pool_shard, (str(out), seed, k, n)) for k, n in spec.pool_shards()
+    ]
+
+
+def _event_tasks(spec: DatasetSpec, seed: int, out: Path, pool_relpaths: list[str]) -> list[_Task]:
+    """The event shard tasks, keyed ``<process>_<shard>`` (the stem of every file each writes)."""
+    spec_dict = spec.to_dict()
+    return [
+        (
+            f"{process}_{shard:04d}",
+            _run_event_shard,
+            (str(out), spec_dict, seed, process, shard, n, pool_relpaths),
+        )
+        for process, shard, n in spec.shards()
+    ]
+
+
+def _read_json(path: Path) -> Any:
+    """The JSON document in ``path`` (None when it is not valid JSON)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, RecursionError):
+        return None
+
+
+def _identity_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    """What must agree for a dataset to be the one asked for: settings, seed, metbench version."""
+    versions = manifest.get("versions")
+    return {
+        "spec": manifest.get("settings"),
+        "seed": manifest.get("seed"),
+        "metbench": versions.get("metbench") if isinstance(versions, dict) else None,
+    }
+
+
+def _read_existing_manifest(out: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(manifest, None)`` for a metbench manifest in ``out``, ``(None, why)`` for one that is not
+    valid JSON in a folder that holds a dataset's sub-folders (taken for an interrupted
+    generation); any other manifest is a :class:`MetbenchError`."""
+    path = out / MANIFEST_NAME
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise MetbenchError(
+            f"{path}: cannot be read ({exc.strerror}); check its permissions or delete it"
+        ) from None
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        if not any((out / name).is_dir() for name in _DATASET_FOLDERS):
+            raise MetbenchError(
+                f"{path}: not valid JSON and {out} holds no dataset files; choose another --out "
+                "or delete it"
+            ) from None
+        why = "empty" if not data.strip() else f"not valid JSON ({first_line(exc)})"
+        return None, why
+    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+        raise MetbenchError(
+            f"{path}: not a metbench dataset manifest; choose another --out or delete {out}"
+        )
+    return manifest, None
+
+
+def _damaged_files(
+    out: Path,
+    files: dict[str, Any],
+    on_progress: Callable[[str, int, int], None] | None = None,
+) -> dict[str, str]:
+    """The files of ``files`` (manifest entries by path) that are missing, of another size or
+    another sha256, with what is wrong with each."""
+    damaged: dict[str, str] = {}
+    for done, (relpath, entry) in enumerate(files.items(), 1):
+        if not isinstance(entry, dict) or not {"bytes", "sha256"} <= entry.keys():
+            raise MetbenchError(
+                f"{out / MANIFEST_NAME}: the entry of {relpath} has no size or sha256; delete "
+                f"{out} and generate the dataset again"
+            )
+        path = out / relpath
+        if not path.is_file():
+            damaged[relpath] = "missing"
+        elif (size := path.stat().st_size) != entry["bytes"]:
+            damaged[relpath] = f"{size} bytes instead of {entry['bytes']}"
+        elif sha256_file(path) != entry["sha256"]:
+            damaged[relpath] = "sha256 differs"
+        if on_progress:
+            on_progress("verify", done, len(files))
+    return damaged
+
+
+def _remove_stale_temporaries(out: Path, say: Callable[[str], None]) -> None:
+    """Remove the temporary files (``.<name>.tmp<pid>``) that a killed run left in ``out``: those
+    of a process that no longer runs (or of this one: nothing here is being written yet)."""
+    import psutil
+
+    if not out.is_dir():
+        return
+    removed = []
+    for path in out.rglob(".*.tmp*"):
+        match = _TEMPORARY.match(path.name)
+        if match is None or not path.is_file():
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or not psutil.pid_exists(pid):
+            path.unlink(missing_ok=True)
+            removed.append(path.relative_to(out).as_posix())
+    if removed:
+        say(
+            f"{out}: removed {len(removed)} temporary file(s) of an interrupted run ({_few(removed)})"
+        )
+
+
+def _few(items: list[str], n: int = 4) -> str:
+    """The first ``n`` items, comma-separated, and how many more."""
+    more = f" and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+def _repair(
+    spec: DatasetSpec,
+    seed: int,
+    out: Path,
+    manifest: dict[str, Any],
+    workers: int,
+    on_progress: Callable[[str, int, int], None] | None,
+    scheduler: str | None,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    """Verify every file of the complete dataset in ``out`` against its manifest and regenerate the
+    shards of the damaged or missing ones (any kind: events, truth or pool); the manifest is kept.
+
+    A shard's files are named after its key (``<process>_<shard>``, ``pool_<k>``), so a damaged
+    file names the shard to run again; the regenerated files must match the manifest's entries
+    (they do, with the seeds, unless the libraries changed since the dataset was made).
+    """
+    _remove_stale_temporaries(out, say)
+    damaged = _damaged_files(out, manifest["files"], on_progress)
+    if not damaged:
+        return manifest
+    pool_relpaths = sorted(
+        relpath
+        for relpath, entry in manifest["files"].items()
+        if entry.get("kind") == "pileup_pool"
+    )
+    stages = (
+        ("pool", _pool_tasks(spec, seed, out)),
+        ("events", _event_tasks(spec, seed, out, pool_relpaths)),
+    )
+    keys = {Path(relpath).stem for relpath in damaged}
+    stray = sorted(
+        r for r in damaged if Path(r).stem not in {k for _, t in stages for k, _, _ in t}
+    )
+    if stray:
+        raise MetbenchError(
+            f"{out}: {_few(stray)} ({damaged[stray[0]]}) belongs to no shard of {spec.name} with "
+            f"seed {seed}; delete {out} and generate the dataset again"
+        )
+    say(
+        f"{out}: {len(damaged)} of {len(manifest['files'])} files damaged or missing: "
+        + _few([f"{r} ({why})" for r, why in sorted(damaged.items())])
+        + f"; regenerating {len(keys)} shard(s)"
+    )
+    if scheduler is not None:
+        check_workers_on(scheduler, write={"dataset": out})
+    progress_dir = out / _PROGRESS
+    shutil.rmtree(progress_dir, ignore_errors=True)  # records of an interrupted repair: redone
+    records: dict[str, dict[str, Any]] = {}
+    for stage, tasks in stages:  # the pool first: event shards read it
+        todo = [task for task in tasks if task[0] in keys]
+        if todo:
+            records.update(_run_stage(out, stage, todo, workers, on_progress, scheduler))
+    for record in records.values():
+        for relpath, entry in record["files"].items():
+            if manifest["files"].get(relpath) != entry:
+                differ = {
+                    k: f"{v} here, {manifest.get('versions', {}).get(k)} in the dataset"
+                    for k, v in _versions().items()
+                    if v != manifest.get("versions", {}).get(k)
+                }
+                raise MetbenchError(
+                    f"{out / relpath}: regenerated, but it does not match the manifest "
+                    f"({'; '.join(f'{k} {v}' for k, v in differ.items()) or 'same library versions'})"
+                    f"; delete {out} and generate the dataset again"
+                )
+    left = _damaged_files(out, {r: manifest["files"][r] for r in damaged})
+    if left:
+        raise MetbenchError(
+            f"{out}: {_few(sorted(left))} still damaged after regeneration; delete {out} and "
+            "generate the dataset again"
+        )
+    shutil.rmtree(progress_dir, ignore_errors=True)
+    say(f"{out}: repaired {_few(sorted(damaged), 20)}; every file matches the manifest")
+    return manifest
 
 
 def generate_dataset(
@@ -262,8 +482,15 @@ def generate_dataset(
     workers: int = 1,
     on_progress: Callable[[str, int, int], None] | None = None,
     scheduler: str | None = None,
+    on_message: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate (or resume, or recognise as complete) a dataset in ``out``.
+    """Generate (or resume, or verify and repair) a dataset in ``out``.
+
+    Over a complete dataset of the same preset and seed, every file is verified against the
+    manifest and the shards of damaged or missing files are generated again (the same bytes; the
+    manifest is not rewritten). A ``manifest.json`` that is not valid JSON, in a folder with the
+    dataset's sub-folders, is taken for an interrupted generation: the dataset is generated again
+    in place.
 
     Parameters
     ----------
@@ -276,12 +503,16 @@ def generate_dataset(
     workers
         Local processes (without ``scheduler``).
     on_progress
-        Called as ``on_progress(stage, done, total)`` with stage ``"pool"`` or ``"events"``.
+        Called as ``on_progress(stage, done, total)`` with stage ``"pool"``, ``"events"`` or
+        ``"verify"`` (files of a complete dataset checked).
     scheduler
         Address of a running Dask distributed scheduler (``tcp://host:port``): shards run on its
         workers, which must see ``out`` (a shared file system). Every shard derives its seeds from
         ``seed`` and its key and is written atomically, so the dataset is bit-identical to a local
         one, and a shard whose worker dies is simply run again.
+    on_message
+        Called with one line per notable event (damaged files found and repaired, stale temporary
+        files removed, an unreadable manifest); default: silent.
 
     Returns
     -------
@@ -292,54 +523,59 @@ def generate_dataset(
         raise MetbenchError(f"--seed must be >= 0, got {seed}")
     if workers < 1:
         raise MetbenchError(f"--workers must be >= 1, got {workers}")
-    out = Path(out)
+    out = Path(out).resolve()  # the same folder for Dask workers started elsewhere
     identity = {"spec": spec.to_dict(), "seed": seed, "metbench": metbench.__version__}
     manifest_path = out / MANIFEST_NAME
+    say = on_message or (lambda _: None)
+    unreadable = None
     if manifest_path.exists():
-        manifest = json.loads(manifest_path.read_text())
-        if {"spec": manifest.get("settings"), "seed": manifest.get("seed"),
-                "metbench": manifest.get("versions", {}).get("metbench")} == identity:  # fmt: skip
-            return manifest
-        raise MetbenchError(
-            f"{out} already holds a different dataset ({manifest.get('name')}, seed "
-            f"{manifest.get('seed')}); choose another --out or delete it"
-        )
-    if out.exists() and any(out.iterdir()) and not (out / _PROGRESS).is_dir():
+        manifest, unreadable = _read_existing_manifest(out)
+        if manifest is not None:
+            if _identity_of(manifest) != identity:
+                raise MetbenchError(
+                    f"{out} already holds a different dataset ({manifest.get('name')}, seed "
+                    f"{manifest.get('seed')}); choose another --out or delete it"
+                )
+            load_manifest(out)  # an older format: its own one-line message (upgrade it)
+            return _repair(spec, seed, out, manifest, workers, on_progress, scheduler, say)
+    if (
+        unreadable is None
+        and out.exists()
+        and any(out.iterdir())
+        and not (out / _PROGRESS).is_dir()
+    ):
         raise MetbenchError(f"{out} exists and is not empty; choose another --out or delete it")
+    if unreadable is not None:
+        say(f"{manifest_path}: {unreadable}; generating the dataset again in place")
+    _remove_stale_temporaries(out, say)
     progress_dir = out / _PROGRESS
     progress_dir.mkdir(parents=True, exist_ok=True)
     identity_path = progress_dir / "identity.json"
+    if identity_path.exists() and _read_json(identity_path) is None:
+        # what the interrupted run generated is unknown: its records cannot be trusted
+        say(f"{identity_path}: unreadable; the interrupted generation starts over")
+        shutil.rmtree(progress_dir, ignore_errors=True)
+        progress_dir.mkdir(parents=True, exist_ok=True)
     if identity_path.exists():
-        if json.loads(identity_path.read_text()) != identity:
+        if _read_json(identity_path) != identity:
             raise MetbenchError(
                 f"{out} holds an interrupted generation with other settings or seed; "
                 "choose another --out or delete it"
             )
     else:
         atomic_write_json(identity_path, identity)
+    if scheduler is not None:  # the workers write the shards: they must see out as we do
+        check_workers_on(scheduler, write={"dataset": out})
 
     t_run = time.perf_counter()
     pool_records = _run_stage(
-        out,
-        "pool",
-        [(f"pool_{k:03d}", _run_pool_shard, (str(out), seed, k, n)) for k, n in spec.pool_shards()],
-        workers,
-        on_progress,
-        scheduler,
+        out, "pool", _pool_tasks(spec, seed, out), workers, on_progress, scheduler
     )
     pool_relpaths = sorted(p for r in pool_records.values() for p in r["files"])
-    spec_dict = spec.to_dict()
     event_records = _run_stage(
         out,
         "events",
-        [
-            (
-                f"{process}_{shard:04d}",
-                _run_event_shard,
-                (str(out), spec_dict, seed, process, shard, n, pool_relpaths),
-            )
-            for process, shard, n in spec.shards()
-        ],
+        _event_tasks(spec, seed, out, pool_relpaths),
         workers,
         on_progress,
         scheduler,
@@ -417,8 +653,8 @@ def _run_stage(
     for key, fn, args in tasks:
         path = progress_dir / f"{key}.json"
         if path.exists():
-            record = json.loads(path.read_text())
-            if _record_ok(out, record):
+            record = _read_json(path)
+            if isinstance(record, dict) and _record_ok(out, record):
                 records[key] = record
                 continue
         todo.append((key, fn, args))
@@ -435,17 +671,109 @@ def _run_stage(
     if scheduler is not None and todo:
         for key, record in run_on_dask(scheduler, [(f"{stage}-{k}", fn, a) for k, fn, a in todo]):
             finish(key.removeprefix(f"{stage}-"), record)
-    elif workers == 1 or len(todo) <= 1:
+    else:
+        _run_local(todo, workers, finish)
+    return records
+
+
+#: ``prctl`` option: the signal a process gets when the thread that created it exits (Linux).
+_PR_SET_PDEATHSIG = 1
+#: How often a worker checks that the run that started it is still there [s].
+_WATCH_PARENT_S = 1.0
+
+
+def _run_local(
+    todo: list[_Task], workers: int, finish: Callable[[str, dict[str, Any]], None]
+) -> None:
+    """Run shard tasks here (one worker) or on a pool of spawned worker processes, calling
+    ``finish(key, record)`` as each completes.
+
+    The workers leave the run's process group and die with it: SIGKILL of the run included
+    (``PR_SET_PDEATHSIG``, and a thread watching the parent's pid). On any exception here, Ctrl-C
+    included, the workers' groups are killed at once rather than awaited (an unfinished shard is
+    simply run again on resume).
+    """
+    if workers == 1 or len(todo) <= 1:
         for key, fn, args in todo:
             finish(key, fn(*args))
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        return
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(todo)),
+        mp_context=get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(os.getpid(),),
+    )
+    completed = False
+    try:
+        with _sigint_blocked():  # the workers start with Ctrl-C blocked until they leave our group
             futures: dict[Future[dict[str, Any]], str] = {
                 pool.submit(fn, *args): key for key, fn, args in todo
             }
-            for future in as_completed(futures):
-                finish(futures[future], future.result())
-    return records
+        for future in as_completed(futures):
+            finish(futures[future], future.result())
+        completed = True
+    finally:
+        if not completed:
+            _kill_workers(pool)
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread (processes started meanwhile inherit the mask); a Ctrl-C that
+    arrives meanwhile is handled when the block ends."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _init_worker(parent: int) -> None:
+    """Pool initializer: leave the run's process group (a terminal's Ctrl-C reaches the run, which
+    stops its workers), ignore SIGINT, and die with the run.
+
+    ``PR_SET_PDEATHSIG`` fires when the *thread* that spawned the worker exits; the pool is created
+    and awaited in the same thread, which outlives the workers, and a watchdog thread also exits
+    the worker as soon as its parent's pid changes (any platform, any spawning thread).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != parent:  # the run died before the line above took effect
+        os._exit(1)
+    threading.Thread(
+        target=_watch_parent, args=(parent,), name="metbench-watch-parent", daemon=True
+    ).start()
+
+
+def _watch_parent(parent: int) -> None:
+    """Exit this worker as soon as the process that started it is gone."""
+    while os.getppid() == parent:
+        time.sleep(_WATCH_PARENT_S)
+    os._exit(1)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's workers with their process groups (never this process's group)."""
+    own = os.getpgrp()
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        pid = process.pid
+        if pid is None:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.getpgid(pid) == pid != own:
+                os.killpg(pid, signal.SIGKILL)
+            else:  # not yet in its own group
+                os.kill(pid, signal.SIGKILL)
 
 
 def _timing_summary(

@@ -17,7 +17,8 @@ __all__ = ["READER_VERSION", "STORED_PREFIX", "FileEvents", "convert_file", "rea
 
 #: Bumped whenever a reader's output changes, so that converted files are converted again.
 #: 2: PFNano ``from_pv``: qualities 4 and 5 are at the first vertex whatever their dz.
-READER_VERSION: Final[int] = 2
+#: 3: dataset format 2 (truth in files of its own).
+READER_VERSION: Final[int] = 3
 
 
 def read_file(path: Path | str) -> FileEvents:

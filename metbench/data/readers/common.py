@@ -22,7 +22,7 @@ from metbench.data.store import (
     MANIFEST_NAME,
     atomic_write_json,
     sha256_file,
-    write_parquet_atomic,
+    write_event_files,
 )
 from metbench.events import EVENT_DTYPES, PARTICLE_COLUMNS, PARTICLE_DTYPES, TRUTH_OBJECTS
 
@@ -110,7 +110,7 @@ def write_file_dataset(events: FileEvents, source: Path, out: Path) -> dict[str,
         events.event["event_id"] = np.arange(len(events), dtype=np.int64)
         events.missing["event_id"] = "event numbers repeat in the file: entry indices are used"
     relpath = f"events/test/{events.process}_0000.parquet"
-    write_parquet_atomic(out / relpath, _records(events))
+    files = write_event_files(out, relpath, _records(events), split="test", process=events.process)
     manifest = {
         "format": DATASET_FORMAT,
         "format_version": DATASET_FORMAT_VERSION,
@@ -131,16 +131,7 @@ def write_file_dataset(events: FileEvents, source: Path, out: Path) -> dict[str,
             "has_candidates": events.candidates is not None,
             "stored_met": sorted(events.stored_met),
         },
-        "files": {
-            relpath: {
-                "kind": "events",
-                "split": "test",
-                "process": events.process,
-                "n_events": len(events),
-                "bytes": (out / relpath).stat().st_size,
-                "sha256": sha256_file(out / relpath),
-            }
-        },
+        "files": files,
     }
     atomic_write_json(out / MANIFEST_NAME, manifest)
     return manifest

@@ -1,0 +1,91 @@
+"""The content hash covers the metbench modules an entry imports: a change in a building block
+makes the results of every entry that uses it stale, and leaves the others alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import metbench
+from metbench.estimators.submission import load_submission, metbench_modules
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(metbench.__file__).resolve().parent
+
+
+def rel(paths: list[Path]) -> set[str]:
+    return {p.relative_to(PACKAGE.parent).as_posix() for p in paths}
+
+
+def test_imports_are_followed_transitively(tmp_path):
+    code = tmp_path / "model.py"
+    code.write_text(
+        "import numpy as np\n"
+        "def make():\n"
+        "    from metbench.baselines import puppi  # inside a function: still a dependency\n"
+        "    return puppi\n"
+    )
+    found = rel(metbench_modules([code]))
+    # the module, the packages above it, and what the module imports in turn
+    assert {
+        "metbench/__init__.py",
+        "metbench/baselines/__init__.py",
+        "metbench/baselines/puppi.py",
+        "metbench/events.py",  # imported by metbench/__init__.py
+    } <= found
+    assert "metbench/scoring/score.py" not in found
+    assert "metbench/cli.py" not in found
+    # an entry inside metbench, given by name
+    assert "metbench/baselines/met.py" in rel(metbench_modules([], ("metbench.baselines.met",)))
+
+
+def _hash(pythonpath: Path, folder: Path) -> str:
+    code = (
+        "import sys; from metbench.estimators.submission import load_submission; "
+        "print(load_submission(sys.argv[1]).content_hash)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(folder)],
+        capture_output=True, text=True, cwd=pythonpath.parent,
+        env={**os.environ, "PYTHONPATH": str(pythonpath)}, check=True,
+    )  # fmt: skip
+    return r.stdout.strip()
+
+
+def test_editing_a_building_block_makes_results_stale(tiny_dataset, tmp_path):
+    """A copy of the package shadows the installed one; editing its PUPPI module changes the hash
+    of puppi (whose entry is in metbench) and makes `run` recompute; an unrelated module does
+    not."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(PACKAGE, pkg / "metbench", ignore=shutil.ignore_patterns("__pycache__"))
+    puppi, track = ROOT / "submissions" / "puppi", ROOT / "submissions" / "track"
+    assert load_submission(puppi).content_hash == _hash(pkg, puppi)  # same bytes, same hash
+
+    results = tmp_path / "results"
+
+    def run() -> str:
+        r = subprocess.run(
+            [sys.executable, "-m", "metbench.cli", "run", str(puppi), "--dataset", str(tiny_dataset),
+             "--results", str(results), "--no-throughput", "--n-boot", "0"],
+            capture_output=True, text=True, cwd=tmp_path, timeout=600,
+            env={**os.environ, "PYTHONPATH": str(pkg)},
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        return r.stdout + r.stderr
+
+    assert "up to date" not in run()
+    assert "up to date" in run()
+    before = {f: _hash(pkg, f) for f in (puppi, track)}
+
+    (pkg / "metbench" / "scoring" / "robustness.py").write_text(
+        (pkg / "metbench" / "scoring" / "robustness.py").read_text() + "\n# unrelated edit\n"
+    )
+    assert {f: _hash(pkg, f) for f in (puppi, track)} == before
+
+    module = pkg / "metbench" / "baselines" / "puppi.py"
+    module.write_text(module.read_text() + "\n# a comment is a change of the code\n")
+    assert _hash(pkg, puppi) != before[puppi]
+    assert "up to date" not in run()  # recomputed, not reused
