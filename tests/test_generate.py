@@ -13,7 +13,14 @@ from metbench.data.generate.presets import get_preset
 from metbench.data.generate.run import generate_dataset
 from metbench.data.source import read_events
 from metbench.data.store import sha256_file
-from metbench.events import EVENT_DTYPES, PARTICLE_COLUMNS, PARTICLE_DTYPES, TRUTH_OBJECTS
+from metbench.events import (
+    EVENT_DTYPES,
+    OBSERVABLE_EVENT_COLUMNS,
+    PARTICLE_DTYPES,
+    PARTICLE_FEATURES,
+    TRUTH_OBJECTS,
+    TRUTH_PARTICLE_COLUMNS,
+)
 
 from .conftest import manifest_of
 
@@ -101,16 +108,23 @@ def test_stored_schema_matches_the_event_model(mini_dataset):
     m = manifest_of(mini_dataset)
     relpath = next(p for p, e in m["files"].items() if e["kind"] == "events")
     schema = pq.read_schema(mini_dataset / relpath)
+    truth = pq.read_schema(mini_dataset / relpath.replace("events/", "truth/", 1))
     import pyarrow as pa
 
-    for name, dtype in EVENT_DTYPES.items():
-        assert schema.field(name).type == pa.from_numpy_dtype(dtype), name
+    for name, dtype in EVENT_DTYPES.items():  # observables in events/, truth in truth/
+        where = schema if name in OBSERVABLE_EVENT_COLUMNS else truth
+        assert where.field(name).type == pa.from_numpy_dtype(dtype), name
+    assert truth.field("event_id").type == pa.int64()  # the join key is in both
     pf_struct = schema.field("pf").type.value_type
-    assert [pf_struct.field(i).name for i in range(pf_struct.num_fields)] == list(PARTICLE_COLUMNS)
-    for name in PARTICLE_COLUMNS:
+    assert [pf_struct.field(i).name for i in range(pf_struct.num_fields)] == list(PARTICLE_FEATURES)
+    for name in PARTICLE_FEATURES:
         assert pf_struct.field(name).type == pa.from_numpy_dtype(PARTICLE_DTYPES[name]), name
+    for name in TRUTH_PARTICLE_COLUMNS:  # a list per event, aligned with pf
+        item = truth.field(name).type.value_type
+        assert item == pa.from_numpy_dtype(PARTICLE_DTYPES[name]), name
     for name in TRUTH_OBJECTS:
-        assert schema.field(name) is not None
+        assert truth.field(name) is not None
+        assert schema.get_field_index(name) == -1
 
 
 def test_events_are_physical(mini_dataset):

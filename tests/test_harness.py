@@ -446,14 +446,17 @@ def test_first_command_and_the_physics_ordering_on_mini(tmp_path, mini_dataset):
 
     # independent computation of PF's figures from the parquet files
     files = sorted((mini_dataset / "events" / "test").glob("*.parquet"))
-    arr = ak.concatenate(
+    arr = ak.concatenate([ak.from_parquet(f, columns=["pf.pt", "pf.phi"]) for f in files])
+    truth = ak.concatenate(
         [
             ak.from_parquet(
-                f, columns=["pf.pt", "pf.phi", "gen_met_x", "gen_met_y", "n_pu", "process"]
+                mini_dataset / "truth" / "test" / f.name,
+                columns=["gen_met_x", "gen_met_y", "n_pu", "process"],
             )
             for f in files
         ]
     )
+    arr = ak.zip({"pf": arr.pf, **{k: truth[k] for k in truth.fields}}, depth_limit=1)
     mx = -ak.to_numpy(ak.sum(arr.pf.pt * np.cos(arr.pf.phi), axis=1))
     my = -ak.to_numpy(ak.sum(arr.pf.pt * np.sin(arr.pf.phi), axis=1))
     tx, ty = ak.to_numpy(arr.gen_met_x).astype(float), ak.to_numpy(arr.gen_met_y).astype(float)
