@@ -109,3 +109,19 @@ def test_marks_of_isolation_pinning_and_verification():
     c["dataset"]["pinned"] = False
     (group,) = site_data([a, b, c])["groups"]
     assert "its manifest is not the published one" in group["dataset"]["marks"][0]["title"]
+
+
+def test_readme_of_a_results_file_stays_inside_submissions(tmp_path):
+    from metbench.leaderboard.build import _readme
+
+    subs = tmp_path / "submissions"
+    (subs / "pf").mkdir(parents=True)
+    (subs / "pf" / "README.md").write_text("# PF")
+    outside = tmp_path / "home"
+    outside.mkdir()
+    (outside / "README.md").write_text("secret")
+    (subs / "link").symlink_to(outside)
+    assert _readme(subs, "pf") == "# PF"
+    for name in ("../home", "../../etc", "/etc", "link", "pf/../../home", "", None, 3):
+        assert _readme(subs, name) is None, name
+    assert _readme(None, "pf") is None

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
 
@@ -307,6 +307,23 @@ def _entry_body(
 """
 
 
+def _readme(submissions: Path | None, name: object) -> str | None:
+    """The README of a submission folder ``<submissions>/<name>/README.md``, only for a name of
+    the submission pattern whose resolved path stays inside ``submissions`` (a results file
+    naming ``../../x`` must not publish files of the machine that builds the site)."""
+    if submissions is None or not isinstance(name, str) or not _SUBMISSION_NAME.fullmatch(name):
+        return None
+    root = Path(submissions).resolve()
+    path = (root / name / "README.md").resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
+#: What a submission's folder name may be (as ``metbench.toml``'s ``name``).
+_SUBMISSION_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
 def build_site(
     results: list[dict[str, Any]],
     out: Path,
@@ -360,11 +377,7 @@ def build_site(
                     json.dumps(result, indent=1), encoding="utf-8"
                 )
                 (tmp / "results" / f"{slug}.csv").write_text(_results_csv(result), encoding="utf-8")
-                readme = None
-                if submissions is not None:
-                    path = Path(submissions) / entry["submission"] / "README.md"
-                    if path.is_file():
-                        readme = path.read_text(encoding="utf-8")
+                readme = _readme(submissions, entry.get("submission"))
                 page_data = {
                     "entry": entry,
                     "dataset": group["dataset"],
