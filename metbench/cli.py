@@ -225,20 +225,24 @@ _TEXT_COLUMNS = {"entry", "category", "submission", "framework", "variants", "de
 
 def _escape(text: object) -> str:
     """Text from users and submissions (entry names such as ``puppi[weights=nolep]``, paths,
-    messages) shown verbatim, not read as rich markup."""
+    messages) shown as it is, not read as rich markup, with any control character (a terminal
+    escape sequence, a carriage return) written as a visible escape (:func:`safe_text`)."""
     from rich.markup import escape
 
-    return escape(str(text))
+    from metbench.errors import safe_text
+
+    return escape(safe_text(text, None))
 
 
 def _print_frame(frame: Any, title: str) -> None:
-    from rich.markup import escape
     from rich.table import Table
+
+    from metbench.errors import safe_text
 
     if frame.empty:
         console.print(f"{title}: nothing to show", markup=False)
         return
-    table = Table(title=escape(title), title_justify="left")
+    table = Table(title=_escape(title), title_justify="left")
     labelled = not _plain_index(frame)  # a meaningful index (entry names) becomes the first column
     if labelled:
         table.add_column(str(frame.index.name or ""), style="bold")
@@ -246,11 +250,11 @@ def _print_frame(frame: Any, title: str) -> None:
         table.add_column(str(col), justify="left" if col in _TEXT_COLUMNS else "right")
     for idx, row in frame.astype(object).iterrows():
         # names such as "perceiver-torch[chunk=1]" are text, not rich markup
-        cells = [escape(str(v)) for v in row.tolist()]
-        table.add_row(*([escape(str(idx)), *cells] if labelled else cells))
+        cells = [_escape(v) for v in row.tolist()]
+        table.add_row(*([_escape(idx), *cells] if labelled else cells))
     console.print(table)
     for note in frame.attrs.get("notes", []):
-        console.print(f"  {note}", highlight=False, markup=False)
+        console.print(f"  {safe_text(note, None)}", highlight=False, markup=False)
 
 
 def _plain_index(frame: Any) -> bool:
@@ -259,12 +263,15 @@ def _plain_index(frame: Any) -> bool:
     return isinstance(frame.index, pd.RangeIndex)
 
 
-def _limits(time_limit: float, memory_limit: float) -> Any:
+def _limits(time_limit: float, memory_limit: float, disk_limit: float) -> Any:
+    import math
+
     from metbench.estimators.isolation import Limits
 
-    if time_limit <= 0 or memory_limit <= 0:
-        raise MetbenchError("--time-limit and --memory-limit must be positive")
-    return Limits(time_s=time_limit, memory_gb=memory_limit)
+    values = (time_limit, memory_limit, disk_limit)
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise MetbenchError("--time-limit, --memory-limit and --disk-limit must be positive")
+    return Limits(time_s=time_limit, memory_gb=memory_limit, disk_gb=disk_limit)
 
 
 def _progress(transient: bool = False) -> Any:
@@ -350,6 +357,12 @@ ParamOpt = Annotated[
 ]
 TimeOpt = Annotated[float, typer.Option(help="Time limit of the submission's process [s]")]
 MemoryOpt = Annotated[float, typer.Option(help="Memory limit of the submission's process [GiB]")]
+DiskOpt = Annotated[
+    float,
+    typer.Option(
+        help="Disk limit of what the submission's process writes in its private folder [GiB]"
+    ),
+]
 NoSandboxOpt = Annotated[
     bool,
     typer.Option(
@@ -361,8 +374,11 @@ NoSandboxOpt = Annotated[
 
 
 def _say(line: str) -> None:
-    """A line for the user on stderr, printed verbatim (above any progress bar)."""
-    err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+    """A line for the user on stderr, printed as it is (above any progress bar), control
+    characters escaped."""
+    from metbench.errors import safe_text
+
+    err_console.print(safe_text(line, None), highlight=False, markup=False, soft_wrap=True)
 
 
 def _check_device(device: str) -> None:
@@ -384,6 +400,7 @@ def run_cmd(
     param: ParamOpt = None,
     time_limit: TimeOpt = 3600.0,
     memory_limit: MemoryOpt = 8.0,
+    disk_limit: DiskOpt = 20.0,
     throughput: Annotated[bool, typer.Option(help="Measure throughput")] = True,
     throughput_duration: Annotated[
         float, typer.Option(help="Seconds per batch size, at least")
@@ -408,7 +425,7 @@ def run_cmd(
     from metbench.scoring.table import headline_table, kinematics_table
 
     _check_device(device)
-    limits = _limits(time_limit, memory_limit)
+    limits = _limits(time_limit, memory_limit, disk_limit)
     tp = _throughput_settings(throughput, throughput_duration, batch_sizes)
     _entries(submission, variant, param)  # a mistake is reported before the dataset is made
     folder = _resolve_dataset_with_progress(dataset)
@@ -550,6 +567,7 @@ def predict_cmd(
     param: ParamOpt = None,
     time_limit: TimeOpt = 3600.0,
     memory_limit: MemoryOpt = 8.0,
+    disk_limit: DiskOpt = 20.0,
     no_sandbox: NoSandboxOpt = False,
 ) -> None:
     """Write a submission's predictions: one row per event (event_id, met_x, met_y in GeV)."""
@@ -566,7 +584,8 @@ def predict_cmd(
     sub, entries = _entries(submission, variant, param, info.name)
     entry, params = entries[0]
     report = predict_entry(
-        sub, entry, params, info, split, out, device, _limits(time_limit, memory_limit), None, force,
+        sub, entry, params, info, split, out, device, _limits(time_limit, memory_limit, disk_limit),
+        None, force,
         log_path=out.with_name(out.stem + ".log"), sandbox=not no_sandbox, on_wait=_say,
     )  # fmt: skip
     state = "up to date" if report.get("reused") else f"{report['n_events']} events"

@@ -3,8 +3,11 @@
 
 Work is keyed by the dataset's manifest hash and the submission's content hash (plus its
 parameters): predictions and results made with the same keys are reused unless forced.
-Prediction writes one part per dataset file, so an interrupted run resumes from the last
-finished file.
+The submission's child reads an input extract (:mod:`metbench.estimators.inputs`: the split's
+observables under opaque ids, mixed across processes), written here into the resume state; it
+writes one part per extract file, so an interrupted run resumes from the last finished file, and
+the harness maps the parts back to the dataset's events when it merges them. The muon-removed
+copies of the recoil task are a second extract, predicted by a second, fresh child.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import numpy as np
 
 from metbench.data.published import check_published
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
+from metbench.errors import MetbenchError
+from metbench.estimators.inputs import InputMap, is_input_extract, prepare_inputs, read_mapping
 from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
     Limits,
@@ -39,7 +44,14 @@ from metbench.estimators.predictions import (
 )
 from metbench.estimators.submission import Submission, SubmissionError
 from metbench.estimators.worker import PredictJob, instantiate
-from metbench.results import SCHEMA_VERSION, ResultsError, now_iso, read_results, write_results
+from metbench.results import (
+    SCHEMA_VERSION,
+    SELF_REPORTED,
+    ResultsError,
+    now_iso,
+    read_results,
+    write_results,
+)
 from metbench.scoring.kinematics import load_chains, score_kinematics
 from metbench.scoring.score import (
     CalibrationSample,
@@ -273,6 +285,13 @@ def _predict_locked(
             shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
     atomic_write_json(parts / "identity.json", identity)
+    for stale in parts.glob("*.sandbox.*"):  # left by a killed recoil run
+        shutil.rmtree(stale, ignore_errors=True)
+    sample = max(throughput.batch_sizes) if reuse and throughput is not None else None
+    inputs = prepare_inputs(
+        dataset.folder, split, parts / "input", sub.manifest.uses_truth, sample=sample
+    )  # fmt: skip
+    log = Path(log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log"))
     job = PredictJob(
         label=entry,
         folder=str(sub.folder),
@@ -280,44 +299,88 @@ def _predict_locked(
         framework=sub.manifest.framework,
         parameters=params,
         device=device,
-        dataset=str(dataset.folder),
+        dataset=str(inputs),
         split=split,
         batch_size=sub.manifest.batch_size,
         max_particles=sub.manifest.max_particles,
         uses_truth=sub.manifest.uses_truth,
         parts_dir=str(parts),
-        log_path=str(
-            log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log")
-        ),
+        log_path=str(log),
         throughput=throughput,
         metadata=identity,
         predict=not reuse,
-        recoil=_wants_recoil(sub),
+        source_dataset=str(dataset.folder),
     )
+    recoil = not reuse and _wants_recoil(sub)
     if scheduler is not None and not reuse:
         (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
         report = _predict_on_dask(job, scheduler, on_progress, limits, sandbox)
-        if report.get("isolation") is not None:
-            _record_isolation(parts, report["isolation"], ran=True, sandbox=sandbox)
+        isolation = [report.get("isolation")]
+        if recoil and (recoil_job := _recoil_job(job, dataset, log)) is not None:
+            second = _predict_on_dask(recoil_job, scheduler, None, limits, sandbox)
+            isolation.append(second["isolation"])
+        if all(i is not None for i in isolation):
+            _record_isolation(parts, weakest_isolation(*isolation), ran=True, sandbox=sandbox)
         if throughput is not None:  # measured here, on the machine that reports it
             measured = run_isolated(replace(job, predict=False), limits, sandbox=sandbox)
             report.update({k: v for k, v in measured.items() if k != "isolation"})
     else:
-        ran: dict[str, Any] | None = None
-        try:
-            ran = run_isolated(job, limits, on_progress, sandbox=sandbox)
-        finally:  # the parts made so far, and how: the resume state
-            isolation = ran.get("isolation") if ran is not None else None
-            _record_isolation(parts, isolation, ran=not reuse, sandbox=sandbox)
-        report = ran
+        report = _run_recorded(job, parts, limits, on_progress, sandbox, ran=not reuse)
+        if recoil and (recoil_job := _recoil_job(job, dataset, log)) is not None:
+            second = _run_recorded(recoil_job, parts, limits, None, sandbox, ran=True)
+            report["wall_s"] = report.get("wall_s", 0.0) + second.get("wall_s", 0.0)
+            report["peak_rss_mb"] = max(
+                report.get("peak_rss_mb", 0.0), second.get("peak_rss_mb", 0.0)
+            )
     if not reuse:
-        isolation = _merge_parts(parts, out, identity, dataset.folder)
+        isolation = _merge_parts(parts, out, identity, recoil=_wants_recoil(sub))
     else:  # throughput only: no part was written, no resume state to keep
         isolation = weakest_isolation(made_with, report.get("isolation"))
         shutil.rmtree(parts, ignore_errors=True)
     report["reused"] = reuse
     report["isolation"] = isolation
     return report
+
+
+def _run_recorded(
+    job: PredictJob,
+    state: Path,
+    limits: Limits,
+    on_progress: Callable[[int], None] | None,
+    sandbox: bool,
+    ran: bool,
+) -> dict[str, Any]:
+    """:func:`run_isolated`, keeping how it was isolated in the resume state ``state`` also when
+    it fails (it may have written parts)."""
+    report: dict[str, Any] | None = None
+    try:
+        report = run_isolated(job, limits, on_progress, sandbox=sandbox)
+    finally:  # the parts made so far, and how: the resume state
+        isolation = report.get("isolation") if report is not None else None
+        _record_isolation(state, isolation, ran=ran, sandbox=sandbox)
+    return report
+
+
+#: The recoil run's folders in the resume state: its extract and its parts.
+_RECOIL_INPUT = "recoil"
+_RECOIL_PARTS = "recoil-parts"
+
+
+def _recoil_job(job: PredictJob, dataset: DatasetInfo, log: Path) -> PredictJob | None:
+    """The recoil task's run (None when no event of the split has a selected dimuon): the
+    muon-removed copies (:func:`~metbench.estimators.inputs.write_recoil_extract`) predicted by
+    a fresh child, parts in ``recoil-parts/`` of the resume state, log ``<entry>.recoil.log``."""
+    parts = Path(job.parts_dir)
+    inputs = prepare_inputs(
+        dataset.folder, job.split, parts / _RECOIL_INPUT, job.uses_truth, kind="recoil",
+        max_particles=job.max_particles,
+    )  # fmt: skip
+    if not load_manifest(inputs)["files"]:
+        return None
+    return replace(
+        job, dataset=str(inputs), parts_dir=str(parts / _RECOIL_PARTS), throughput=None,
+        log_path=str(log.with_name(log.name.removesuffix(".log") + ".recoil.log")),
+    )  # fmt: skip
 
 
 def _record_isolation(parts: Path, isolation: Any, ran: bool, sandbox: bool) -> None:
@@ -357,14 +420,15 @@ def _predict_on_dask(
     limits: Limits = DEFAULT_LIMITS,
     sandbox: bool = True,
 ) -> dict[str, Any]:
-    """Predict every file of the split as its own task on a Dask cluster; parts already written
-    are skipped.
+    """Predict every file of the job's input extract (``job.dataset``) as its own task on a Dask
+    cluster; parts already written are skipped.
 
     Each task runs the submission in a sandboxed child of its worker, as a local run does
     (:func:`~metbench.estimators.isolation.run_isolated`, with ``limits`` per file and
     ``sandbox``); the report's ``isolation`` is the weakest of the tasks'. Paths are made
-    absolute here, and the workers are first checked to see the dataset, the submission and the
-    results folders at the same paths.
+    absolute here, and the workers are first checked to see the extract (in the resume state,
+    beside the results: the workers never read the dataset), the submission and the results
+    folders at the same paths.
     """
     from metbench.data.source import EventSource
     from metbench.distributed import run_on_dask
@@ -375,9 +439,11 @@ def _predict_on_dask(
         job,
         folder=str(Path(job.folder).resolve()),
         dataset=str(Path(job.dataset).resolve()),
+        source_dataset=str(Path(job.source_dataset).resolve()) if job.source_dataset else "",
         parts_dir=str(parts),
         log_path=str(Path(job.log_path).resolve()),
     )
+    parts.mkdir(parents=True, exist_ok=True)
     source = EventSource(job.dataset, job.split, verify=False)
     n_events = source.manifest["files"]
     pending = [
@@ -385,7 +451,7 @@ def _predict_on_dask(
     ]
     tasks = [
         (
-            f"predict-{job.label}-{i:05d}",
+            f"predict-{job.label}-{parts.name}-{i:05d}",
             predict_on_dask_worker,
             (replace(job, files=(f,), log_path=str(parts / f"part_{i:05d}.log")), limits, sandbox),
         )
@@ -395,8 +461,7 @@ def _predict_on_dask(
     isolation: list[Any] = []
     done = len(source) - sum(n_events[f]["n_events"] for _, f in pending)
     folders = {
-        "read": {"dataset": Path(job.dataset)},
-        "listed": {"submission": Path(job.folder)},
+        "listed": {"submission": Path(job.folder), "input extract": Path(job.dataset)},
         "write": {"results": parts.parent},
     }
     try:
@@ -415,48 +480,85 @@ def _predict_on_dask(
 
 
 def _merge_parts(
-    parts: Path, out: Path, identity: dict[str, Any], dataset: Path
+    parts: Path, out: Path, identity: dict[str, Any], recoil: bool
 ) -> dict[str, Any] | None:
-    """Merge the checked parts (one per dataset file, all present) into ``out``, with the
+    """Merge the checked parts (one per file of the input extract, all present; with
+    ``recoil``, also those of the recoil run) into ``out``, in the dataset's order and under its
+    event ids (the extracts' maps, :func:`~metbench.estimators.inputs.read_mapping`), with the
     identity and the weakest isolation of the runs that made them in its metadata; that
     isolation (None if unknown, e.g. parts made on Dask workers)."""
-    from metbench.data.source import EventSource
+    main = read_mapping(parts / "input")
+    n = len(main.position)
+    event_id = np.zeros(n, np.int64)
+    met = np.zeros((n, 2))
+    filled = np.zeros(n, np.int64)
+    covs: list[tuple[np.ndarray, np.ndarray | None]] = []
+    nus: list[tuple[np.ndarray, np.ndarray | None]] = []
+    for index, path in _part_files(parts, parts / "input", identity):
+        ids, part_met, cov, _ = read_predictions(path)
+        rows = _translate(main, index, ids, path, identity)
+        position = main.position[rows]
+        event_id[position] = main.event_id[rows]
+        met[position] = part_met
+        filled[position] += 1
+        covs.append((position, cov))
+        nus.append((position, read_neutrinos(path)))
+    if not (filled == 1).all():  # the maps are the parent's: never
+        raise SubmissionError(f"submission {identity['entry']}: its parts do not cover the split")
 
-    expected = EventSource(dataset, identity["split"], verify=False)
-    files = [parts / f"part_{i:05d}.parquet" for i in range(len(expected.files))]
-    missing = [expected.files[i] for i, f in enumerate(files) if not f.is_file()]
-    if missing:
-        raise SubmissionError(
-            f"submission {identity['entry']} reported it was done but wrote no predictions for "
-            f"{len(missing)} file(s), e.g. {missing[0]}; run it again"
-        )
+    def gather(chunks: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray | None:
+        if not chunks or any(c is None for _, c in chunks):
+            return None
+        first = next(c for _, c in chunks if c is not None)
+        out = np.zeros((n, *first.shape[1:]))
+        for position, c in chunks:
+            out[position] = c
+        return out
+
+    recoil_met = None
+    if recoil:
+        recoil_met = np.full((n, 2), np.nan)
+        extract = parts / _RECOIL_INPUT
+        if is_input_extract(extract):
+            muons_removed = read_mapping(extract)
+            for index, path in _part_files(parts / _RECOIL_PARTS, extract, identity):
+                ids, part_met, _, _ = read_predictions(path)
+                rows = _translate(muons_removed, index, ids, path, identity)
+                recoil_met[muons_removed.position[rows]] = part_met
     try:
         isolation = weakest_isolation(json.loads((parts / "isolation.json").read_text()))
     except (OSError, json.JSONDecodeError):
         isolation = None
-    ids, mets, covs, nus, recoils = [], [], [], [], []
-    for f in files:
-        event_id, met, cov, _ = read_predictions(f)
-        ids.append(event_id)
-        mets.append(met)
-        covs.append(cov)
-        nus.append(read_neutrinos(f))
-        recoils.append(read_recoil(f))
-    has_cov = all(c is not None for c in covs) and bool(covs)
-    has_nu = all(n is not None for n in nus) and bool(nus)
-    has_recoil = all(r is not None for r in recoils) and bool(recoils)
     metadata = dict(identity, isolation=isolation) if isolation is not None else identity
-    write_predictions(
-        out,
-        np.concatenate(ids),
-        np.concatenate(mets),
-        np.concatenate([c for c in covs if c is not None]) if has_cov else None,
-        metadata,
-        np.concatenate([n for n in nus if n is not None]) if has_nu else None,
-        np.concatenate([r for r in recoils if r is not None]) if has_recoil else None,
-    )
+    write_predictions(out, event_id, met, gather(covs), metadata, gather(nus), recoil_met)
     shutil.rmtree(parts)
     return isolation
+
+
+def _part_files(folder: Path, extract: Path, identity: dict[str, Any]) -> list[tuple[int, Path]]:
+    """``(index, path)`` of the parts of an extract's files in ``folder``; an error naming the
+    first file without one."""
+    files = sorted(load_manifest(extract)["files"])
+    paths = [(i, folder / f"part_{i:05d}.parquet") for i in range(len(files))]
+    missing = [files[i] for i, p in paths if not p.is_file()]
+    if missing:
+        raise SubmissionError(
+            f"submission {identity['entry']} reported it was done but wrote no predictions for "
+            f"{len(missing)} file(s) of its input, e.g. {missing[0]}; run it again"
+        )
+    return paths
+
+
+def _translate(
+    mapping: InputMap, index: int, ids: np.ndarray, path: Path, identity: dict[str, Any]
+) -> np.ndarray:
+    try:
+        return mapping.translate(index, ids)
+    except MetbenchError:  # checked when the part was taken: never
+        raise SubmissionError(
+            f"submission {identity['entry']}: {path.name} holds ids that are not those of its "
+            "input file; run it again with --force"
+        ) from None
 
 
 def _check_made_on(path: Path, meta: dict[str, Any], dataset: DatasetInfo, split: str) -> None:
@@ -618,7 +720,9 @@ def run_entry(
     settings is reused unless ``force``. One run of an entry at a time: a second one waits for
     the first (a lock file ``.<entry>.lock`` beside the results; ``on_wait`` hears it), then
     finds its result up to date or redoes it (``force``). ``sandbox=False``: ``--no-sandbox``.
-    The results record how the submission was isolated (``isolation``).
+    The results record how the submission was isolated (``isolation``) and the submission folder
+    they were made from (``entry.folder``): a result made from another folder is replaced only
+    with ``force``. Throughput and ``n_parameters`` are marked self-reported (``measured_by``).
     """
     result_path, _ = results_paths(results_dir, dataset, split, entry)
     with entry_lock(_lock_path(result_path), entry, on_wait):
@@ -626,6 +730,23 @@ def run_entry(
             sub, entry, params, dataset, split, results_dir, device, limits, throughput, n_boot,
             seed, force, on_progress, scheduler, sandbox,
         )  # fmt: skip
+
+
+def _check_same_folder(result_path: Path, sub: Submission, entry: str, force: bool) -> None:
+    """Refuse to replace a result made from another submission folder (one whose manifest takes
+    the same name) unless ``force``."""
+    if force or not result_path.exists():
+        return
+    try:
+        made_from = read_results(result_path)["entry"].get("folder")
+    except ResultsError:
+        return  # unreadable: it is redone
+    if made_from and Path(made_from) != sub.folder:
+        raise SubmissionError(
+            f"{result_path}: the result of {entry} was made from {made_from}, not from "
+            f"{sub.folder}; two folders name the entry {entry}: rename one (name in "
+            "metbench.toml), or replace that result with --force"
+        )
 
 
 def _run_locked(
@@ -647,6 +768,7 @@ def _run_locked(
 ) -> tuple[Path, bool]:
     result_path, pred_path = results_paths(results_dir, dataset, split, entry)
     identity = _identity(sub, entry, params, dataset, split)
+    _check_same_folder(result_path, sub, entry, force)
     if result_path.exists() and not force:
         try:
             old = read_results(result_path)
@@ -699,9 +821,11 @@ def _run_locked(
             reason=f"its MET is {sub.manifest.met_source}'s (met_source): not in the MET tables",
         )
     m = sub.manifest
+    n_parameters = report.get("n_parameters")
     entry_info = {
         "name": entry,
         "submission": sub.name,
+        "folder": str(sub.folder),
         "category": m.category,
         "framework": m.framework,
         "content_hash": sub.content_hash,
@@ -711,13 +835,15 @@ def _run_locked(
         "description": m.description,
         "uses_truth": list(m.uses_truth),
         "met_source": m.met_source or None,
-        "n_parameters": report.get("n_parameters"),
+        "n_parameters": n_parameters,
+        **({"n_parameters_measured_by": SELF_REPORTED} if n_parameters is not None else {}),
         "weights_sha256": {w: sha256_file(sub.folder / w) for w in m.weights},
     }
     measured = None
     if throughput is not None:
         measured = {
             "device": report.get("device", device),
+            "measured_by": SELF_REPORTED,
             "settings": {
                 "warmup_calls": throughput.warmup_calls,
                 "min_duration_s": throughput.min_duration_s,

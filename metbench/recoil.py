@@ -14,9 +14,11 @@ input                             the event with those two candidates removed (t
 estimate                          ``e'`` = the estimator's MET on that input; ``u = -e'``
 ================================  ==============================================================
 
-The selection uses reconstructed candidates only, so the child process applies it to every event
-of the split (it never learns which events are Z -> mu mu), and the parent, which alone reads the
-truth, applies the same function to the Z -> mu mu events it scores.
+The selection uses reconstructed candidates only. The harness applies it to every event of the
+split and writes the muon-removed copies as an input extract of their own (opaque ids, shuffled:
+:func:`metbench.estimators.inputs.write_recoil_extract`), which a second, fresh child predicts, so
+no child sees both an event and its muon-removed copy; the scoring, which alone reads the truth,
+applies the same function to the Z -> mu mu events it scores.
 """
 
 from __future__ import annotations

@@ -11,13 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from metbench.data.store import atomic_write_json
+from metbench.data.store import atomic_write_bytes
 from metbench.errors import MetbenchError
 
 __all__ = [
     "RESULTS_SCHEMA",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
+    "SELF_REPORTED",
     "ResultsError",
     "find_results",
     "now_iso",
@@ -128,6 +129,29 @@ _FAKE = {
     },
 }
 _SHA256 = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+#: What ``measured_by`` says of figures measured inside the submission's own interpreter
+#: (throughput, trainable parameters): the harness checks their types and ranges, it cannot check
+#: that they are true.
+SELF_REPORTED: Final = "child (self-reported)"
+#: A device as a run records it (the child's report, checked by the harness).
+_DEVICE = {"type": "string", "pattern": "^(cpu|cuda(:[A-Za-z0-9][A-Za-z0-9 ._()/+-]{0,63})?)$"}
+_COUNT = {"type": "integer", "minimum": 0}
+_AMOUNT = {"type": "number", "minimum": 0}
+_THROUGHPUT_ROW = {
+    "type": "object",
+    "required": ["batch_size"],
+    "properties": {
+        "batch_size": {"type": "integer", "minimum": 1},
+        "calls": {"type": "integer", "minimum": 1},
+        "events_per_s": {"type": "number", "exclusiveMinimum": 0},
+        "latency_ms": {"type": "object", "additionalProperties": _AMOUNT},
+        "peak_rss_mb": _AMOUNT,
+        "peak_gpu_mb": _AMOUNT,
+        "threads": {"type": "integer", "minimum": 1},
+        "skipped": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
 
 #: JSON Schema (draft 2020-12) of a results file.
 RESULTS_SCHEMA: Final[dict[str, Any]] = {
@@ -169,6 +193,9 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "authors": {"type": "array", "items": {"type": "string"}},
                 "description": {"type": "string"},
                 "met_source": {"type": ["string", "null"]},
+                "folder": {"type": "string", "minLength": 1},
+                "n_parameters": {"type": ["integer", "null"], "minimum": 0},
+                "n_parameters_measured_by": {"const": SELF_REPORTED},
             },
         },
         "dataset": {
@@ -189,6 +216,10 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "file": {"type": "string"},
                 "sha256": _SHA256,
                 "n_events": {"type": "integer"},
+                "n_truncated": _COUNT,
+                "wall_s": _AMOUNT,
+                "peak_rss_mb": _AMOUNT,
+                "device": _DEVICE,
             },
         },
         "scores": {
@@ -238,18 +269,9 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
         "throughput": {
             "type": ["object", "null"],
             "properties": {
-                "device": {"type": "string"},
-                "batches": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["batch_size"],
-                        "properties": {
-                            "batch_size": {"type": "integer", "minimum": 1},
-                            "events_per_s": {"type": "number", "exclusiveMinimum": 0},
-                        },
-                    },
-                },
+                "device": _DEVICE,
+                "measured_by": {"const": SELF_REPORTED},
+                "batches": {"type": "array", "items": _THROUGHPUT_ROW},
             },
         },
         "environment": {
@@ -282,20 +304,31 @@ def now_iso() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def write_results(path: Path, results: dict[str, Any]) -> None:
-    """Validate and write a results file atomically."""
+    """Validate and write a results file atomically (indented, key-sorted JSON; NaN and
+    infinities are refused: they are not JSON, and the site's JSON encoder rejects them)."""
     _validate(results, str(path))
-    atomic_write_json(path, results)
+    try:
+        text = json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except ValueError:
+        raise ResultsError(
+            f"{path}: the results hold NaN or an infinity, which JSON cannot carry; not written"
+        ) from None
+    atomic_write_bytes(Path(path), text.encode())
 
 
 def read_results(path: Path) -> dict[str, Any]:
     """Read and validate a results file."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such results file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         raise ResultsError(f"{path}: not valid JSON ({exc})") from None
     if isinstance(obj, dict) and obj.get("schema") == SCHEMA_NAME:
         version = obj.get("schema_version")

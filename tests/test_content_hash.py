@@ -42,6 +42,13 @@ def test_imports_are_followed_transitively(tmp_path):
     assert "metbench/baselines/met.py" in rel(metbench_modules([], ("metbench.baselines.met",)))
 
 
+def _copied(pythonpath: Path) -> dict[str, str]:
+    """The environment that runs the package copied to ``pythonpath``: outside a checkout it has
+    no repository of its own, so it is told where the repository's submissions are (only they
+    may be baselines)."""
+    return {"PYTHONPATH": str(pythonpath), "METBENCH_SUBMISSIONS": str(ROOT / "submissions")}
+
+
 def _hash(pythonpath: Path, folder: Path) -> str:
     code = (
         "import sys; from metbench.estimators.submission import load_submission; "
@@ -50,7 +57,7 @@ def _hash(pythonpath: Path, folder: Path) -> str:
     r = subprocess.run(
         [sys.executable, "-c", code, str(folder)],
         capture_output=True, text=True, cwd=pythonpath.parent,
-        env={**os.environ, "PYTHONPATH": str(pythonpath)}, check=True,
+        env={**os.environ, **_copied(pythonpath)}, check=True,
     )  # fmt: skip
     return r.stdout.strip()
 
@@ -71,7 +78,7 @@ def test_editing_a_building_block_makes_results_stale(tiny_dataset, tmp_path):
             [sys.executable, "-m", "metbench.cli", "run", str(puppi), "--dataset", str(tiny_dataset),
              "--results", str(results), "--no-throughput", "--n-boot", "0"],
             capture_output=True, text=True, cwd=tmp_path, timeout=600,
-            env={**os.environ, "PYTHONPATH": str(pkg)},
+            env={**os.environ, **_copied(pkg)},
         )  # fmt: skip
         assert r.returncode == 0, r.stderr
         return r.stdout + r.stderr

@@ -206,9 +206,10 @@ def test_a_worker_that_does_not_see_the_folders_stops_the_run(
             "run", PF, "--dataset", dataset, "--results", "blind", *FAST,
             "--scheduler", blind.address, cwd=client_dir,
         )  # fmt: skip
+        extract = client_dir / "blind"  # the input extract, in the resume state of the results
         assert_one_line_error(
-            r, "Dask worker tcp://127.0.0.1:", f"dataset folder {generated}",
-            "workers must share the filesystem", f"where {generated} is visible at the same path",
+            r, "Dask worker tcp://127.0.0.1:", f"input extract folder {extract}/",
+            "workers must share the filesystem", f"where {extract}/",
         )  # fmt: skip
         r = cli(
             "data", "generate", "--preset", "mini", "--events-per-process", EVENTS_PER_PROCESS,

@@ -8,7 +8,10 @@ unpickled or executed. Its standard output and error go to its log through the p
 the first and the last :data:`LOG_CAP` bytes and a line saying how many were dropped in between.
 
 The harness watches it: past the time limit, with more resident memory (the child and all its
-descendants, sampled every 50 ms) than the memory limit, or when interrupted, the whole process
+descendants, sampled every 50 ms) than the memory limit, with more on disk in its private folder
+(summed every second; ``RLIMIT_FSIZE`` bounds each file) than the disk limit, after a message that
+is not one of the protocol's or whose fields are out of their ranges, or when interrupted, the
+whole process
 group and every descendant seen are killed; :data:`GRACE_S` after the child reported that it is
 done, whatever is still running (a thread that never ends, a forgotten subprocess) is killed too,
 and the run counts. A crash (a signal, ``os._exit``), a hang or a blow-up of the submission becomes
@@ -17,10 +20,17 @@ log is; the harness itself carries on. The child dies with the harness (``--die-
 bubblewrap, ``PR_SET_PDEATHSIG`` otherwise).
 
 The child writes its parts (``part_XXXXX.parquet``) in its private ``out/`` folder only. When it
-has ended, however it ended, the parent takes each part that is a regular file of a sane size,
-reads it (:func:`~metbench.estimators.predictions.read_predictions`), checks that its identity
-metadata is the job's and its event ids exactly those of its dataset file, and moves it into
+has ended, however it ended, the parent takes each part that is a regular file of a sane size
+whose parquet footer shows exactly the prediction columns, rows and bounded uncompressed sizes
+(no decompression bomb), reads it (:func:`~metbench.estimators.predictions.read_predictions`),
+checks that its identity
+metadata is the job's and its event ids exactly those of its input file, and moves it into
 ``job.parts_dir`` (the resume state); anything else is rejected. Then the private folder goes.
+
+The child never sees the dataset: ``job.dataset`` is an input extract
+(:mod:`metbench.estimators.inputs`: the split's observables under opaque ids, mixed across
+processes, in files of opaque names), shown read-only at ``SANDBOX_ROOT/input``; its parts hold
+those opaque ids, and only the harness maps them back to the dataset's events when it merges them.
 """
 
 from __future__ import annotations
@@ -47,7 +57,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from metbench.errors import MetbenchError
+from metbench.errors import MetbenchError, safe_text
 from metbench.estimators.sandbox import (
     SANDBOX_ROOT,
     Bind,
@@ -61,8 +71,10 @@ from metbench.estimators.worker import PredictJob, job_to_json
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "DONE_FIELDS",
     "GRACE_S",
     "LOG_CAP",
+    "MAX_PRIVATE_FILES",
     "MESSAGE_CAP",
     "Limits",
     "run_isolated",
@@ -78,6 +90,21 @@ LOG_CAP: Final = 2**20
 MESSAGE_CAP: Final = 2**20
 _PART: Final = re.compile(r"^part_(\d{5})\.parquet$")
 _PR_SET_PDEATHSIG: Final = 1
+#: Files (and folders) the child may leave in its private folder; more ends the run.
+MAX_PRIVATE_FILES: Final = 100_000
+#: Seconds between two sums of the private folder's size.
+_DISK_POLL_S: Final = 1.0
+#: The folders of the private folder the child may write (the rest is the parent's).
+_WRITABLE: Final = ("out", "tmp", "home")
+#: The fields of the child's ``done`` message (anything else ends the run).
+DONE_FIELDS: Final[frozenset[str]] = frozenset(
+    {"n_events", "n_truncated", "has_covariance", "device", "n_parameters"}
+)
+_MAX_PARAMETERS: Final = 10**13
+_DEVICE: Final = re.compile(r"^cuda(:[A-Za-z0-9][A-Za-z0-9 ._()/+-]{0,63})?$")
+_THROUGHPUT_FIELDS: Final = frozenset(
+    {"batch_size", "calls", "events_per_s", "latency_ms", "peak_rss_mb", "peak_gpu_mb", "threads"}
+)
 
 
 @dataclass(frozen=True)
@@ -89,11 +116,27 @@ class Limits:
     time_s
         Wall-clock limit of the whole child (import, prediction, throughput) [s].
     memory_gb
-        Resident-memory limit of the child and its children [GiB].
+        Resident-memory limit of the child and its children [GiB]; the sandbox's ``/dev/shm``
+        holds at most a quarter of it (:attr:`shm_bytes`).
+    disk_gb
+        Limit of what the child keeps in its private folder (``out/``, ``tmp/``, ``home/``) on
+        disk [GiB], summed every second (and no single file larger: ``RLIMIT_FSIZE``).
     """
 
     time_s: float = 3600.0
     memory_gb: float = 8.0
+    disk_gb: float = 20.0
+
+    @property
+    def shm_bytes(self) -> int:
+        """Size of the sandbox's ``/dev/shm`` tmpfs: a quarter of the memory limit, at least
+        64 MiB [bytes]."""
+        return max(int(self.memory_gb * 2**30 / 4), 64 * 2**20)
+
+    @property
+    def disk_bytes(self) -> int:
+        """:attr:`disk_gb` in bytes."""
+        return max(int(self.disk_gb * 2**30), 1)
 
 
 DEFAULT_LIMITS: Final = Limits()
@@ -157,7 +200,7 @@ def _log_tail(path: Path, lines: int = 1) -> str:
     except OSError:
         return ""
     tail = [t.strip() for t in text[-lines:] if t.strip()]
-    return " | ".join(tail)[:300]
+    return safe_text(" | ".join(tail), 300)
 
 
 def _signal_name(code: int) -> str:
@@ -170,8 +213,10 @@ def _signal_name(code: int) -> str:
 _LIBC: Any = None
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn``: SIGKILL when the harness dies, and no core file."""
+def _die_with_parent(parent: int, max_file_bytes: int | None = None) -> Callable[[], None]:
+    """A ``preexec_fn``: SIGKILL when the harness dies, no core file, and no file written larger
+    than ``max_file_bytes`` (``RLIMIT_FSIZE``; Python ignores ``SIGXFSZ``, so a write past it
+    fails with ``EFBIG``)."""
     global _LIBC
     if _LIBC is None:
         _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -183,6 +228,9 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
             os._exit(1)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if max_file_bytes is not None:
+            with contextlib.suppress(ValueError, OSError):
+                resource.setrlimit(resource.RLIMIT_FSIZE, (max_file_bytes, max_file_bytes))
 
     return setup
 
@@ -251,10 +299,113 @@ def _event_ids(dataset: str, relpath: str) -> np.ndarray:
     return np.asarray(table["event_id"].to_numpy(), dtype=np.int64)
 
 
+def _read_at_most(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left > 0:
+        chunk = os.read(fd, min(left, 2**20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _part_columns() -> dict[str, str]:
+    """The columns a part may hold, with their parquet physical types."""
+    from metbench.estimators.predictions import (
+        COVARIANCE_COLUMNS,
+        NEUTRINO_COLUMNS,
+        PREDICTION_COLUMNS,
+        RECOIL_COLUMNS,
+    )
+
+    columns = dict.fromkeys(PREDICTION_COLUMNS, "DOUBLE")
+    columns["event_id"] = "INT64"
+    for group in (COVARIANCE_COLUMNS, NEUTRINO_COLUMNS, RECOIL_COLUMNS):
+        columns.update(dict.fromkeys(group, "DOUBLE"))
+    return columns
+
+
+#: Bytes a column chunk may take uncompressed: 16 per row (a 64-bit value is 8) and this much.
+_CHUNK_SLACK: Final = 2**16
+#: Row groups a part may have.
+_MAX_ROW_GROUPS: Final = 64
+
+
+def _check_layout(path: Path, n_rows: int) -> str | None:
+    """Why the parquet file ``path`` (a part, already known to be small) is not laid out as a
+    part must be, from its footer alone (nothing is decompressed): exactly the prediction
+    columns (whole groups: covariance, neutrinos, recoil), flat, of their physical and Arrow
+    types, ``n_rows`` rows in at most :data:`_MAX_ROW_GROUPS` row groups, and no column chunk
+    larger uncompressed than 16 bytes a row and :data:`_CHUNK_SLACK` (a decompression bomb would
+    make the harness allocate gigabytes before any value is checked). None if it is."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from metbench.estimators.predictions import (
+        COVARIANCE_COLUMNS,
+        NEUTRINO_COLUMNS,
+        PREDICTION_COLUMNS,
+        RECOIL_COLUMNS,
+    )
+
+    try:
+        meta = pq.read_metadata(path)
+        arrow = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as exc:
+        return f"not a readable parquet file ({type(exc).__name__})"
+    allowed = _part_columns()
+    schema = meta.schema
+    names = [schema.column(i).path for i in range(meta.num_columns)]
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        return f"column {safe_text(unknown[0], 80)!r} is not one of the predictions' columns"
+    if len(set(names)) != len(names) or arrow.names != names:
+        return "its columns are repeated or nested"
+    missing = [c for c in PREDICTION_COLUMNS if c not in names]
+    if missing:
+        return f"missing column(s) {missing}"
+    for group in (COVARIANCE_COLUMNS, NEUTRINO_COLUMNS, RECOIL_COLUMNS):
+        if 0 < sum(c in names for c in group) < len(group):
+            return f"holds only some of the columns {', '.join(group)}"
+    expected = {"INT64": pa.int64(), "DOUBLE": pa.float64()}
+    for i, name in enumerate(names):
+        column = schema.column(i)
+        if column.physical_type != allowed[name] or column.max_repetition_level != 0:
+            return f"column {name} is {column.physical_type}, not {allowed[name]}"
+        if arrow.field(name).type != expected[allowed[name]]:
+            return f"column {name} is {arrow.field(name).type}, not {expected[allowed[name]]}"
+    if meta.num_rows != n_rows:
+        return f"{meta.num_rows} rows; its dataset file has {n_rows} events"
+    if meta.num_row_groups > _MAX_ROW_GROUPS:
+        return f"{meta.num_row_groups} row groups, more than the {_MAX_ROW_GROUPS} allowed"
+    rows = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        rows += group.num_rows
+        if group.num_rows < 0:
+            return f"row group {g} has {group.num_rows} rows"
+        for i in range(group.num_columns):
+            chunk = group.column(i)
+            cap = 16 * group.num_rows + _CHUNK_SLACK
+            if chunk.total_uncompressed_size > cap or chunk.total_uncompressed_size < 0:
+                return (
+                    f"column {names[i]} of row group {g} is {chunk.total_uncompressed_size} bytes "
+                    f"uncompressed, more than the {cap} its {group.num_rows} rows may take"
+                )
+    if rows != n_rows:
+        return f"its row groups hold {rows} rows, not {n_rows}"
+    return None
+
+
 def _take_part(
     path: Path, index: int, files: list[str], job: PredictJob, n_events: dict[str, int]
 ) -> str | None:
-    """Check one part the child wrote and move it into the parts folder; the reason if not."""
+    """Check one part the child wrote and move it into the parts folder; the reason if not.
+
+    Only a regular file (opened without following a link, ``fstat`` before anything is read) of
+    a sane size is read, its layout is checked from its footer (:func:`_check_layout`) before
+    its values, then its identity and event ids."""
     from metbench.estimators.predictions import read_neutrinos, read_predictions, read_recoil
 
     if index >= len(files):
@@ -264,22 +415,29 @@ def _take_part(
         return f"{path.name}: {relpath} was not this job's"
     cap = 2**20 + 1024 * n_events[relpath]
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
         return f"{path.name}: cannot be opened ({exc.strerror})"
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             return f"{path.name}: not a regular file"
         if info.st_size > cap:
             return f"{path.name}: {info.st_size} bytes, more than the {cap} allowed"
-        data = f.read(cap + 1)
+        data = _read_at_most(fd, cap + 1)
+    except OSError as exc:
+        return f"{path.name}: cannot be read ({exc.strerror})"
+    finally:
+        os.close(fd)
     if len(data) > cap:
         return f"{path.name}: more than the {cap} bytes allowed"
     parts = Path(job.parts_dir)
     incoming = parts / f".{path.name}.incoming"
-    incoming.write_bytes(data)
     try:
+        incoming.write_bytes(data)
+        problem = _check_layout(incoming, n_events[relpath])
+        if problem is not None:
+            return f"{path.name}: {problem}"
         event_id, _, _, meta = read_predictions(incoming)
         read_neutrinos(incoming)
         read_recoil(incoming)
@@ -298,7 +456,8 @@ def _take_part(
 
 
 def _collect_parts(out: Path, job: PredictJob) -> list[str]:
-    """Move the acceptable parts of ``out`` into ``job.parts_dir``; the rejections."""
+    """Move the acceptable parts of ``out`` into ``job.parts_dir``; the rejections (text safe to
+    print: the names are the child's)."""
     from metbench.data.source import EventSource
 
     try:
@@ -314,11 +473,14 @@ def _collect_parts(out: Path, job: PredictJob) -> list[str]:
         match = _PART.match(name)
         if match is None:
             if not name.startswith(".part_"):  # a temporary of a part being written
-                rejected.append(f"{name}: not a part file (part_XXXXX.parquet)")
+                rejected.append(f"{safe_text(name, 100)}: not a part file (part_XXXXX.parquet)")
             continue
-        reason = _take_part(out / name, int(match[1]), source.files, job, n_events)
+        try:
+            reason = _take_part(out / name, int(match[1]), source.files, job, n_events)
+        except OSError as exc:  # e.g. the parts folder itself: one line, the next part goes on
+            reason = f"{name}: {safe_text(exc.strerror or type(exc).__name__, 200)}"
         if reason is not None:
-            rejected.append(reason)
+            rejected.append(safe_text(reason, 500))
     return rejected
 
 
@@ -333,6 +495,17 @@ def _weight_targets(folder: Path) -> list[Bind]:
             for where in {named, target}:
                 binds.append(Bind(str(target), str(where), "ro"))
     return binds
+
+
+def _hidden_caches(folder: Path) -> list[Bind]:
+    """An empty read-only folder over each ``__pycache__`` of the submission: the child compiles
+    the sources it is shown (and hashed), never bytecode shipped beside them (an
+    ``unchecked-hash`` ``.pyc`` runs whatever it holds, whatever the ``.py`` says)."""
+    return [
+        Bind("", str(d), "empty")
+        for d in sorted(folder.rglob("__pycache__"))
+        if d.is_dir() and not d.is_symlink()
+    ]
 
 
 def _no_sandbox_message(label: str) -> str:
@@ -354,6 +527,13 @@ def run_isolated(
     the ``throughput`` list when measured, ``peak_rss_mb``, ``wall_s`` and ``isolation``:
     ``{"sandbox": "bubblewrap" | "unshare" | "none", "sandboxed": bool}``).
 
+    What the child reports is checked field by field (:data:`DONE_FIELDS`: integers in their
+    ranges, a device this job may use; throughput rows for the requested batch sizes with finite
+    positive figures) and its text made printable (:func:`~metbench.errors.safe_text`); anything
+    else ends the run. The checks bound it, they cannot verify it: ``device``, ``n_parameters``
+    and ``throughput`` are measured in the submission's own interpreter (self-reported), while
+    ``peak_rss_mb``, ``wall_s`` and the parts are the parent's.
+
     The checked parts are in ``job.parts_dir`` afterwards, also when the run failed (resume).
     ``sandbox=False`` runs the child without a sandbox (``--no-sandbox``); with ``sandbox=True``
     and no working sandbox tool the run is refused.
@@ -371,21 +551,39 @@ def run_isolated(
     parts = Path(job.parts_dir).resolve()
     parts.mkdir(parents=True, exist_ok=True)
     job = replace(job, parts_dir=str(parts))
+    job = _with_inputs(job, parts)
     log_path = Path(job.log_path)
     base = parts.name.removesuffix(".parts")
     private = Path(tempfile.mkdtemp(prefix=f"{base}.sandbox.", dir=parts.parent))
-    truth = Path(f"{private}.truth")
     try:
-        return _run(job, limits, on_progress, kind, private, truth, log_path)
+        return _run(job, limits, on_progress, kind, private, log_path)
     finally:
         _remove(private)
-        _remove(truth)
 
 
-def _child_job(
-    job: PredictJob, kind: str, private: Path, truth: Path
-) -> tuple[PredictJob, list[Bind]]:
-    """The job as the child sees it, and the binds of the sandbox (none without one)."""
+def _with_inputs(job: PredictJob, parts: Path) -> PredictJob:
+    """The job on an input extract (:mod:`metbench.estimators.inputs`): as it is when
+    ``job.dataset`` is one (the harness makes them), else on one written now into ``parts``
+    (``input/``), the dataset becoming ``job.source_dataset`` (never shown to the child)."""
+    from metbench.estimators.inputs import is_input_extract, prepare_inputs
+
+    if is_input_extract(job.dataset):
+        return replace(job, dataset=str(Path(job.dataset).resolve()))
+    sample = None
+    if not job.predict and job.throughput is not None:
+        sample = max(job.throughput.batch_sizes)
+    extract = prepare_inputs(
+        job.dataset, job.split, parts / "input", job.uses_truth, sample=sample
+    )  # fmt: skip
+    return replace(job, dataset=str(extract), source_dataset=str(Path(job.dataset).resolve()))
+
+
+def _child_job(job: PredictJob, kind: str, private: Path) -> tuple[PredictJob, list[Bind]]:
+    """The job as the child sees it, and the binds of the sandbox (none without one).
+
+    The child reads the input extract ``job.dataset`` (shown read-only at
+    ``SANDBOX_ROOT/input``, its declared truth columns in it too), never the dataset.
+    """
     from metbench.data.source import EventSource
 
     source = EventSource(job.dataset, job.split, verify=False)
@@ -393,43 +591,32 @@ def _child_job(
         f for i, f in enumerate(source.files)
         if job.predict and (Path(job.parts_dir) / f"part_{i:05d}.parquet").is_file()
     )  # fmt: skip
-    truth_folder = None
-    if job.uses_truth:
-        from metbench.data.source import write_truth_extract
-
-        pending = [f for f in (job.files or source.files) if f not in done]
-        write_truth_extract(
-            job.dataset, job.split, job.uses_truth, truth,
-            files=None if job.throughput is not None else pending,
-        )  # fmt: skip
-        truth.mkdir(exist_ok=True)
-        truth_folder = str(truth)
     for name in ("out", "tmp", "home"):
         (private / name).mkdir()
     if kind == "none":
         child = replace(job, parts_dir=str(private / "out"), log_path="", done_files=done,
-                        truth_folder=truth_folder)  # fmt: skip
+                        truth_folder=job.dataset if job.uses_truth else None,
+                        source_dataset="")  # fmt: skip
         return child, []
-    inside = f"{SANDBOX_ROOT}/truth" if truth_folder else None
-    child = replace(job, parts_dir=f"{SANDBOX_ROOT}/out", log_path="", done_files=done,
-                    truth_folder=inside)  # fmt: skip
-    dataset = Path(job.dataset).resolve()
+    inside = f"{SANDBOX_ROOT}/input"
+    child = replace(job, dataset=inside, parts_dir=f"{SANDBOX_ROOT}/out", log_path="",
+                    done_files=done, truth_folder=inside if job.uses_truth else None,
+                    source_dataset="")  # fmt: skip
+    inputs = Path(job.dataset).resolve()
+    hidden = [Path(job.source_dataset).resolve()] if job.source_dataset else []
     folder = Path(job.folder).resolve()
     results = Path(job.parts_dir).parent
     binds = [
         Bind(str(private / "tmp"), "/tmp", "rw"),
-        *python_binds([dataset, results, private, truth, folder]),
+        *python_binds([*hidden, inputs, results, private, folder]),
         Bind(str(folder), str(folder), "ro"),
+        *_hidden_caches(folder),
         *_weight_targets(folder),
-        Bind("", str(dataset), "empty"),  # holding only what is bound into it:
-        Bind(str(dataset / "manifest.json"), str(dataset / "manifest.json"), "ro"),
-        Bind(str(dataset / "events"), str(dataset / "events"), "ro"),
+        Bind(str(inputs), inside, "ro"),
         Bind(str(private / "out"), f"{SANDBOX_ROOT}/out", "rw"),
         Bind(str(private / "home"), f"{SANDBOX_ROOT}/home", "rw"),
         Bind(str(private / "job.json"), f"{SANDBOX_ROOT}/job.json", "ro"),
     ]  # fmt: skip
-    if truth_folder:
-        binds.append(Bind(str(truth), f"{SANDBOX_ROOT}/truth", "ro"))
     return child, binds
 
 
@@ -439,13 +626,12 @@ def _run(
     on_progress: Callable[[int], None] | None,
     kind: str,
     private: Path,
-    truth: Path,
     log_path: Path,
 ) -> dict[str, Any]:
-    child_job, binds = _child_job(job, kind, private, truth)
+    child_job, binds = _child_job(job, kind, private)
     (private / "job.json").write_text(job_to_json(child_job))
     receive, send = os.pipe()
-    argv = [sys.executable, "-s", "-m", "metbench.estimators.child"]
+    argv = [sys.executable, "-s", "-B", "-m", "metbench.estimators.child"]
     if kind == "none":
         argv += [str(private / "job.json"), str(send)]
         env = dict(os.environ, TMPDIR=str(private / "tmp"))
@@ -453,15 +639,17 @@ def _run(
     else:
         argv += [f"{SANDBOX_ROOT}/job.json", str(send)]
         env = child_environment(f"{SANDBOX_ROOT}/home", "/tmp")
-        command = sandbox_command(kind, argv, binds, env, "/tmp", job.device, private)
+        command = sandbox_command(
+            kind, argv, binds, env, "/tmp", job.device, private, limits.shm_bytes
+        )
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # bwrap's/unshare's own
     log = _CappedLog(log_path)
     start = time.monotonic()
     try:
         proc = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(send,), start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
-            env=env, cwd=private,
+            pass_fds=(send,), start_new_session=True, env=env, cwd=private,
+            preexec_fn=_die_with_parent(os.getpid(), limits.disk_bytes),
         )  # fmt: skip
     except OSError as exc:
         os.close(send)
@@ -474,10 +662,10 @@ def _run(
         with contextlib.suppress(OSError):
             os.close(send)
     tree = _Tree(proc)
-    state = _Watch(job.label, on_progress)
+    state = _Watch(job.label, on_progress, job, _events_of(job), start)
     note = ""
     try:
-        note = _watch(proc, tree, receive, log, state, limits, start)
+        note = _watch(proc, tree, receive, log, state, limits, start, private)
     except BaseException:
         tree.kill()
         _finish(job, private, log, note="interrupted")
@@ -488,12 +676,133 @@ def _run(
     return _outcome(job, kind, proc, state, rejected, log_path, start)
 
 
+def _events_of(job: PredictJob) -> int:
+    """Events of the files the job predicts (all of its split's unless it names some)."""
+    from metbench.data.source import EventSource
+
+    source = EventSource(job.dataset, job.split, verify=False)
+    files = source.files if job.files is None else [f for f in source.files if f in job.files]
+    return sum(int(source.manifest["files"][f]["n_events"]) for f in files)
+
+
+class _Malformed(Exception):
+    """A message of the child that is not one of the protocol's; the text says how."""
+
+
+def _show(value: Any) -> str:
+    """A short, printable rendering of a value the child sent."""
+    try:
+        text = json.dumps(value)
+    except ValueError:  # an integer of thousands of digits
+        text = f"an integer of more than {sys.get_int_max_str_digits()} digits"
+    return safe_text(text, 60)
+
+
+def _integer(value: Any, low: int, high: int, what: str) -> int:
+    if type(value) is not int or not low <= value <= high:  # bool is not an int here
+        raise _Malformed(f"{what} must be an integer in [{low}, {high}], got {_show(value)}")
+    return value
+
+
+def _number(value: Any, low: float, high: float, what: str, above: bool = False) -> float:
+    """A finite number in ``[low, high]`` (``(low, high]`` with ``above``)."""
+    ok = type(value) in (int, float) and bool(np.isfinite(value)) and low <= value <= high
+    if not ok or (above and value <= low):
+        side = "(" if above else "["
+        raise _Malformed(f"{what} must be a number in {side}{low:g}, {high:g}], got {_show(value)}")
+    return float(value)
+
+
+def _device(value: Any, job: PredictJob) -> str:
+    """The device the child says it used, if it is one that this job may use: ``cpu`` when asked
+    for the CPU or for a numpy entry, else ``cuda`` or ``cuda:<GPU name>``."""
+    if job.device == "cpu" or job.framework == "numpy":
+        if value != "cpu":
+            raise _Malformed(f"device must be 'cpu' for --device {job.device}, got {_show(value)}")
+        return "cpu"
+    if not isinstance(value, str) or not _DEVICE.match(value):
+        raise _Malformed(f"device must be 'cuda' or 'cuda:<GPU name>', got {_show(value)}")
+    return value
+
+
+def _done(payload: Any, job: PredictJob, total: int) -> dict[str, Any]:
+    """The child's ``done`` report, each field checked (:data:`DONE_FIELDS`)."""
+    if not isinstance(payload, dict):
+        raise _Malformed("done must be an object")
+    unknown = sorted(set(payload) - DONE_FIELDS)
+    if unknown:
+        raise _Malformed(f"done has unknown field(s) {_show(unknown)}")
+    out: dict[str, Any] = {"device": _device(payload.get("device"), job)}
+    n_parameters = payload.get("n_parameters")
+    if n_parameters is not None:
+        n_parameters = _integer(n_parameters, 0, _MAX_PARAMETERS, "n_parameters")
+    out["n_parameters"] = n_parameters
+    if job.predict:
+        n_events = _integer(payload.get("n_events"), 0, total, "n_events")
+        out["n_events"] = n_events
+        out["n_truncated"] = _integer(payload.get("n_truncated"), 0, n_events, "n_truncated")
+        covariance = payload.get("has_covariance")
+        if not isinstance(covariance, bool):
+            raise _Malformed(f"has_covariance must be true or false, got {_show(covariance)}")
+        out["has_covariance"] = covariance
+    return out
+
+
+def _throughput_rows(payload: Any, job: PredictJob, elapsed: float) -> list[dict[str, Any]]:
+    """The child's throughput measurement, checked: one row per requested batch size, in order,
+    each a plausible measurement (at least the requested calls, finite positive rates, timed
+    calls adding up to no more than the parent saw the child run) or a ``skipped`` reason."""
+    settings = job.throughput
+    if settings is None:
+        raise _Malformed("throughput was not asked for")
+    sizes = list(settings.batch_sizes)
+    if not isinstance(payload, list) or len(payload) != len(sizes):
+        raise _Malformed(f"throughput must be a list of {len(sizes)} rows (one per batch size)")
+    rows, measured_s = [], 0.0
+    for row, size in zip(payload, sizes, strict=True):
+        if not isinstance(row, dict) or row.get("batch_size") != size:
+            raise _Malformed(f"throughput rows must be for the batch sizes {sizes}, in order")
+        if "skipped" in row:
+            if set(row) != {"batch_size", "skipped"} or not isinstance(row["skipped"], str):
+                raise _Malformed("a skipped throughput row holds batch_size and skipped only")
+            rows.append({"batch_size": size, "skipped": safe_text(row["skipped"], 200)})
+            continue
+        unknown = sorted(set(row) - _THROUGHPUT_FIELDS)
+        if unknown:
+            raise _Malformed(f"a throughput row has unknown field(s) {_show(unknown)}")
+        calls = _integer(row.get("calls"), max(settings.min_calls, 1), 10**12, "calls")
+        rate = _number(row.get("events_per_s"), 0.0, 1e12, "events_per_s", above=True)
+        checked: dict[str, Any] = {"batch_size": size, "calls": calls, "events_per_s": rate}
+        latency = row.get("latency_ms")
+        if latency is not None:
+            if not isinstance(latency, dict) or set(latency) != {"p50", "p90", "p99"}:
+                raise _Malformed("latency_ms must hold p50, p90 and p99")
+            checked["latency_ms"] = {
+                k: _number(latency[k], 0.0, 1e9, f"latency_ms.{k}") for k in ("p50", "p90", "p99")
+            }
+        for key in ("peak_rss_mb", "peak_gpu_mb"):
+            if row.get(key) is not None:
+                checked[key] = _number(row[key], 0.0, 2.0**30, key)
+        if row.get("threads") is not None:
+            checked["threads"] = _integer(row["threads"], 1, 10**6, "threads")
+        measured_s += size * calls / rate
+        rows.append(checked)
+    if measured_s > elapsed + 1.0:
+        raise _Malformed(
+            f"throughput claims {measured_s:.3g} s of timed calls; the child ran {elapsed:.3g} s"
+        )
+    return rows
+
+
 @dataclass
 class _Watch:
-    """What the child said, and what the watcher decided."""
+    """What the child said (each message checked), and what the watcher decided."""
 
     label: str
     on_progress: Callable[[int], None] | None
+    job: PredictJob
+    total: int  # events of the job's files
+    start: float
     done: dict[str, Any] | None = None
     done_at: float | None = None
     error: str | None = None
@@ -506,23 +815,47 @@ class _Watch:
             message = json.loads(line)
             kind, payload = message
         except (ValueError, TypeError):
-            raise _Malformed from None
-        if kind == "progress" and isinstance(payload, int):
+            raise _Malformed("not a JSON pair [kind, payload]") from None
+        if self.done is not None:
+            raise _Malformed(f"{_show(kind)} after done")
+        if kind == "progress":
+            done = _integer(payload, 0, self.total, "progress")
             if self.on_progress is not None:
-                self.on_progress(payload)
+                self.on_progress(done)
         elif kind == "error" and isinstance(payload, str):
-            self.error = payload[:2000]
-        elif kind == "throughput" and isinstance(payload, list):
-            self.throughput = payload
-        elif kind == "done" and isinstance(payload, dict):
-            self.done = payload
+            self.error = safe_text(payload, 2000)
+        elif kind == "throughput":
+            if self.throughput is not None:
+                raise _Malformed("a second throughput")
+            self.throughput = _throughput_rows(payload, self.job, time.monotonic() - self.start)
+        elif kind == "done":
+            self.done = _done(payload, self.job, self.total)
             self.done_at = time.monotonic()
         else:
-            raise _Malformed
+            raise _Malformed(f"unknown message {_show(kind)}")
 
 
-class _Malformed(Exception):
-    """A message of the child that is not one of the protocol's."""
+def _disk_usage(folders: list[Path], max_files: int) -> tuple[int, int]:
+    """(bytes on disk, entries) of what is under ``folders``; stops counting past ``max_files``
+    entries. Links are not followed; a file's allocated blocks count (a sparse file's holes do
+    not; its apparent size is bounded by ``RLIMIT_FSIZE``)."""
+    used, count = 0, 0
+    stack = [str(f) for f in folders]
+    while stack and count <= max_files:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    used += info.st_blocks * 512
+                    if stat.S_ISDIR(info.st_mode):
+                        stack.append(entry.path)
+        except OSError:
+            continue
+    return used, count
 
 
 def _watch(
@@ -533,8 +866,10 @@ def _watch(
     state: _Watch,
     limits: Limits,
     start: float,
+    private: Path,
 ) -> str:
-    """Follow the child until it ends or is killed; a note for the log."""
+    """Follow the child until it ends or is killed (past a limit: time, resident memory, the
+    size of its private folder on disk; or a malformed message); a note for the log."""
     assert proc.stdout is not None
     selector = selectors.DefaultSelector()
     selector.register(proc.stdout.fileno(), selectors.EVENT_READ, "log")
@@ -542,6 +877,7 @@ def _watch(
     buffer = bytearray()
     limit_bytes = limits.memory_gb * 2**30
     note = ""
+    next_disk_check = start
 
     def read(deadline: float | None) -> None:
         for key, _ in selector.select(_POLL_S if deadline is None else max(deadline, 0)):
@@ -556,10 +892,10 @@ def _watch(
                     line = bytes(buffer[:end])
                     del buffer[: end + 1]
                     if len(line) > MESSAGE_CAP:
-                        raise _Malformed
+                        raise _Malformed(f"a line longer than {MESSAGE_CAP} bytes")
                     state.handle(line)
                 if len(buffer) > MESSAGE_CAP:
-                    raise _Malformed
+                    raise _Malformed(f"a line longer than {MESSAGE_CAP} bytes")
 
     try:
         while proc.poll() is None:
@@ -578,18 +914,27 @@ def _watch(
             elif state.done_at is not None and time.monotonic() - state.done_at > GRACE_S:
                 note = f"still running {GRACE_S:g} s after it was done: killed"
                 break
+            elif time.monotonic() >= next_disk_check:
+                next_disk_check = time.monotonic() + _DISK_POLL_S
+                used, files = _disk_usage([private / name for name in _WRITABLE], MAX_PRIVATE_FILES)
+                if used > limits.disk_bytes:
+                    state.killed = (
+                        f"exceeded its disk limit of {limits.disk_gb:g} GiB (its private folder "
+                        f"holds {used / 2**30:.4g} GiB); raise it with --disk-limit"
+                    )
+                elif files > MAX_PRIVATE_FILES:
+                    state.killed = (
+                        f"wrote more than {MAX_PRIVATE_FILES} files into its private folder"
+                    )
             if state.killed:
                 break
         tree.kill()
         drain_until = time.monotonic() + 2.0
         while selector.get_map() and time.monotonic() < drain_until:
             read(drain_until - time.monotonic())
-    except _Malformed:
+    except _Malformed as exc:
         tree.kill()
-        state.killed = (
-            f"sent a malformed message to the harness (not one of its JSON lines, or longer than "
-            f"{MESSAGE_CAP} bytes)"
-        )
+        state.killed = f"sent a malformed message to the harness: {exc}"
     finally:
         selector.close()
     return note
@@ -629,7 +974,10 @@ def _outcome(
         tail = _log_tail(log)
         last = f"; last log line: {tail}" if tail else ""
         if signalled is not None:
-            hint = " (out of memory?)" if signalled == signal.SIGKILL else ""
+            hint = {
+                signal.SIGKILL: " (out of memory?)",
+                signal.SIGXFSZ: " (a file larger than the disk limit; raise it with --disk-limit)",
+            }.get(signalled, "")
             raise SubmissionError(
                 f"{prefix} crashed: killed by {_signal_name(signalled)}{hint}{last}{where}"
             )

@@ -6,12 +6,15 @@ A submission is a stranger's code (``../shared/DESIGN.md``, "Trust"). Its child 
   network namespaces (no network at all), a new session (no terminal), killed with its parent,
   every capability dropped, an empty environment but for an allow-list, and a root file system
   that holds only: the system's programs and libraries (``/usr``, ``/bin``, ``/lib*``, the
-  dynamic linker's cache and the time zone), the Python installation and the directories of
-  ``sys.path`` (read-only; never a source tree: of an editable metbench only its package
-  folder), the submission folder (read-only), the dataset's ``manifest.json`` and ``events/``
-  (read-only; never ``truth/``), the parent-made truth extract of what the entry declared (if
-  any, read-only) and one private folder, the only writable place: ``out/`` (the parts),
-  ``tmp/`` (also ``/tmp``) and ``home/`` (``$HOME``). ``/etc`` is not there (no hostname, no
+  dynamic linker's cache and the time zone), the Python installation, environment and
+  site-packages (read-only; never the current directory or a ``PYTHONPATH`` folder, never a
+  source tree: of an editable metbench only its package folder), the submission folder
+  (read-only, each of its ``__pycache__`` folders hidden under an empty one: only its sources
+  run), the dataset's ``manifest.json`` and ``events/`` (read-only; never ``truth/``), the
+  parent-made truth extract of what the entry declared (if any, read-only) and one private
+  folder, the only writable place on disk: ``out/`` (the parts), ``tmp/`` (also ``/tmp``) and
+  ``home/`` (``$HOME``); the root and ``/dev`` are read-only, ``/dev/shm`` a size-limited tmpfs.
+  ``/etc`` is not there (no hostname, no
   users, no resolver), the host name is ``sandbox``, ``/proc`` shows the sandbox's processes only;
 * else with **unshare** (util-linux): the same namespaces (the user namespace maps the caller to
   root), and a small launcher (:func:`launch`, run inside them) that builds the same view on a
@@ -50,6 +53,8 @@ from pathlib import Path
 from typing import Any, Final
 
 __all__ = [
+    "DEFAULT_SHM_BYTES",
+    "PASSED_VARIABLES",
     "SANDBOXES",
     "SANDBOX_ROOT",
     "Bind",
@@ -65,8 +70,9 @@ SANDBOXES: Final[tuple[str, ...]] = ("bubblewrap", "unshare")
 #: Where the private folder and the job appear inside the sandbox.
 SANDBOX_ROOT: Final = "/run/metbench"
 _HOSTNAME: Final = "sandbox"
-#: Variables passed into the sandbox when set here (everything else is cleared).
-_PASSED_VARIABLES: Final = (
+#: Variables passed into the sandbox when set here, by exact name (everything else is cleared;
+#: no prefix is passed: ``TF_TOKEN_*`` and ``TF_VAR_*`` are Terraform's secrets, not TensorFlow's).
+PASSED_VARIABLES: Final[tuple[str, ...]] = (
     "LANG",
     "LC_ALL",
     "OMP_NUM_THREADS",
@@ -76,11 +82,21 @@ _PASSED_VARIABLES: Final = (
     "VECLIB_MAXIMUM_THREADS",
     "CUDA_VISIBLE_DEVICES",
     "PYTHONHASHSEED",
+    "TF_CPP_MIN_LOG_LEVEL",
+    "TF_ENABLE_ONEDNN_OPTS",
+    "TF_NUM_INTEROP_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_FORCE_GPU_ALLOW_GROWTH",
+    "TF_GPU_ALLOCATOR",
+    "TF_DETERMINISTIC_OPS",
+    "TF_USE_LEGACY_KERAS",
+    "KERAS_BACKEND",
 )
-_PASSED_PREFIXES: Final = ("TF_",)
 _SYSTEM_DIRS: Final = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin")
 _SYSTEM_FILES: Final = ("/etc/ld.so.cache", "/etc/localtime")
 _DEVICES: Final = ("null", "zero", "full", "random", "urandom")
+#: Size of the sandbox's ``/dev/shm`` (a tmpfs) unless the caller gives one [bytes].
+DEFAULT_SHM_BYTES: Final = 2**30
 
 
 @dataclass(frozen=True)
@@ -159,12 +175,19 @@ def _is_within(path: Path, folder: Path) -> bool:
 
 
 def python_binds(forbidden: Iterable[Path | str] = ()) -> list[Bind]:
-    """Read-only binds of what this Python needs: the system folders, ``sys.base_prefix``,
-    ``sys.prefix``, each ``sys.path`` folder and metbench's package folder (at their own paths).
+    """Read-only binds of what this Python needs: the system folders, the Python installation
+    (``sys.base_prefix``, ``sys.base_exec_prefix``), the environment (``sys.prefix``,
+    ``sys.exec_prefix``), its site-packages folders (``site.getsitepackages()``) and metbench's
+    package folder (at their own paths).
 
-    A folder that holds (or is) one of ``forbidden`` (the dataset, the results, metbench's
-    source tree) is left out: of an editable metbench only its package folder is bound.
+    Never the other folders of ``sys.path``: not the current directory (``python -m`` puts it
+    first), not the folders of ``PYTHONPATH``, not what a ``.pth`` file adds (a source tree, a
+    home directory). A folder that holds (or is) one of ``forbidden`` (the dataset, the results,
+    metbench's source tree) is left out too: of an editable metbench only its package folder is
+    bound.
     """
+    import site
+
     import metbench
 
     package = Path(metbench.__file__).resolve().parent
@@ -173,7 +196,10 @@ def python_binds(forbidden: Iterable[Path | str] = ()) -> list[Bind]:
     binds = [Bind(d, d, "ro", True) for d in _SYSTEM_DIRS]
     binds += [Bind(f, f, "ro", True) for f in _SYSTEM_FILES]
     seen: set[str] = set()
-    for entry in [sys.base_prefix, sys.prefix, *sys.path, str(package)]:
+    prefixes = [sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]
+    with contextlib.suppress(AttributeError):  # absent in some virtualenv-made site modules
+        prefixes += site.getsitepackages()
+    for entry in [*prefixes, str(package)]:
         if not entry or not Path(entry).is_absolute() or not Path(entry).exists():
             continue
         path = Path(entry).resolve()
@@ -208,7 +234,7 @@ def child_environment(home: str, tmp: str) -> dict[str, str]:
         "PYTHONPATH": str(Path(metbench.__file__).resolve().parent.parent),
     }
     for name, value in os.environ.items():
-        if name in _PASSED_VARIABLES or name.startswith(_PASSED_PREFIXES):
+        if name in PASSED_VARIABLES:
             env[name] = value
     return env
 
@@ -232,12 +258,16 @@ def sandbox_command(
     cwd: str,
     device: str = "cpu",
     private: Path | None = None,
+    shm_bytes: int = DEFAULT_SHM_BYTES,
 ) -> list[str]:
     """The command that runs ``argv`` in a ``kind`` sandbox (``bubblewrap`` or ``unshare``).
 
     ``binds`` come after the system's, Python's and the devices' (so a later one may sit inside
     an earlier one, such as a folder inside the private ``/tmp``); for ``unshare`` the launcher's
-    spec is written into ``private`` (``launcher.json``) and its new root made there.
+    spec is written into ``private`` (``launcher.json``) and its new root made there. The root,
+    ``/dev`` and every ``empty`` folder are read-only: the only writable places are the ``rw``
+    binds (on disk, where the harness sums their size) and ``/dev/shm``, a tmpfs of at most
+    ``shm_bytes`` (its pages are memory that the resident-memory check does not see).
     """
     binds = [*binds, *_device_binds(device)]
     if kind == "bubblewrap":
@@ -245,6 +275,7 @@ def sandbox_command(
             shutil.which("bwrap") or "bwrap",
             "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--hostname", _HOSTNAME, "--clearenv", "--proc", "/proc", "--dev", "/dev",
+            "--size", str(int(shm_bytes)), "--tmpfs", "/dev/shm",
         ]  # fmt: skip
         for name, value in env.items():
             command += ["--setenv", name, value]
@@ -257,6 +288,7 @@ def sandbox_command(
         for b in binds:
             if b.mode == "empty":
                 command += ["--remount-ro", b.target]
+        command += ["--remount-ro", "/dev", "--remount-ro", "/"]  # nothing else to fill
         return [*command, "--chdir", cwd, "--", *argv]
     if kind == "unshare":
         if private is None:
@@ -274,6 +306,7 @@ def sandbox_command(
             "cwd": cwd,
             "argv": list(argv),
             "devices": [f"/dev/{d}" for d in _DEVICES],
+            "shm_bytes": int(shm_bytes),
         }
         spec_path = private / "launcher.json"
         spec_path.write_text(json.dumps(spec))
@@ -322,14 +355,21 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
-def _mount(libc: Any, source: str | None, target: str, fstype: str | None, flags: int) -> None:
+def _mount(
+    libc: Any,
+    source: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int,
+    data: str | None = None,
+) -> None:
     _check(
         libc.mount(
             source.encode() if source else None,
             target.encode(),
             fstype.encode() if fstype else None,
             flags,
-            None,
+            ctypes.c_char_p(data.encode()) if data else None,
         ),
         f"mount {source} on {target}",
     )
@@ -409,7 +449,8 @@ def _launch(spec: dict[str, Any]) -> None:
     for node in spec["devices"]:
         if Path(node).exists() and not (Path(root) / node.lstrip("/")).exists():
             _bind(libc, root, node, node, read_only=False)
-    _mount(libc, "tmpfs", _mountpoint(root, "/dev/shm", True), "tmpfs", _MS_NOSUID | _MS_NODEV)
+    _mount(libc, "tmpfs", _mountpoint(root, "/dev/shm", True), "tmpfs", _MS_NOSUID | _MS_NODEV,
+           f"size={int(spec.get('shm_bytes', DEFAULT_SHM_BYTES))}")  # fmt: skip
     with contextlib.suppress(OSError):  # refused where the host's /proc is partly masked
         _mount(libc, "proc", _mountpoint(root, "/proc", True), "proc",
                _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)  # fmt: skip

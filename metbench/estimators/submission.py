@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -52,26 +53,33 @@ from pathlib import Path
 from typing import Any, Final
 
 import metbench
-from metbench.errors import MetbenchError
+from metbench.errors import MetbenchError, safe_text
 from metbench.events import DEFAULT_MAX_PARTICLES, TRUTH_MATCHED_INPUTS, TRUTH_PARTICLE_COLUMNS
 
 __all__ = [
     "CATEGORIES",
     "FRAMEWORKS",
     "MANIFEST_FILE",
+    "PRIVILEGED_CATEGORIES",
     "Manifest",
     "Submission",
     "SubmissionError",
     "load_submission",
     "parse_parameter",
+    "repository_submissions",
 ]
 
 MANIFEST_FILE: Final = "metbench.toml"
 FRAMEWORKS: Final[tuple[str, ...]] = ("numpy", "torch", "keras", "onnx")
 CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracle", "submission")
+#: Categories only a folder of the repository's ``submissions/`` may claim
+#: (:func:`repository_submissions`); any other folder is a ``submission``.
+PRIVILEGED_CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracle")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_IGNORED_PARTS: Final = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
+#: Folders the child never sees (an empty folder is mounted over each): not hashed.
+_HIDDEN_FOLDER: Final = "__pycache__"
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class SubmissionError(MetbenchError):
@@ -195,6 +203,27 @@ def _depth(value: Any) -> int:
     return 0
 
 
+def _control_character(value: Any, where: str = "the manifest") -> tuple[str, str] | None:
+    """(where, the character) of the first control or bidirectional-override character in a
+    key or string of ``value``, or None (tabs are allowed)."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        return (where, found.group()) if found else None
+    items: list[tuple[Any, Any]] = []
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    for key, item in items:
+        if isinstance(key, str) and _CONTROL.search(key):
+            return f"a key of {where}", _CONTROL.search(key).group()  # type: ignore[union-attr]
+        label = f"{safe_text(key, 40)!r}" if where == "the manifest" else f"{where}.{key}"
+        found = _control_character(item, label)
+        if found is not None:
+            return found
+    return None
+
+
 def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> Manifest:
     try:
         size = path.stat().st_size
@@ -216,6 +245,13 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
         raise _fail(path, f"values nested too deeply (at most {MAX_DEPTH} levels)") from None
     if _depth(data) > MAX_DEPTH + 2:  # [variants.<label>] tables add two levels
         raise _fail(path, f"values nested too deeply (at most {MAX_DEPTH} levels)")
+    control = _control_character(data)
+    if control is not None:
+        raise _fail(
+            path,
+            f"{control[0]} holds the control character {safe_text(control[1])}; a manifest "
+            "holds printable text (names, descriptions and parameters are printed)",
+        )
     known = set(Manifest.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:
@@ -382,7 +418,8 @@ def metbench_modules(sources: list[Path], modules: tuple[str, ...] = ()) -> list
 
 
 def _content_hash(folder: Path, entry_module: str) -> str:
-    """sha256 over the metbench version, every file of the submission folder, and every metbench
+    """sha256 over the metbench version, every file of the submission folder (dot-files too;
+    not what is in a ``__pycache__`` folder, which the child never sees), and every metbench
     module its code (or its entry inside metbench) imports, transitively: a change in a building
     block it uses makes its results stale."""
     h = hashlib.sha256()
@@ -390,7 +427,7 @@ def _content_hash(folder: Path, entry_module: str) -> str:
     own: list[Path] = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder)
-        if _IGNORED_PARTS & set(rel.parts) or path.suffix == ".pyc" or rel.name.startswith("."):
+        if _HIDDEN_FOLDER in rel.parts[:-1]:  # never shown to the child (bytecode caches)
             continue
         h.update(f"{rel.as_posix()}\n".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
@@ -413,14 +450,86 @@ def load_submission(folder: Path | str, require_weights: bool = True) -> Submiss
         raise SubmissionError(f"{folder}: no such submission folder (try `metbench list`)")
     manifest = _parse_manifest(folder / MANIFEST_FILE, folder, require_weights)
     for path in folder.rglob("*"):
-        rel = path.relative_to(folder).as_posix()
-        if path.is_symlink() and rel not in manifest.weights:
+        rel = path.relative_to(folder)
+        if path.is_symlink() and rel.as_posix() not in manifest.weights:
             raise SubmissionError(
-                f"{folder}: {rel} is a symbolic link; a submission folder holds its own files "
-                "(a link is accepted only as a weights file listed in the manifest)"
+                f"{folder}: {safe_text(rel.as_posix(), 200)} is a symbolic link; a submission "
+                "folder holds its own files (a link is accepted only as a weights file listed in "
+                "the manifest)"
             )
+        if path.suffix == ".pyc" and _HIDDEN_FOLDER not in rel.parts[:-1]:
+            raise SubmissionError(
+                f"{folder}: {safe_text(rel.as_posix(), 200)} is compiled Python outside "
+                "__pycache__, which Python imports without any source; a submission ships its "
+                "sources (.py): delete it"
+            )
+    _check_provenance(folder.resolve(), manifest, folder / MANIFEST_FILE)
     module = manifest.entry.split(":")[0]
     return Submission(folder.resolve(), manifest, _content_hash(folder.resolve(), module))
+
+
+def repository_submissions() -> Path | None:
+    """The repository's ``submissions/`` folder, whose submissions alone may be baselines,
+    references or oracles and own their names: ``$METBENCH_SUBMISSIONS`` when set, else
+    ``submissions/`` beside the metbench package that runs (a source checkout, editable or on
+    ``PYTHONPATH``); None when neither exists (e.g. metbench installed from a wheel)."""
+    configured = os.environ.get("METBENCH_SUBMISSIONS", "").strip()
+    if configured:
+        folder = Path(configured)
+    else:
+        folder = Path(metbench.__file__).resolve().parent.parent / "submissions"
+    return folder.resolve() if folder.is_dir() else None
+
+
+def _entry_names(name: str, variants: Any) -> set[str]:
+    labels = list(variants) if isinstance(variants, dict) else []
+    return {name, *(f"{name}-{label}" for label in labels)}
+
+
+def _repository_names(repository: Path) -> dict[str, Path]:
+    """Every entry name (``<name>``, ``<name>-<variant>``) and folder name of the repository's
+    submissions, with the folder that owns it."""
+    owners: dict[str, Path] = {}
+    for manifest in sorted(repository.glob(f"*/{MANIFEST_FILE}")):
+        owners.setdefault(manifest.parent.name, manifest.parent)
+        try:
+            if manifest.stat().st_size > MAX_MANIFEST_BYTES:
+                continue
+            data = tomllib.loads(manifest.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+            continue
+        if isinstance(data.get("name"), str):
+            for entry in _entry_names(data["name"], data.get("variants")):
+                owners.setdefault(entry, manifest.parent)
+    return owners
+
+
+def _check_provenance(folder: Path, manifest: Manifest, path: Path) -> None:
+    """A folder outside the repository's ``submissions/`` (:func:`repository_submissions`) is a
+    ``submission`` and takes none of the names of the repository's entries: a downloaded folder
+    cannot pass itself off as ``pf`` or as a baseline."""
+    repository = repository_submissions()
+    if repository is not None and folder.is_relative_to(repository):
+        return
+    if manifest.category in PRIVILEGED_CATEGORIES:
+        where = f"the repository's {repository}" if repository else "the repository's submissions/"
+        raise _fail(
+            path,
+            f"category {manifest.category!r} is kept for the submissions in {where} (set "
+            "METBENCH_SUBMISSIONS to name another); a folder from elsewhere has "
+            'category = "submission"',
+        )
+    if repository is None:
+        return
+    owners = _repository_names(repository)
+    for entry in sorted(_entry_names(manifest.name, manifest.variants)):
+        owner = owners.get(entry)
+        if owner is not None and owner.resolve() != folder:
+            raise _fail(
+                path,
+                f"the entry name {entry!r} belongs to the repository's submission {owner}; "
+                "choose another name (name in metbench.toml)",
+            )
 
 
 def parse_parameter(text: str) -> tuple[str, Any]:

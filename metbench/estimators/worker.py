@@ -9,8 +9,11 @@ newline-delimited JSON messages (never pickle: the parent must not run what the 
 * ``["error", message]``: a user-level problem (import, construction, bad output, exception)
 * ``["throughput", [...]]``, ``["done", info]``
 
-Parts (``part_XXXXX.parquet``, one per dataset file) are written into ``job.parts_dir``: in a run
-the child's private ``out/`` folder, which the parent checks and copies from.
+The child reads an *input extract* (:mod:`metbench.estimators.inputs`), never the dataset: the
+split's observables under opaque ids, mixed across processes, in files of opaque names. Parts
+(``part_XXXXX.parquet``, one per file of the extract, in its opaque ids) are written into
+``job.parts_dir``: in a run the child's private ``out/`` folder, which the parent checks and copies
+from; the parent alone maps them back to the dataset's events.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ class PredictJob:
     framework: str
     parameters: dict[str, Any]
     device: str
-    dataset: str
+    dataset: str  # the input extract the child reads (metbench.estimators.inputs)
     split: str
     batch_size: int
     max_particles: int
@@ -59,10 +62,10 @@ class PredictJob:
     throughput: Any = None  # ThroughputSettings or None
     metadata: dict[str, Any] = field(default_factory=dict)
     predict: bool = True  # False: predictions exist, measure throughput only
-    files: tuple[str, ...] | None = None  # predict only these files of the split (Dask tasks)
-    recoil: bool = True  # also predict each event with a selected dimuon without its muons
-    truth_folder: str | None = None  # the parent-made extract of uses_truth (the sandbox's view)
+    files: tuple[str, ...] | None = None  # predict only these files of the extract (Dask tasks)
+    truth_folder: str | None = None  # where the extract's uses_truth columns are (the child's view)
     done_files: tuple[str, ...] = ()  # files whose parts the parent already holds (resume)
+    source_dataset: str = ""  # parent side only: the dataset the extract came from (never shown)
 
 
 _TUPLES = ("uses_truth", "files", "done_files")
@@ -90,8 +93,7 @@ def job_from_json(text: str) -> PredictJob:
 
 
 def _event_source(job: PredictJob, batch_size: int) -> Any:
-    """The job's events, with the truth it declared only (from the parent's extract when the
-    job names one)."""
+    """The job's events (the input extract), with the truth it declared only."""
     from metbench.data.source import EventSource
 
     if not job.uses_truth:
@@ -225,7 +227,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             batch_index += -(-n_file // job.batch_size)
             send(["progress", done])
             continue
-        ids, mets, covs, nus, recoils = [], [], [], [], []
+        ids, mets, covs, nus = [], [], [], []
         for batch in source.restrict([relpath]):
             where = f"batch {batch_index} ({relpath})"
             visible = replace(
@@ -247,8 +249,6 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
                     nus.append(check_neutrinos(raw_nu, len(batch), where))
             except Exception as exc:
                 raise UserError(str(exc)) from exc
-            if job.recoil:
-                recoils.append(_predict_recoil(estimator, visible, where, job.folder))
             ids.append(batch.event["event_id"])
             n_truncated += batch.n_truncated
             done += len(batch)
@@ -261,42 +261,15 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             np.concatenate(covs) if covs else None,
             job.metadata,
             np.concatenate(nus) if nus else None,
-            np.concatenate(recoils) if recoils else None,
         )
     return {"n_events": done, "n_truncated": n_truncated, "has_covariance": has_cov}
-
-
-def _predict_recoil(estimator: Any, batch: Any, where: str, folder: str) -> np.ndarray:
-    """The estimator's MET on each event of ``batch`` that has a selected dimuon, with the two
-    muons removed from its input (:mod:`metbench.recoil`); NaN rows for the other events."""
-    from metbench.estimators.predictions import check_met
-    from metbench.recoil import remove_candidates, select_dimuons_in_batch
-
-    out = np.full((len(batch), 2), np.nan)
-    selection, _, slot = select_dimuons_in_batch(batch)
-    rows = np.flatnonzero(selection.selected)
-    if len(rows) == 0:
-        return out
-    slots = np.stack([slot[selection.first[rows]], slot[selection.second[rows]]], 1)
-    without = remove_candidates(batch, rows, slots)
-    try:
-        raw = estimator.predict(without)
-    except Exception as exc:
-        raise UserError(
-            f"predict raised {type(exc).__name__}: {exc}{_where_in(folder, exc.__traceback__)} "
-            f"on {where} without its dimuons (the recoil input)"
-        ) from exc
-    try:
-        out[rows] = check_met(raw, len(rows), f"{where} without its dimuons (the recoil input)")
-    except Exception as exc:
-        raise UserError(str(exc)) from exc
-    return out
 
 
 def predict_on_dask_worker(
     job: PredictJob, limits: Any = None, sandbox: bool = True
 ) -> dict[str, Any]:
-    """A Dask task: predict ``job.files`` into their parts in a sandboxed child of the worker,
+    """A Dask task: predict ``job.files`` (files of the input extract, ``job.dataset``, which
+    the client wrote on the shared filesystem) into their parts in a sandboxed child of the worker,
     exactly as a local run does (:func:`metbench.estimators.isolation.run_isolated`, with
     ``limits``, default its defaults, and ``sandbox``), so the worker's machine isolates the
     submission too. A failure of the submission raises its one-line

@@ -291,7 +291,7 @@ def _entry_body(
 <tr><th>framework</th><td>{e["framework"]}</td></tr>
 <tr><th>category</th><td>{e["category"]}</td></tr>
 <tr><th>parameters of the run</th><td><code>{params}</code></td></tr>
-<tr><th>trainable parameters</th><td>{e.get("n_parameters") or "—"}</td></tr>
+<tr><th>trainable parameters</th><td>{e.get("n_parameters") or "—"}{" (self-reported)" if e.get("n_parameters") else ""}</td></tr>
 <tr><th>submission content hash</th><td><code>{e["content_hash"]}</code></td></tr>
 <tr><th>weights</th><td><ul>{weights}</ul></td></tr>
 <tr><th>truth used</th><td>{html.escape(truth)}</td></tr>
@@ -300,7 +300,12 @@ def _entry_body(
 <tr><th>results</th><td><a href="{html.escape(downloads["json"])}" download>JSON</a> · <a href="{html.escape(downloads["csv"])}" download>CSV</a></td></tr>
 </table>
 </section>
-<section><h2>Throughput</h2><div id="throughput-table"></div></section>
+<section><h2>Throughput</h2>
+<p class="legend">Self-reported: measured inside the submission's own process, which could alter
+the measurement; the harness checks that the figures are plausible (the requested batch sizes,
+finite positive rates, no more timed calls than the run lasted), it cannot check that they are
+true.</p>
+<div id="throughput-table"></div></section>
 <section><h2>Binned figures</h2><div id="binned"></div></section>
 <section><h2>README</h2>{readme_html}</section>
 </main>

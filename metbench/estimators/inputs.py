@@ -1,0 +1,582 @@
+"""The input extract: what a submission's child reads instead of the dataset.
+
+The dataset tells who is who: an ``event_id`` is ``code * 10**12 + index`` (the process code in
+it), a file is named after its process and holds that process only, and the manifest lists each
+file's process. So the child never sees the dataset. For each run the parent (never the child)
+writes an *input extract*, a minimal dataset folder that :class:`~metbench.data.source.EventSource`
+reads as any other:
+
+* the split's observable records (everything of the ``events/`` files, nothing of ``truth/``),
+  with ``event_id`` replaced by opaque random ids (63 bits from :func:`os.urandom`, unique);
+* the events of all processes **mixed**: each event goes to a random part (an exact balance, so
+  the parts hold about a source file's worth of events each), and within a part the order is a
+  random permutation; memory stays bounded (one source row group, then one part at a time: the
+  events travel through compressed Arrow IPC buckets on disk);
+* opaque file names, ``events/<split>/part_00000.parquet``, …, and a manifest that lists only
+  them (process ``events``, no dataset name, no truth files);
+* the truth columns an entry declares (``uses_truth``) in ``truth/<split>/part_XXXXX.parquet``
+  under the same opaque ids, read through ``EventSource(truth_folder=...)``.
+
+The map from opaque id to real ``event_id`` (and to the event's position in the split, file by
+file in the dataset's order) is ``<extract>.ids.parquet`` beside the extract, which the sandbox
+never shows. :func:`translate` turns a part's opaque ids back into positions.
+
+The **recoil extract** (:func:`write_recoil_extract`) holds, for each event of the split with a
+selected dimuon (:func:`metbench.recoil.select_dimuons` on the stored candidates, as the scoring
+selects them), the event with its two muons removed, under opaque ids of its own and shuffled: it
+is predicted by a second, fresh child, so no process ever sees an event and its muon-removed copy.
+Its candidates are those the main run's child would see (the ``max_particles`` hardest, in the
+same order) less the two muons, so the estimates equal those the child made before on its own
+copy of the event.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from metbench.data.store import (
+    DATASET_FORMAT,
+    DATASET_FORMAT_VERSION,
+    MANIFEST_NAME,
+    atomic_path,
+    atomic_write_json,
+    load_manifest,
+    sha256_file,
+    truth_relpath,
+    verify_file,
+)
+from metbench.errors import DatasetError
+
+__all__ = [
+    "EXTRACT_KEY",
+    "PROCESS",
+    "InputMap",
+    "is_input_extract",
+    "mapping_path",
+    "prepare_inputs",
+    "read_mapping",
+    "write_input_extract",
+    "write_recoil_extract",
+]
+
+#: The manifest key that marks an input extract (its value: ``{"kind": "events" | "recoil"}``).
+EXTRACT_KEY: Final = "input_extract"
+#: The process name every file of an extract carries.
+PROCESS: Final = "events"
+_ROW_GROUP: Final = 512
+_CANDIDATE_COLUMNS: Final = ("pt", "eta", "phi", "mass", "charge", "pdg_id")
+
+
+def mapping_path(extract: Path | str) -> Path:
+    """The parent's map of an extract: ``<extract>.ids.parquet`` beside it (never bound in the
+    sandbox)."""
+    extract = Path(extract)
+    return extract.with_name(f"{extract.name}.ids.parquet")
+
+
+def is_input_extract(folder: Path | str) -> bool:
+    """Whether ``folder`` is a complete input extract (its manifest, written last, is there)."""
+    try:
+        manifest = json.loads((Path(folder) / MANIFEST_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get(EXTRACT_KEY), dict)
+
+
+@dataclass(frozen=True)
+class InputMap:
+    """The parent's map of an extract, in the extract's order (part by part, row by row).
+
+    Attributes
+    ----------
+    part
+        ``(n,)`` index of the part (``events/<split>/part_XXXXX.parquet``) of each row.
+    opaque_id
+        ``(n,)`` the id the child sees.
+    event_id
+        ``(n,)`` the dataset's ``event_id``.
+    position
+        ``(n,)`` the event's row in the split (the dataset's files in their order, then their
+        rows).
+    spec
+        What the extract was made of (kind, split, truth columns, dataset hash, ...).
+    """
+
+    part: np.ndarray
+    opaque_id: np.ndarray
+    event_id: np.ndarray
+    position: np.ndarray
+    spec: dict[str, Any]
+
+    def translate(self, part: int, opaque_id: np.ndarray) -> np.ndarray:
+        """The rows (indices into this map) of ``opaque_id``, ids of the part ``part``; a
+        :class:`~metbench.errors.DatasetError` if one is not an id of that part."""
+        rows = np.flatnonzero(self.part == part)
+        ids = self.opaque_id[rows]
+        order = np.argsort(ids)
+        where = np.searchsorted(ids[order], opaque_id)
+        where = np.minimum(where, max(len(ids) - 1, 0))
+        if len(ids) == 0 or not np.array_equal(ids[order][where], opaque_id):
+            raise DatasetError(f"part {part:05d}: ids that are not those of its input file")
+        return rows[order][where]
+
+
+def read_mapping(extract: Path | str) -> InputMap:
+    """The map of an extract (:func:`mapping_path`)."""
+    import pyarrow.parquet as pq
+
+    path = mapping_path(extract)
+    table = pq.read_table(path)
+    meta = (table.schema.metadata or {}).get(b"metbench", b"{}")
+    column = {name: table[name].to_numpy() for name in table.column_names}
+    return InputMap(
+        part=column["part"].astype(np.int64),
+        opaque_id=column["opaque_id"].astype(np.int64),
+        event_id=column["event_id"].astype(np.int64),
+        position=column["position"].astype(np.int64),
+        spec=json.loads(meta),
+    )
+
+
+def prepare_inputs(
+    dataset: Path | str,
+    split: str,
+    extract: Path | str,
+    uses_truth: Sequence[str] = (),
+    kind: str = "events",
+    max_particles: int | None = None,
+    sample: int | None = None,
+) -> Path:
+    """The extract ``extract`` of a split, written unless a complete one of the same making is
+    there (resume); its path.
+
+    Parameters
+    ----------
+    dataset, split
+        The dataset folder and the split.
+    extract
+        The extract's folder (its map goes beside it, :func:`mapping_path`).
+    uses_truth
+        The truth columns the entry declared.
+    kind
+        ``events`` (:func:`write_input_extract`) or ``recoil`` (:func:`write_recoil_extract`,
+        which needs ``max_particles``).
+    sample
+        ``events`` only: a random sample of this many events (a throughput measurement).
+    """
+    extract = Path(extract)
+    spec = _spec(dataset, split, uses_truth, kind, max_particles, sample)
+    if is_input_extract(extract) and mapping_path(extract).is_file():
+        try:
+            if read_mapping(extract).spec == spec:
+                return extract
+        except (OSError, ValueError, KeyError):
+            pass
+    if kind == "recoil":
+        if max_particles is None:
+            raise ValueError("a recoil extract needs max_particles")
+        write_recoil_extract(dataset, split, extract, max_particles, uses_truth)
+    elif kind == "events":
+        write_input_extract(dataset, split, extract, uses_truth, sample)
+    else:
+        raise ValueError(f"unknown extract kind {kind!r}")
+    return extract
+
+
+def _spec(
+    dataset: Path | str,
+    split: str,
+    uses_truth: Sequence[str],
+    kind: str,
+    max_particles: int | None,
+    sample: int | None,
+) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "split": split,
+        "uses_truth": list(uses_truth),
+        "max_particles": max_particles if kind == "recoil" else None,
+        "sample": sample if kind == "events" else None,
+        "dataset_manifest_sha256": sha256_file(Path(dataset) / MANIFEST_NAME),
+    }
+
+
+def write_input_extract(
+    dataset: Path | str,
+    split: str,
+    extract: Path | str,
+    uses_truth: Sequence[str] = (),
+    sample: int | None = None,
+) -> None:
+    """Write the input extract of a split (the module's docstring says what it holds).
+
+    Parameters
+    ----------
+    dataset, split
+        The dataset folder (every file read is checked against its manifest) and the split.
+    extract
+        The extract's folder, replaced if it exists; its map goes beside it.
+    uses_truth
+        Truth columns written into the extract's truth files.
+    sample
+        Only a random sample of this many events, in one part (for a throughput measurement).
+    """
+    rng = np.random.default_rng(secrets.randbits(128))
+    files, counts = _split_files(dataset, split)
+    total = int(counts.sum())
+    if sample is not None:
+        dest = np.full(total, -1, np.int64)
+        dest[rng.choice(total, size=min(sample, total), replace=False)] = 0
+        n_parts = 1
+    else:
+        n_parts = max(1, len(files)) if total else 0
+        sizes = np.full(n_parts, total // max(n_parts, 1), np.int64)
+        sizes[: total - int(sizes.sum())] += 1
+        dest = rng.permutation(np.repeat(np.arange(n_parts), sizes))
+
+    def route(_file: int, start: int, table: Any) -> tuple[np.ndarray, Any]:
+        return dest[start : start + len(table)], table
+
+    _write_extract(
+        dataset, split, extract, files, uses_truth, n_parts, route, rng, "events",
+        {"sample": sample},
+    )  # fmt: skip
+
+
+def write_recoil_extract(
+    dataset: Path | str,
+    split: str,
+    extract: Path | str,
+    max_particles: int,
+    uses_truth: Sequence[str] = (),
+) -> None:
+    """Write the recoil extract of a split: each event with a selected dimuon, without its two
+    muons (the module's docstring), mixed and under opaque ids of its own.
+
+    Parameters
+    ----------
+    dataset, split
+        The dataset folder (every file read is checked against its manifest) and the split.
+    extract
+        The extract's folder, replaced if it exists; its map goes beside it.
+    max_particles
+        The entry's candidate limit: the candidates kept are the hardest ``max_particles`` (those
+        its child sees of the whole event) less the two muons.
+    uses_truth
+        Truth columns written into the extract's truth files (``truth_is_pileup`` loses the two
+        muons too).
+    """
+    rng = np.random.default_rng(secrets.randbits(128))
+    files, _ = _split_files(dataset, split)
+    n_parts = max(1, len(files))
+
+    def route(_file: int, _start: int, table: Any) -> tuple[np.ndarray, Any]:
+        keep, rows = _without_dimuons(table, max_particles)
+        dest = np.full(len(table), -1, np.int64)
+        dest[rows] = rng.integers(0, n_parts, len(rows))
+        return dest, (table, keep)
+
+    _write_extract(
+        dataset, split, extract, files, uses_truth, n_parts, route, rng, "recoil",
+        {"max_particles": max_particles},
+    )  # fmt: skip
+
+
+def _split_files(dataset: Path | str, split: str) -> tuple[list[str], np.ndarray]:
+    manifest = load_manifest(Path(dataset))
+    files = sorted(
+        relpath
+        for relpath, entry in manifest["files"].items()
+        if entry["kind"] == "events" and entry["split"] == split
+    )
+    counts = np.array([manifest["files"][f]["n_events"] for f in files], np.int64)
+    return files, counts
+
+
+def _list_column(table: Any, name: str) -> Any:
+    """One list column of a table as a single (unsliced-safe) ``LargeListArray``."""
+    import pyarrow as pa
+
+    column = table.column(name)
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return array
+
+
+def _without_dimuons(table: Any, max_particles: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the events of ``table`` (observable records): ``(keep, rows)``, where ``rows`` are the
+    events with a selected dimuon and ``keep`` marks, over the flat candidates of the table, those
+    their muon-removed copy holds (the ``max_particles`` hardest but the two muons)."""
+    from metbench.recoil import select_dimuons
+
+    pf = _list_column(table, "pf")
+    counts = pf.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
+    flat = pf.flatten()
+    cols = {c: flat.field(c).to_numpy(zero_copy_only=False) for c in _CANDIDATE_COLUMNS}
+    n = len(counts)
+    event = np.repeat(np.arange(n), counts)
+    selection = select_dimuons(event, n, **cols)
+    rows = np.flatnonzero(selection.selected)
+    # the candidates the child's padding keeps (pad_particles: hardest first, stable)
+    order = np.lexsort((-cols["pt"], event))
+    starts = np.r_[0, np.cumsum(counts)[:-1]] if n else np.zeros(0, np.int64)
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order)) - starts[event[order]]
+    keep = rank < max_particles
+    keep[selection.first[rows]] = False
+    keep[selection.second[rows]] = False
+    return keep, rows
+
+
+def _recoil_rows(table: Any, keep: np.ndarray, rows: np.ndarray, truth: Any) -> tuple[Any, Any]:
+    """The events ``rows`` of ``table`` (and of ``truth``, or None) with only the candidates
+    ``keep`` (flat over the table's candidates)."""
+    import pyarrow as pa
+
+    def trim(t: Any, name: str) -> Any:
+        lists = _list_column(t, name)
+        counts = lists.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
+        values = lists.flatten()
+        event = np.repeat(np.arange(len(counts)), counts)
+        chosen = np.zeros(len(counts), bool)
+        chosen[rows] = True
+        mask = keep & chosen[event]
+        new_counts = np.bincount(event[mask], minlength=len(counts))[rows]
+        offsets = np.r_[0, np.cumsum(new_counts)].astype(np.int64)
+        array = pa.LargeListArray.from_arrays(
+            pa.array(offsets, pa.int64()), values.filter(pa.array(mask)), type=lists.type
+        )
+        out = t.take(pa.array(rows))
+        return out.set_column(out.schema.get_field_index(name), out.schema.field(name), array)
+
+    events = trim(table, "pf")
+    if truth is None:
+        return events, None
+    if "truth_is_pileup" in truth.column_names:
+        return events, trim(truth, "truth_is_pileup")
+    return events, truth.take(pa.array(rows))
+
+
+def _opaque_ids(n: int, taken: set[int]) -> np.ndarray:
+    """``n`` random non-negative int64 ids (63 bits of :func:`os.urandom`), none in ``taken``
+    (which they join)."""
+    out = np.empty(n, np.int64)
+    filled = 0
+    while filled < n:
+        draw = np.frombuffer(os.urandom(8 * (n - filled)), np.uint64) >> np.uint64(1)
+        for value in draw.astype(np.int64).tolist():
+            if value not in taken:
+                taken.add(value)
+                out[filled] = value
+                filled += 1
+    return out
+
+
+def _write_extract(
+    dataset: Path | str,
+    split: str,
+    extract: Path | str,
+    files: list[str],
+    uses_truth: Sequence[str],
+    n_parts: int,
+    route: Callable[[int, int, Any], tuple[np.ndarray, Any]],
+    rng: np.random.Generator,
+    kind: str,
+    extra_spec: dict[str, Any],
+) -> None:
+    """Stream the split's files row group by row group; ``route`` says which part (-1: none)
+    each event goes to (and may change the records); each part is then shuffled, given opaque
+    ids and written, and the map last but one, the manifest last."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    dataset, extract = Path(dataset), Path(extract)
+    manifest = load_manifest(dataset)
+    spec = _spec(
+        dataset, split, uses_truth, kind, extra_spec.get("max_particles"), extra_spec.get("sample")
+    )
+    work = extract.with_name(f"{extract.name}.buckets")
+    for stale in (extract, work):
+        shutil.rmtree(stale, ignore_errors=True)
+    mapping_path(extract).unlink(missing_ok=True)
+    work.mkdir(parents=True)
+    writers: dict[tuple[str, int], Any] = {}
+    positions: list[list[np.ndarray]] = [[] for _ in range(n_parts)]
+    options = ipc.IpcWriteOptions(compression="zstd")
+    schemas: dict[str, Any] = {}
+
+    def write(which: str, part: int, table: Any) -> None:
+        schema = schemas.setdefault(which, table.schema)
+        if not table.schema.equals(schema, check_metadata=False):
+            try:
+                table = table.select(schema.names).cast(schema)
+            except (KeyError, ValueError, pa.ArrowException):
+                raise DatasetError(
+                    f"{dataset}: the files of split {split} do not share one schema"
+                ) from None
+        table = table.replace_schema_metadata(schema.metadata)
+        key = (which, part)
+        if key not in writers:
+            writers[key] = ipc.new_file(
+                str(work / f"{which}_{part:05d}.arrow"), schema, options=options
+            )
+        writers[key].write_table(table)
+
+    try:
+        offset = 0
+        for index, relpath in enumerate(files):
+            verify_file(dataset, relpath, manifest)
+            events_file = pq.ParquetFile(dataset / relpath)
+            truth_table = None
+            if uses_truth:
+                rel = truth_relpath(relpath)
+                verify_file(dataset, rel, manifest)
+                truth_table = pq.read_table(dataset / rel, columns=["event_id", *uses_truth])
+            start = 0
+            for group in range(events_file.num_row_groups):
+                table = events_file.read_row_group(group)
+                dest, routed = route(index, offset + start, table)
+                truth = None
+                if truth_table is not None:
+                    truth = truth_table.slice(start, len(table))
+                    if not np.array_equal(
+                        truth["event_id"].to_numpy(), table["event_id"].to_numpy()
+                    ):
+                        raise DatasetError(
+                            f"{dataset / relpath}: its truth file does not hold the same events "
+                            "in the same order; regenerate the dataset"
+                        )
+                for part in np.unique(dest[dest >= 0]).tolist():
+                    rows = np.flatnonzero(dest == part)
+                    if kind == "recoil":
+                        table_r, keep = routed
+                        events, truth_rows = _recoil_rows(table_r, keep, rows, truth)
+                    else:
+                        events = table.take(pa.array(rows))
+                        truth_rows = truth.take(pa.array(rows)) if truth is not None else None
+                    write("events", part, events)
+                    if truth_rows is not None:
+                        write("truth", part, truth_rows)
+                    positions[part].append(offset + start + rows)
+                start += len(table)
+            offset += start
+        for writer in writers.values():
+            writer.close()
+        writers.clear()
+        _write_parts(extract, work, split, positions, bool(uses_truth), rng, spec, kind)
+    finally:
+        for writer in writers.values():
+            writer.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_parts(
+    extract: Path,
+    work: Path,
+    split: str,
+    positions: list[list[np.ndarray]],
+    with_truth: bool,
+    rng: np.random.Generator,
+    spec: dict[str, Any],
+    kind: str,
+) -> None:
+    """Shuffle each bucket, give it opaque ids, write it as a part; then the map and the
+    manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    taken: set[int] = set()
+    files: dict[str, dict[str, Any]] = {}
+    part_col, opaque_col, id_col, pos_col = [], [], [], []
+    number = 0
+    for bucket, chunks in enumerate(positions):
+        if not chunks:
+            continue
+        position = np.concatenate(chunks)
+        events = _read_ipc(work / f"events_{bucket:05d}.arrow")
+        perm = rng.permutation(len(events))
+        events = events.take(pa.array(perm))
+        opaque = _opaque_ids(len(events), taken)
+        real = events["event_id"].to_numpy()
+        index = events.schema.get_field_index("event_id")
+        events = events.set_column(
+            index, events.schema.field("event_id"), pa.array(opaque, pa.int64())
+        )
+        relpath = f"events/{split}/part_{number:05d}.parquet"
+        _write_parquet(extract / relpath, events)
+        if with_truth:
+            truth = _read_ipc(work / f"truth_{bucket:05d}.arrow").take(pa.array(perm))
+            if not np.array_equal(truth["event_id"].to_numpy(), real):
+                raise DatasetError(f"{extract}: the truth extract lost its order")  # never
+            truth = truth.set_column(
+                0, truth.schema.field("event_id"), pa.array(opaque, pa.int64())
+            )
+            _write_parquet(extract / truth_relpath(relpath), truth)
+        path = extract / relpath
+        files[relpath] = {
+            "bytes": path.stat().st_size,
+            "kind": "events",
+            "n_events": len(events),
+            "process": PROCESS,
+            "sha256": sha256_file(path),
+            "split": split,
+        }
+        part_col.append(np.full(len(events), number, np.int64))
+        opaque_col.append(opaque)
+        id_col.append(real.astype(np.int64))
+        pos_col.append(position[perm])
+        del events
+        number += 1
+
+    def joined(chunks: list[np.ndarray]) -> Any:
+        return pa.array(np.concatenate(chunks) if chunks else np.zeros(0, np.int64), pa.int64())
+
+    table = pa.table(
+        {
+            "part": joined(part_col),
+            "opaque_id": joined(opaque_col),
+            "event_id": joined(id_col),
+            "position": joined(pos_col),
+        }
+    ).replace_schema_metadata({b"metbench": json.dumps(spec, sort_keys=True).encode()})
+    extract.mkdir(parents=True, exist_ok=True)
+    with atomic_path(mapping_path(extract)) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    atomic_write_json(
+        extract / MANIFEST_NAME,
+        {
+            "format": DATASET_FORMAT,
+            "format_version": DATASET_FORMAT_VERSION,
+            "name": "input",
+            "version": 1,
+            EXTRACT_KEY: {"kind": kind},
+            "splits": {split: int(sum(f["n_events"] for f in files.values()))},
+            "processes": {PROCESS: {}},
+            "files": files,
+        },
+    )
+
+
+def _read_ipc(path: Path) -> Any:
+    import pyarrow.ipc as ipc
+
+    with ipc.open_file(str(path)) as reader:
+        return reader.read_all()
+
+
+def _write_parquet(path: Path, table: Any) -> None:
+    import pyarrow.parquet as pq
+
+    with atomic_path(path) as tmp:
+        pq.write_table(
+            table, tmp, compression="zstd", compression_level=1, row_group_size=_ROW_GROUP
+        )
