@@ -133,12 +133,18 @@ def test_ctrl_c_exits_130_with_one_line():
     assert "interrupted" in err and "Traceback" not in err
 
 
-def test_entry_names_with_brackets_are_printed_verbatim():
+def test_entry_names_with_brackets_are_printed_verbatim(tmp_path):
     """`perceiver-torch-onnx[chunk=1]` (a --param entry) is text, not rich markup."""
+    import json
     import os
     from pathlib import Path
 
-    results = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    committed = Path(__file__).resolve().parents[1] / "leaderboard" / "results"
+    result = json.loads(next(committed.rglob("pf.json")).read_text())
+    result["entry"]["name"] = "perceiver-torch-onnx[chunk=1]"
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "perceiver-torch-onnx[chunk=1].json").write_text(json.dumps(result))
     r = subprocess.run(
         [sys.executable, "-m", "metbench.cli", "show", str(results)],
         capture_output=True,

@@ -5,7 +5,9 @@
   const data = MB.data();
   const e = data.entry;
   const d = data.dataset;
-  document.getElementById("dataset-cell").textContent = `${d.name} v${d.version}, split ${d.split}, manifest ${d.manifest_sha256}`;
+  const cell = document.getElementById("dataset-cell");
+  cell.textContent = `${d.name} v${d.version}, split ${d.split}, manifest ${d.manifest_sha256}`;
+  for (const m of MB.marks(d.marks)) { cell.appendChild(document.createTextNode(" ")); cell.appendChild(m); }
 
   const tp = document.getElementById("throughput-table");
   tp.appendChild(MB.table(

@@ -25,6 +25,7 @@
     const a = MB.el("a", { href: e.page, text: name });
     const span = MB.el("span", {}, [a]);
     if (e.uses_truth && e.uses_truth.length && e.kind !== "oracle") span.appendChild(MB.el("span", { class: "note", text: " (truth-matched inputs)" }));
+    for (const m of MB.marks(e.marks)) { span.appendChild(document.createTextNode(" ")); span.appendChild(m); }
     return span;
   }
 
@@ -73,7 +74,10 @@
   data.groups.forEach((group, gi) => {
     const d = group.dataset;
     const section = MB.el("section", { class: "group" });
-    section.appendChild(MB.el("h2", { text: `${d.name} v${d.version} — split ${d.split}, ${d.n_events} events (manifest ${d.manifest_sha256.slice(0, 12)})` }));
+    const heading = MB.el("h2", { text: `${d.name} v${d.version} — split ${d.split}, ${d.n_events} events (manifest ${d.manifest_sha256.slice(0, 12)})` });
+    for (const m of MB.marks(d.marks)) { heading.appendChild(document.createTextNode(" ")); heading.appendChild(m); }
+    section.appendChild(heading);
+    const legend = () => (group.legend || []).map((line) => MB.el("p", { class: "legend", text: line }));
 
     // MET tables
     const tasks = Object.keys(group.tasks);
@@ -89,6 +93,7 @@
       for (const r of v.rows) if (r.reason && !r.oracle) notes.push(`${r.entry}: no S (${r.reason})`);
       if (group.met_source && group.met_source.length) notes.push("not in these tables, their MET is another entry's: " + group.met_source.join(", "));
       for (const n of notes) tableHolder.appendChild(MB.el("p", { class: "note", text: n }));
+      for (const line of legend()) tableHolder.appendChild(line);
     };
     const renderViews = () => {
       viewSelect.textContent = "";

@@ -38,6 +38,12 @@ MB.fmtCI = function (f, digits) {
   return s;
 };
 
+// Marks of an entry or a dataset ([{kind, label, title}], computed in Python): badges whose
+// title explains them.
+MB.marks = function (marks) {
+  return (marks || []).map((m) => MB.el("span", { class: "mark mark-" + m.kind, title: m.title, text: m.label }));
+};
+
 MB.palette = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
   "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"];
