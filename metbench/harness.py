@@ -75,6 +75,7 @@ __all__ = [
     "results_paths",
     "run_entry",
     "score_file",
+    "withdraw_met_headline",
 ]
 
 
@@ -696,6 +697,19 @@ def _framework_modules(framework: str) -> tuple[str, ...]:
     }.get(framework, ())
 
 
+def withdraw_met_headline(scores: dict[str, Any], met_source: str | None) -> None:
+    """Take the headline of an entry whose MET is another entry's (``met_source``) out of the MET
+    tables, in place (``run`` and ``verify`` alike)."""
+    if met_source:
+        scores["headline"].update(
+            value=None,
+            low=None,
+            high=None,
+            ranked=False,
+            reason=f"its MET is {met_source}'s (met_source): not in the MET tables",
+        )
+
+
 def run_entry(
     sub: Submission,
     entry: str,
@@ -812,14 +826,7 @@ def _run_locked(
         )  # fmt: skip
         isolation.append(val.get("isolation"))
     scores, _ = score_file(pred_path, dataset, split, n_boot, seed, calibration)
-    if sub.manifest.met_source:
-        scores["headline"].update(
-            value=None,
-            low=None,
-            high=None,
-            ranked=False,
-            reason=f"its MET is {sub.manifest.met_source}'s (met_source): not in the MET tables",
-        )
+    withdraw_met_headline(scores, sub.manifest.met_source)
     m = sub.manifest
     n_parameters = report.get("n_parameters")
     entry_info = {

@@ -274,7 +274,7 @@ def recompute_scores(
 ) -> dict[str, Any]:
     """Scores of ``predictions`` as :func:`metbench.harness.run_entry` records them, JSON-normal
     (as read back from a results file)."""
-    from metbench.harness import score_file
+    from metbench.harness import score_file, withdraw_met_headline
 
     recorded = results["scores"]
     scores, _ = score_file(
@@ -285,15 +285,7 @@ def recompute_scores(
         int(recorded["seed"]),
         calibration,
     )
-    met_source = results["entry"].get("met_source")
-    if met_source:  # as run_entry: the MET of another entry leaves the MET tables
-        scores["headline"].update(
-            value=None,
-            low=None,
-            high=None,
-            ranked=False,
-            reason=f"its MET is {met_source}'s (met_source): not in the MET tables",
-        )
+    withdraw_met_headline(scores, results["entry"].get("met_source"))  # as run_entry
     return json.loads(json.dumps(scores, allow_nan=True))
 
 

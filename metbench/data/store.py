@@ -44,6 +44,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "load_manifest",
+    "read_manifest_json",
     "round_mantissa",
     "sha256_file",
     "split_records",
@@ -196,6 +197,18 @@ def round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
     return np.where(np.isfinite(x), rounded, x)
 
 
+def read_manifest_json(path: Path) -> dict[str, Any]:
+    """A ``manifest.json`` parsed, of any format version (one :class:`DatasetError` if it is not
+    JSON or not a metbench dataset manifest)."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc}); regenerate the dataset") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
+        raise DatasetError(f"{path}: not a metbench dataset manifest")
+    return manifest
+
+
 def load_manifest(folder: Path) -> dict[str, Any]:
     """Read and check a dataset's ``manifest.json``; every problem is one :class:`DatasetError`."""
     folder = Path(folder)
@@ -209,12 +222,7 @@ def load_manifest(folder: Path) -> dict[str, Any]:
             f"{folder}: no {MANIFEST_NAME}; the folder is not a metbench dataset or its generation "
             "did not finish (re-run 'metbench data generate' with the same --out to resume)"
         )
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc}); regenerate the dataset") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
-        raise DatasetError(f"{path}: not a metbench dataset manifest")
+    manifest = read_manifest_json(path)
     if manifest.get("format_version") == 1:
         raise DatasetError(
             f"{path}: dataset format 1 keeps truth and observables in the same files; convert it "

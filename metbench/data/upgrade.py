@@ -11,17 +11,16 @@ and a reader never sees a manifest that does not describe the files.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
 from metbench.data.store import (
-    DATASET_FORMAT,
     DATASET_FORMAT_VERSION,
     MANIFEST_NAME,
     atomic_write_json,
+    read_manifest_json,
     sha256_file,
     split_records,
     truth_relpath,
@@ -40,13 +39,7 @@ def _read_raw_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST_NAME
     if not path.is_file():
         raise DatasetError(f"{folder}: no {MANIFEST_NAME}; not a metbench dataset")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc}); regenerate the dataset") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != DATASET_FORMAT:
-        raise DatasetError(f"{path}: not a metbench dataset manifest")
-    return manifest
+    return read_manifest_json(path)
 
 
 def _commit(folder: Path, staging: Path) -> None:
