@@ -14,7 +14,12 @@ import pytest
 
 from metbench.errors import safe_text
 from metbench.estimators.isolation import Limits
-from metbench.estimators.sandbox import available_sandbox, child_environment, python_binds
+from metbench.estimators.sandbox import (
+    _python_binds,
+    available_sandbox,
+    child_environment,
+    python_binds,
+)
 from metbench.estimators.submission import SubmissionError, load_submission
 from metbench.harness import dataset_info, predict_entry, run_entry
 from metbench.results import SELF_REPORTED, ResultsError, read_results, write_results
@@ -257,6 +262,29 @@ def test_only_python_folders_are_bound(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.path", ["", str(home), str(pythonpath), *__import__("sys").path])
     shown = {b.source for b in python_binds()}
     assert not [s for s in shown if s and Path(s).is_relative_to(tmp_path)]
+
+
+def test_environment_inside_the_source_tree_is_bound_but_not_the_tree(tmp_path):
+    # CI's layout: the repository holds its virtual environment (.ci/venv) and its dataset
+    # (.ci/data); the child needs the first (its python lives there), must not see the second
+    tree = tmp_path / "repo"
+    package = tree / "metbench"
+    venv = tree / ".ci" / "venv"
+    site_packages = venv / "lib" / "python3.11" / "site-packages"
+    data = tree / ".ci" / "data"
+    for folder in (package, site_packages, data, tree / "tests"):
+        folder.mkdir(parents=True)
+    (tree / "pyproject.toml").write_text("")
+    shown = {
+        b.source
+        for b in _python_binds([str(venv), str(site_packages), str(tree / ".ci")], package, [data])
+    }
+    assert {str(venv), str(site_packages), str(package)} <= shown
+    assert str(tree) not in shown and str(tree / ".ci") not in shown  # .ci holds the dataset
+    assert not [s for s in shown if Path(s).is_relative_to(data)]
+    # an environment that is the tree itself, or holds it, is never shown
+    shown = {b.source for b in _python_binds([str(tree), str(tmp_path)], package, [])}
+    assert not [s for s in shown if Path(s).is_relative_to(tmp_path) and s != str(package)]
 
 
 # -------------------------------------------------------------- hole 9: decompression bombs

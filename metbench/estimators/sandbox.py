@@ -184,31 +184,39 @@ def python_binds(forbidden: Iterable[Path | str] = ()) -> list[Bind]:
     first), not the folders of ``PYTHONPATH``, not what a ``.pth`` file adds (a source tree, a
     home directory). A folder that holds (or is) one of ``forbidden`` (the dataset, the results,
     metbench's source tree) is left out too: of an editable metbench only its package folder is
-    bound.
+    bound, and of a virtual environment made inside the source tree (``.ci/venv``) only the
+    environment.
     """
     import site
 
     import metbench
 
-    package = Path(metbench.__file__).resolve().parent
-    no_go = [Path(f).resolve() for f in forbidden]
-    tree = package.parent if (package.parent / "pyproject.toml").is_file() else None
-    binds = [Bind(d, d, "ro", True) for d in _SYSTEM_DIRS]
-    binds += [Bind(f, f, "ro", True) for f in _SYSTEM_FILES]
-    seen: set[str] = set()
     prefixes = [sys.base_prefix, sys.base_exec_prefix, sys.prefix, sys.exec_prefix]
     with contextlib.suppress(AttributeError):  # absent in some virtualenv-made site modules
         prefixes += site.getsitepackages()
+    return _python_binds(prefixes, Path(metbench.__file__).resolve().parent, forbidden)
+
+
+def _python_binds(
+    prefixes: Sequence[str], package: Path, forbidden: Iterable[Path | str]
+) -> list[Bind]:
+    """:func:`python_binds` for the given installation folders and metbench package folder."""
+    no_go = [Path(f).resolve() for f in forbidden]
+    tree = package.parent if (package.parent / "pyproject.toml").is_file() else None
+    if tree is not None:
+        no_go.append(tree)  # the source tree itself (tests, notes): never whole
+    binds = [Bind(d, d, "ro", True) for d in _SYSTEM_DIRS]
+    binds += [Bind(f, f, "ro", True) for f in _SYSTEM_FILES]
+    seen: set[str] = set()
     for entry in [*prefixes, str(package)]:
         if not entry or not Path(entry).is_absolute() or not Path(entry).exists():
             continue
         path = Path(entry).resolve()
-        if (
-            str(path) == "/"
-            or any(_is_within(f, path) or _is_within(path, f) for f in no_go)
-            or (tree is not None and _is_within(tree, path))  # holds the source tree
-            or (tree is not None and _is_within(path, tree) and not _is_within(path, package))
-        ):
+        holds_forbidden = any(_is_within(f, path) for f in no_go)
+        inside_forbidden = any(
+            _is_within(path, f) for f in no_go if f != tree
+        )  # the tree's own subfolders (its package, an environment made in it) may be shown
+        if str(path) == "/" or holds_forbidden or inside_forbidden:
             continue
         for shown in {Path(os.path.normpath(entry)), path}:  # the link and what it points to
             inside_system = any(_is_within(shown, Path(d)) for d in _SYSTEM_DIRS)
