@@ -316,12 +316,12 @@ def _predict_locked(
     if scheduler is not None and not reuse:
         (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
         report = _predict_on_dask(job, scheduler, on_progress, limits, sandbox)
-        isolation = [report.get("isolation")]
+        recorded = [report.get("isolation")]
         if recoil and (recoil_job := _recoil_job(job, dataset, log)) is not None:
             second = _predict_on_dask(recoil_job, scheduler, None, limits, sandbox)
-            isolation.append(second["isolation"])
-        if all(i is not None for i in isolation):
-            _record_isolation(parts, weakest_isolation(*isolation), ran=True, sandbox=sandbox)
+            recorded.append(second["isolation"])
+        if all(i is not None for i in recorded):
+            _record_isolation(parts, weakest_isolation(*recorded), ran=True, sandbox=sandbox)
         if throughput is not None:  # measured here, on the machine that reports it
             measured = run_isolated(replace(job, predict=False), limits, sandbox=sandbox)
             report.update({k: v for k, v in measured.items() if k != "isolation"})
@@ -461,12 +461,13 @@ def _predict_on_dask(
     report: dict[str, Any] = {"n_events": 0, "n_truncated": 0}
     isolation: list[Any] = []
     done = len(source) - sum(n_events[f]["n_events"] for _, f in pending)
-    folders = {
-        "listed": {"submission": Path(job.folder), "input extract": Path(job.dataset)},
-        "write": {"results": parts.parent},
-    }
     try:
-        for _, info in run_on_dask(scheduler, tasks, **folders):
+        for _, info in run_on_dask(
+            scheduler,
+            tasks,
+            listed={"submission": Path(job.folder), "input extract": Path(job.dataset)},
+            write={"results": parts.parent},
+        ):
             done += info["n_events"]
             report["n_truncated"] += info.get("n_truncated", 0)
             report.update({k: info[k] for k in ("device", "n_parameters") if k in info})

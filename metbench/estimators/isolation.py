@@ -975,8 +975,10 @@ def _outcome(
         last = f"; last log line: {tail}" if tail else ""
         if signalled is not None:
             hint = {
-                signal.SIGKILL: " (out of memory?)",
-                signal.SIGXFSZ: " (a file larger than the disk limit; raise it with --disk-limit)",
+                int(signal.SIGKILL): " (out of memory?)",
+                int(
+                    signal.SIGXFSZ
+                ): " (a file larger than the disk limit; raise it with --disk-limit)",
             }.get(signalled, "")
             raise SubmissionError(
                 f"{prefix} crashed: killed by {_signal_name(signalled)}{hint}{last}{where}"

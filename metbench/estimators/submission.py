@@ -207,8 +207,8 @@ def _control_character(value: Any, where: str = "the manifest") -> tuple[str, st
     """(where, the character) of the first control or bidirectional-override character in a
     key or string of ``value``, or None (tabs are allowed)."""
     if isinstance(value, str):
-        found = _CONTROL.search(value)
-        return (where, found.group()) if found else None
+        match = _CONTROL.search(value)
+        return (where, match.group()) if match else None
     items: list[tuple[Any, Any]] = []
     if isinstance(value, dict):
         items = list(value.items())
@@ -218,9 +218,9 @@ def _control_character(value: Any, where: str = "the manifest") -> tuple[str, st
         if isinstance(key, str) and _CONTROL.search(key):
             return f"a key of {where}", _CONTROL.search(key).group()  # type: ignore[union-attr]
         label = f"{safe_text(key, 40)!r}" if where == "the manifest" else f"{where}.{key}"
-        found = _control_character(item, label)
-        if found is not None:
-            return found
+        inner = _control_character(item, label)
+        if inner is not None:
+            return inner
     return None
 
 

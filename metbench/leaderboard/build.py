@@ -333,7 +333,7 @@ def build_site(
     results: list[dict[str, Any]],
     out: Path,
     submissions: Path | None = Path("submissions"),
-    verification: list[dict[str, Any] | None] | None = None,
+    verification: Sequence[dict[str, Any] | None] | None = None,
 ) -> Path:
     """Write the site to ``out`` (replaced as a whole: built in a temporary folder, then moved).
 
@@ -354,7 +354,7 @@ def build_site(
     Path
         ``out / "index.html"``.
     """
-    data = site_data(results, verification)
+    data = site_data(results, list(verification) if verification is not None else None)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
