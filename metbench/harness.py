@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import numpy as np
 from metbench.data.published import check_published
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.errors import MetbenchError
-from metbench.estimators.inputs import InputMap, is_input_extract, prepare_inputs, read_mapping
+from metbench.estimators.inputs import InputMap, prepare_inputs, read_mapping
 from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
     Limits,
@@ -289,9 +290,7 @@ def _predict_locked(
     for stale in parts.glob("*.sandbox.*"):  # left by a killed recoil run
         shutil.rmtree(stale, ignore_errors=True)
     sample = max(throughput.batch_sizes) if reuse and throughput is not None else None
-    inputs = prepare_inputs(
-        dataset.folder, split, parts / "input", sub.manifest.uses_truth, sample=sample
-    )  # fmt: skip
+    inputs = shared_extract(dataset.folder, split, out, sub.manifest.uses_truth, sample=sample)
     log = Path(log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log"))
     job = PredictJob(
         label=entry,
@@ -313,11 +312,16 @@ def _predict_locked(
         source_dataset=str(dataset.folder),
     )
     recoil = not reuse and _wants_recoil(sub)
+    recoil_inputs = (
+        shared_extract(dataset.folder, split, out, job.uses_truth, "recoil", job.max_particles)
+        if recoil
+        else None
+    )
     if scheduler is not None and not reuse:
         (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
         report = _predict_on_dask(job, scheduler, on_progress, limits, sandbox)
         recorded = [report.get("isolation")]
-        if recoil and (recoil_job := _recoil_job(job, dataset, log)) is not None:
+        if recoil_inputs and (recoil_job := _recoil_job(job, recoil_inputs, log)) is not None:
             second = _predict_on_dask(recoil_job, scheduler, None, limits, sandbox)
             recorded.append(second["isolation"])
         if all(i is not None for i in recorded):
@@ -327,14 +331,14 @@ def _predict_locked(
             report.update({k: v for k, v in measured.items() if k != "isolation"})
     else:
         report = _run_recorded(job, parts, limits, on_progress, sandbox, ran=not reuse)
-        if recoil and (recoil_job := _recoil_job(job, dataset, log)) is not None:
+        if recoil_inputs and (recoil_job := _recoil_job(job, recoil_inputs, log)) is not None:
             second = _run_recorded(recoil_job, parts, limits, None, sandbox, ran=True)
             report["wall_s"] = report.get("wall_s", 0.0) + second.get("wall_s", 0.0)
             report["peak_rss_mb"] = max(
                 report.get("peak_rss_mb", 0.0), second.get("peak_rss_mb", 0.0)
             )
     if not reuse:
-        isolation = _merge_parts(parts, out, identity, recoil=_wants_recoil(sub))
+        isolation = _merge_parts(parts, out, identity, inputs, recoil_inputs)
     else:  # throughput only: no part was written, no resume state to keep
         isolation = weakest_isolation(made_with, report.get("isolation"))
         shutil.rmtree(parts, ignore_errors=True)
@@ -362,20 +366,45 @@ def _run_recorded(
     return report
 
 
-#: The recoil run's folders in the resume state: its extract and its parts.
-_RECOIL_INPUT = "recoil"
+#: The recoil run's parts in the resume state.
 _RECOIL_PARTS = "recoil-parts"
+#: Where the input extracts of a results folder's split are kept, beside the predictions.
+INPUTS_FOLDER = ".inputs"
 
 
-def _recoil_job(job: PredictJob, dataset: DatasetInfo, log: Path) -> PredictJob | None:
+def shared_extract(
+    dataset: Path,
+    split: str,
+    out: Path,
+    uses_truth: Sequence[str] = (),
+    kind: str = "events",
+    max_particles: int | None = None,
+    sample: int | None = None,
+) -> Path:
+    """The input extract (:func:`~metbench.estimators.inputs.prepare_inputs`) of ``split`` for
+    the predictions ``out``, shared by every entry predicted into the same folder: one per kind,
+    declared truth columns, candidate cut (recoil) and sample, kept in ``.inputs/`` beside the
+    predictions and written once (under a lock) instead of once per entry.
+
+    Sharing reveals nothing: the extract is read-only in the sandbox, holds no truth but what
+    the entry declared, and its map stays with the parent; a child sees either an extract or
+    its muon-removed copy, never both, and keeps nothing between runs. The folder holds the
+    whole split's observables; delete it to reclaim the disk (the next run writes it again).
+    """
+    spec = json.dumps([kind, list(uses_truth), max_particles, sample]).encode()
+    name = f"{split}-{kind}-{hashlib.sha256(spec).hexdigest()[:12]}"
+    folder = out.parent / INPUTS_FOLDER / name
+    lock = folder.with_name(f".{name}.lock")
+    with entry_lock(lock, f"the input extract {name}"):
+        return prepare_inputs(dataset, split, folder, uses_truth, kind, max_particles, sample)
+
+
+def _recoil_job(job: PredictJob, inputs: Path, log: Path) -> PredictJob | None:
     """The recoil task's run (None when no event of the split has a selected dimuon): the
-    muon-removed copies (:func:`~metbench.estimators.inputs.write_recoil_extract`) predicted by
-    a fresh child, parts in ``recoil-parts/`` of the resume state, log ``<entry>.recoil.log``."""
+    muon-removed copies ``inputs`` (:func:`~metbench.estimators.inputs.write_recoil_extract`)
+    predicted by a fresh child, parts in ``recoil-parts/`` of the resume state, log
+    ``<entry>.recoil.log``."""
     parts = Path(job.parts_dir)
-    inputs = prepare_inputs(
-        dataset.folder, job.split, parts / _RECOIL_INPUT, job.uses_truth, kind="recoil",
-        max_particles=job.max_particles,
-    )  # fmt: skip
     if not load_manifest(inputs)["files"]:
         return None
     return replace(
@@ -482,21 +511,21 @@ def _predict_on_dask(
 
 
 def _merge_parts(
-    parts: Path, out: Path, identity: dict[str, Any], recoil: bool
+    parts: Path, out: Path, identity: dict[str, Any], inputs: Path, recoil_inputs: Path | None
 ) -> dict[str, Any] | None:
-    """Merge the checked parts (one per file of the input extract, all present; with
-    ``recoil``, also those of the recoil run) into ``out``, in the dataset's order and under its
-    event ids (the extracts' maps, :func:`~metbench.estimators.inputs.read_mapping`), with the
-    identity and the weakest isolation of the runs that made them in its metadata; that
+    """Merge the checked parts (one per file of the input extract ``inputs``, all present; with
+    ``recoil_inputs``, also those of the recoil run) into ``out``, in the dataset's order and
+    under its event ids (the extracts' maps, :func:`~metbench.estimators.inputs.read_mapping`),
+    with the identity and the weakest isolation of the runs that made them in its metadata; that
     isolation (None if unknown, e.g. parts made on Dask workers)."""
-    main = read_mapping(parts / "input")
+    main = read_mapping(inputs)
     n = len(main.position)
     event_id = np.zeros(n, np.int64)
     met = np.zeros((n, 2))
     filled = np.zeros(n, np.int64)
     covs: list[tuple[np.ndarray, np.ndarray | None]] = []
     nus: list[tuple[np.ndarray, np.ndarray | None]] = []
-    for index, path in _part_files(parts, parts / "input", identity):
+    for index, path in _part_files(parts, inputs, identity):
         ids, part_met, cov, _ = read_predictions(path)
         rows = _translate(main, index, ids, path, identity)
         position = main.position[rows]
@@ -518,12 +547,11 @@ def _merge_parts(
         return out
 
     recoil_met = None
-    if recoil:
+    if recoil_inputs is not None:
         recoil_met = np.full((n, 2), np.nan)
-        extract = parts / _RECOIL_INPUT
-        if is_input_extract(extract):
-            muons_removed = read_mapping(extract)
-            for index, path in _part_files(parts / _RECOIL_PARTS, extract, identity):
+        muons_removed = read_mapping(recoil_inputs)
+        if len(muons_removed.position):
+            for index, path in _part_files(parts / _RECOIL_PARTS, recoil_inputs, identity):
                 ids, part_met, _, _ = read_predictions(path)
                 rows = _translate(muons_removed, index, ids, path, identity)
                 recoil_met[muons_removed.position[rows]] = part_met

@@ -180,6 +180,42 @@ def _old_style_pf(dataset: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @needs_sandbox
+def test_entries_of_one_results_folder_share_their_extract(tiny_dataset, tmp_path):
+    # one extract of the split per kind of input, written by the first entry and read by the
+    # next (a standard-size extract takes minutes); an entry declaring truth gets its own
+    info = dataset_info(tiny_dataset)
+    results = tmp_path / "r"
+
+    def extracts() -> dict[str, tuple[int, bytes]]:
+        return {
+            folder.name: (
+                mapping_path(folder).stat().st_mtime_ns,
+                mapping_path(folder).read_bytes(),
+            )
+            for folder in sorted((results / ".inputs").iterdir())
+            if is_input_extract(folder)
+        }
+
+    for name in ("pf", "track"):
+        sub = load_submission(ROOT / "submissions" / name)
+        predict_entry(sub, name, {}, info, "test", results / f"{name}.predictions.parquet")
+        if name == "pf":
+            first = extracts()
+    assert extracts() == first and len(first) == 2  # the events and the recoil extract, untouched
+    assert {name.split("-")[1] for name in first} == {"events", "recoil"}
+    np.testing.assert_array_equal(  # both entries' predictions land on the same events
+        read_predictions(results / "pf.predictions.parquet")[0],
+        read_predictions(results / "track.predictions.parquet")[0],
+    )
+    oracle = load_submission(ROOT / "submissions" / "oracle")
+    predict_entry(oracle, "oracle", {}, info, "test", results / "oracle.predictions.parquet")
+    now = extracts()
+    assert len(now) == 4 and {k: now[k] for k in first} == first
+    declared = [k for k in now if k not in first and k.split("-")[1] == "events"]
+    assert len(declared) == 1
+    assert read_mapping(results / ".inputs" / declared[0]).spec["uses_truth"] == ["truth_is_pileup"]
+
+
 def test_an_honest_entry_predicts_exactly_as_before(tiny_dataset, tmp_path):
     sub = load_submission(ROOT / "submissions" / "pf")
     out = tmp_path / "r" / "pf.predictions.parquet"

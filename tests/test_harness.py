@@ -18,7 +18,7 @@ from metbench.estimators.isolation import Limits, run_isolated
 from metbench.estimators.predictions import read_predictions, read_recoil
 from metbench.estimators.submission import SubmissionError, load_submission, parse_parameter
 from metbench.harness import dataset_info, predict_entry, results_paths
-from metbench.results import read_results
+from metbench.results import find_results, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -212,7 +212,7 @@ def test_misbehaving_submissions_give_one_line_and_leave_nothing(tmp_path, tiny_
         "--time-limit", "4" if kind == "hang" else "300", "--memory-limit", "1.5",
     )  # fmt: skip
     assert_one_line_error(r, f"submission bad-{kind}", *fragments)
-    assert not [p for p in results.rglob("*.json") if ".parts" not in str(p)], "no results"
+    assert not find_results([results]), "no results"
     assert not list(results.rglob("*.predictions.parquet")), "no predictions may be written"
 
 
@@ -296,7 +296,7 @@ def test_a_corrupted_dataset_is_refused(tmp_path, tiny_dataset):
     folder = write_submission(tmp_path, "good")
     r = cli("run", folder, "--dataset", broken, *fast(tmp_path / "results"))
     assert_one_line_error(r, victim.name)
-    assert not [p for p in (tmp_path / "results").rglob("*.json") if ".parts" not in str(p)]
+    assert not find_results([tmp_path / "results"])
 
 
 def test_bad_predictions_files_are_refused_by_score(tmp_path, tiny_dataset):

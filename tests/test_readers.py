@@ -17,7 +17,7 @@ from metbench.data.readers.cms import from_pv_from_quality, resample_unstored
 from metbench.data.source import EventSource
 from metbench.errors import DatasetError
 from metbench.estimators.predictions import read_predictions
-from metbench.results import read_results
+from metbench.results import find_results, read_results
 
 uproot = pytest.importorskip("uproot")
 
@@ -190,7 +190,7 @@ def test_cms_stored_on_nanoaod_matches_the_branches(shared_data, tmp_path, cache
     # nano_dy (NanoAODv6) has no DeepMET and no RawPuppiMET: those variants fail, the rest run
     assert r.returncode == 2 and "3 of 9 entries failed" in r.stderr
     assert "stores no DeepMETResolutionTune" in r.stderr
-    found = {p.stem: read_results(p) for p in results.rglob("*.json") if ".parts" not in str(p)}
+    found = {p.stem: read_results(p) for p in find_results([results])}
     assert set(found) == {f"cms-stored-{v}" for v in ("raw", "type1", "chs", "tk", "puppi", "calo")}
     tree = uproot.open(f)["Events"]
     pt, phi = stored_vector(tree, "PuppiMET")

@@ -2,7 +2,7 @@
 
 The dataset tells who is who: an ``event_id`` is ``code * 10**12 + index`` (the process code in
 it), a file is named after its process and holds that process only, and the manifest lists each
-file's process. So the child never sees the dataset. For each run the parent (never the child)
+file's process. So the child never sees the dataset. For each split the parent (never the child)
 writes an *input extract*, a minimal dataset folder that :class:`~metbench.data.source.EventSource`
 reads as any other:
 
