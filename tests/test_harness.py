@@ -437,7 +437,7 @@ def test_first_command_and_the_physics_ordering_on_mini(tmp_path, mini_dataset):
     r = cli("show", tmp_path / "results", "--bins", "n_pu", cwd=tmp_path)
     assert r.returncode == 0 and "oracle (truth)" in r.stdout
 
-    results = {p.stem: read_results(p) for p in (tmp_path / "results").rglob("*.json")}
+    results = {p.stem: read_results(p) for p in find_results([tmp_path / "results"])}
     assert set(results) == {"pf", "puppi", "puppi-stored", "oracle"}
 
     def headline(name):
