@@ -501,9 +501,16 @@ def train_cmd(
     val_events: Annotated[
         int | None, typer.Option(min=1, help="At most this many validation events per process")
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Training folder: weights, history, checkpoints; the same folder resumes "
+            "(default: trainings/<submission>/<dataset>/ in the current directory)"
+        ),
+    ] = None,
     checkpoints: Annotated[
         Path | None,
-        typer.Option(help="Checkpoint folder (default: <cache>/training/<dataset>)"),
+        typer.Option(help="Checkpoint folder (default: the training folder's checkpoints/)"),
     ] = None,
     restart: Annotated[bool, typer.Option(help="Ignore existing checkpoints")] = False,
     init_weights: Annotated[
@@ -514,15 +521,27 @@ def train_cmd(
         ),
     ] = None,
 ) -> None:
-    """Train a submission's weights on a dataset's train split (early stopping on val).
+    """Train a submission's weights on a dataset's train split (early stopping on val), in a
+    training folder of its own: the submission's weights are not touched.
 
     Resumes from the last finished epoch unless --restart; --init-weights fine-tunes given weights
-    (checkpoints are local to a machine, the committed weights travel); writes the weights where
-    the manifest says, with the training history beside them."""
-    from metbench.data.cache import data_home
+    (checkpoints are local to a machine, the committed weights travel). The weights and their
+    history go to the training folder at the manifest's paths; `metbench adopt` (the command is
+    printed) makes them the submission's."""
+    import shlex
+
     from metbench.estimators.submission import parse_parameter
     from metbench.harness import dataset_info
-    from metbench.training import TrainSettings, plan_training, train_submission
+    from metbench.training import (
+        TrainSettings,
+        adopt_training,
+        check_training_folder,
+        dataset_record,
+        default_training_folder,
+        open_training_folder,
+        plan_training,
+        train_submission,
+    )
 
     _check_device(device)
     if init_weights is not None and not init_weights.is_file():
@@ -532,10 +551,16 @@ def train_cmd(
         )
     overrides = dict(parse_parameter(p) for p in param or [])
     plan = plan_training(submission, variant, overrides, device, init_weights)
+    name = plan.submission.manifest.name
+    if out is not None:  # a mistake is reported before a preset is generated
+        check_training_folder(out, submission, name)
     folder = _resolve_dataset_with_progress(dataset)
     info = dataset_info(folder)
+    record = dataset_record(info)
+    out = out if out is not None else default_training_folder(name, info.key)
+    open_training_folder(out, submission, name, record)
     settings = TrainSettings(
-        checkpoint_dir=checkpoints or data_home() / "training" / info.key,
+        checkpoint_dir=checkpoints if checkpoints is not None else out / "checkpoints",
         epochs=epochs,
         patience=patience,
         seed=seed,
@@ -546,12 +571,52 @@ def train_cmd(
         device=device,
         restart=restart,
         init_weights=init_weights.resolve() if init_weights is not None else None,
+        dataset=record,
     )
-    for entry, state in train_submission(plan, folder, settings):
-        err_console.print(
+    for entry, state in train_submission(plan, folder, settings, out):
+        _say(
             f"{entry}: {state.epoch} epochs, best val loss {state.best_val_loss:.5g} at epoch "
-            f"{state.best_epoch}; weights written in {submission}",
-            highlight=False,
+            f"{state.best_epoch}; weights written in {out} ({submission} unchanged)"
+        )
+    _say(
+        "to make them the submission's weights: metbench adopt "
+        f"{shlex.quote(str(submission))} {shlex.quote(str(out))}"
+    )
+    try:  # what adopt will say, said now: a dry run, nothing is copied
+        adopt_training(submission, out, dry_run=True)
+    except MetbenchError as exc:
+        _say(f"note: adopt will refuse it: {exc}")
+
+
+@app.command("adopt")
+def adopt_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission folder (submissions/<name>)")],
+    training: Annotated[Path, typer.Argument(help="Training folder that metbench train printed")],
+    change_dataset: Annotated[
+        bool,
+        typer.Option(
+            help="Replace weights trained on another dataset (or on an unrecorded one), e.g. "
+            "after the standard dataset was regenerated"
+        ),
+    ] = False,
+) -> None:
+    """Make a training's weights the submission's: copy its weights, exports and history over the
+    submission's (each file checked against the sha256 the training recorded).
+
+    Refused when the training's dataset differs from the one recorded with the current weights,
+    unless --change-dataset."""
+    from metbench.training import adopt_training, read_training_record
+
+    key = read_training_record(training)["dataset"]["key"]
+    for done in adopt_training(submission, training, change_dataset):
+        was = ""
+        if done.replaced:
+            was = (
+                f"; replaced weights trained on {done.previous_dataset or 'an unrecorded dataset'}"
+            )
+        _say(
+            f"{done.entry}: {', '.join(done.files)} adopted into {submission} (trained on "
+            f"{key}{was})"
         )
 
 

@@ -1,38 +1,66 @@
 """What every trainable entry shares: settings, the resumable training state with early stopping,
-and reading a (capped, per-process) training sample.
+reading a (capped, per-process) training sample, the training folder and adopting its weights.
 
 The training loop itself belongs to each framework's entry (``fit(train, val, settings)``); this
 module keeps the parts that must behave the same for all of them: seeding, when to stop, and where
 checkpoints live (``settings.checkpoint_dir``: resumed from unless ``restart``).
+
+A training never writes into the submission: :func:`train_submission` writes the weights, their
+history and a record (:data:`RECORD_NAME`: submission, dataset, files and their sha256) into a
+training folder of its own (:func:`open_training_folder`), and :func:`adopt_training` copies them
+over the submission's weights, refusing weights of another dataset than the current ones'
+(:func:`weights_dataset`) unless asked to change it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, Final
 
 import awkward as ak
 import numpy as np
 
 from metbench.data.source import EventSource
-from metbench.data.store import atomic_write_bytes, sha256_file
-from metbench.errors import DatasetError, MetbenchError, first_line
+from metbench.data.store import atomic_path, atomic_write_bytes, atomic_write_json, sha256_file
+from metbench.errors import DatasetError, MetbenchError, first_line, safe_text
+
+if TYPE_CHECKING:
+    from metbench.harness import DatasetInfo
 
 __all__ = [
+    "RECORD_NAME",
+    "Adopted",
     "TrainSettings",
     "TrainState",
     "TrainingPlan",
+    "adopt_training",
     "bucketed_batches",
+    "check_training_folder",
+    "dataset_record",
+    "default_training_folder",
     "describe",
     "load_init_weights",
+    "open_training_folder",
     "plan_training",
     "read_sample",
+    "read_training_record",
     "train_submission",
+    "weights_dataset",
 ]
+
+#: The record of a training folder: submission, dataset, and per entry its files with their sha256.
+RECORD_NAME: Final = "training.json"
+#: Its ``format`` field.
+RECORD_FORMAT: Final = "metbench-training"
+#: Default parent of the training folders, relative to the current directory (git-ignored).
+TRAININGS: Final = Path("trainings")
 
 
 @dataclass(frozen=True)
@@ -65,6 +93,9 @@ class TrainSettings:
         Start a new training from these weights (the entry's own weights format, e.g. the committed
         ones) instead of the entry's initialisation; the optimiser starts afresh. A checkpoint that
         is resumed takes precedence. ``None``: the entry's initialisation.
+    dataset
+        The training dataset's identity (:func:`dataset_record`), written into the history so that
+        the weights say what they were trained on; ``None``: not recorded.
     """
 
     checkpoint_dir: Path
@@ -79,6 +110,7 @@ class TrainSettings:
     restart: bool = False
     progress: bool = True
     init_weights: Path | None = None
+    dataset: dict[str, str] | None = None
 
 
 @dataclass
@@ -346,14 +378,168 @@ def plan_training(
     return TrainingPlan(sub, todo)
 
 
+def dataset_record(info: DatasetInfo) -> dict[str, str]:
+    """What a training records of its dataset: ``name``, ``key`` (``<name>-<12 hex digits>``, as
+    results are filed) and the manifest's full ``manifest_sha256``."""
+    return {"name": info.name, "key": info.key, "manifest_sha256": info.manifest_sha256}
+
+
+def default_training_folder(submission_name: str, dataset_key: str) -> Path:
+    """``trainings/<submission>/<dataset key>`` under the current directory: one folder per
+    submission and dataset, so that the same command finds (and resumes) its checkpoints."""
+    return TRAININGS / submission_name / dataset_key
+
+
+def read_training_record(folder: Path) -> dict[str, Any]:
+    """The record (:data:`RECORD_NAME`) of a training folder.
+
+    Raises
+    ------
+    MetbenchError
+        No record, or not one that metbench wrote.
+    """
+    path = Path(folder) / RECORD_NAME
+    if not path.is_file():
+        raise MetbenchError(
+            f"{folder}: not a training folder (no {RECORD_NAME}); give the folder that "
+            "metbench train printed"
+        )
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetbenchError(f"{path}: not readable ({first_line(exc)})") from None
+    if (
+        not isinstance(record, dict)
+        or record.get("format") != RECORD_FORMAT
+        or not isinstance(record.get("submission"), str)
+        or not isinstance(record.get("dataset"), dict)
+        or not isinstance(record["dataset"].get("key"), str)
+        or not isinstance(record.get("entries"), dict)
+    ):
+        raise MetbenchError(f"{path}: not a record of metbench train")
+    return record
+
+
+def check_training_folder(
+    folder: Path, submission: Path, submission_name: str
+) -> dict[str, Any] | None:
+    """Check that a training folder may be written (before the dataset is known): not in the
+    submission, and new, empty or a training folder of this submission.
+
+    Returns
+    -------
+    dict or None
+        The folder's record, if it has one.
+
+    Raises
+    ------
+    MetbenchError
+        The folder is in the submission, holds other files, or another submission's training.
+    """
+    folder = Path(folder)
+    resolved, sub = folder.resolve(), Path(submission).resolve()
+    if resolved == sub or sub in resolved.parents:
+        raise MetbenchError(
+            f"the training folder {folder} is inside the submission folder {submission}; give "
+            "--out a folder elsewhere (metbench adopt copies the weights into the submission)"
+        )
+    if (folder / RECORD_NAME).is_file():
+        record = read_training_record(folder)
+        if record["submission"] != submission_name:
+            raise MetbenchError(
+                f"{folder} holds a training of {safe_text(record['submission'], 100)}, not of "
+                f"{submission_name}; give another --out"
+            )
+        return record
+    if folder.is_dir() and any(folder.iterdir()):
+        raise MetbenchError(
+            f"{folder} is not empty and not a training folder; give --out a new or empty folder"
+        )
+    return None
+
+
+def open_training_folder(
+    folder: Path, submission: Path, submission_name: str, dataset: dict[str, str]
+) -> dict[str, Any]:
+    """Make (or reopen, to resume) the training folder of a submission on a dataset.
+
+    Parameters
+    ----------
+    folder
+        The training folder: new, empty, or one of this submission on this dataset.
+    submission
+        The submission folder (the training folder may not be in it).
+    submission_name
+        Its manifest's name.
+    dataset
+        :func:`dataset_record` of the training dataset.
+
+    Returns
+    -------
+    dict
+        The folder's record (written at once, so that an interrupted training's folder is known).
+
+    Raises
+    ------
+    MetbenchError
+        As :func:`check_training_folder`, or the folder holds a training on another dataset (its
+        checkpoints and cached features belong to that one).
+    """
+    folder = Path(folder)
+    record = check_training_folder(folder, submission, submission_name)
+    if record is not None:
+        if record["dataset"]["key"] != dataset["key"]:
+            raise MetbenchError(
+                f"{folder} holds the training of {submission_name} on "
+                f"{safe_text(record['dataset']['key'], 100)}, not on {dataset['key']}; give "
+                "another --out"
+            )
+        return record
+    record = {
+        "format": RECORD_FORMAT,
+        "submission": submission_name,
+        "dataset": dataset,
+        "entries": {},
+    }
+    atomic_write_json(folder / RECORD_NAME, record)
+    return record
+
+
+def _move_into(staging: Path, folder: Path) -> dict[str, str]:
+    """Move every file under ``staging`` to the same relative path under ``folder`` (each by an
+    atomic rename); their relative paths and sha256."""
+    files = {}
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        rel = path.relative_to(staging).as_posix()
+        files[rel] = sha256_file(path)
+        target = folder / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.replace(target)
+    shutil.rmtree(staging)
+    return files
+
+
 def train_submission(
-    plan: TrainingPlan, dataset: Path, settings: TrainSettings
+    plan: TrainingPlan, dataset: Path, settings: TrainSettings, folder: Path
 ) -> list[tuple[str, TrainState]]:
-    """Train each estimator of a :func:`plan_training` plan and write its weights.
+    """Train each estimator of a :func:`plan_training` plan and write its weights into a training
+    folder (never into the submission).
 
     Each estimator's ``fit(train, val, settings)`` trains (resuming from
-    ``settings.checkpoint_dir/<entry>``), and ``save(folder)`` writes the weights where the
-    manifest says.
+    ``settings.checkpoint_dir/<entry>``), and ``save`` writes the weights and their history at the
+    manifest's paths under ``folder``; the record (:data:`RECORD_NAME`) lists each entry's files and
+    their sha256, for :func:`adopt_training`.
+
+    Parameters
+    ----------
+    plan
+        What to train.
+    dataset
+        The dataset folder (train and val splits).
+    settings
+        How to train.
+    folder
+        A training folder opened with :func:`open_training_folder`.
 
     Returns
     -------
@@ -369,6 +555,165 @@ def train_submission(
         val = EventSource(dataset, "val", max_particles=sub.manifest.max_particles)
         entry_settings = replace(settings, checkpoint_dir=settings.checkpoint_dir / entry)
         state = estimator.fit(train, val, entry_settings)
-        estimator.save(sub.folder)
+        staging = folder / f".saving-{entry}"
+        shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted save
+        estimator.save(staging)
+        files = _move_into(staging, folder)
+        record = read_training_record(folder)
+        record["entries"][entry] = {
+            "files": files,
+            "epochs": state.epoch,
+            "best_epoch": state.best_epoch,
+            "best_val_loss": state.best_val_loss if math.isfinite(state.best_val_loss) else None,
+        }
+        atomic_write_json(folder / RECORD_NAME, record)
         done.append((entry, state))
     return done
+
+
+#: The checkpoint folder of the trainings before datasets were recorded in the history:
+#: ``<cache>/training/<dataset key>/<entry>``.
+_LEGACY_KEY = re.compile(r"^[A-Za-z0-9_.]+(?:-[A-Za-z0-9_.]+)*-[0-9a-f]{12}$")
+
+
+def weights_dataset(history: dict[str, Any]) -> str | None:
+    """The key of the dataset a history's weights were trained on.
+
+    ``settings.dataset.key`` where recorded; a history written before it was takes the key from its
+    checkpoint folder when that is the then default, ``<cache>/training/<key>/<entry>``;
+    otherwise ``None`` (unknown).
+    """
+    settings = history.get("settings")
+    if not isinstance(settings, dict):
+        return None
+    recorded = settings.get("dataset")
+    if isinstance(recorded, dict):
+        key = recorded.get("key")
+        return key if isinstance(key, str) else None
+    checkpoints = settings.get("checkpoint_dir")
+    if isinstance(checkpoints, str):
+        parent = PurePosixPath(checkpoints).parent
+        if parent.parent.name == "training" and _LEGACY_KEY.match(parent.name):
+            return parent.name
+    return None
+
+
+def _checked_relpath(rel: str, record: Path) -> PurePosixPath:
+    path = PurePosixPath(rel)
+    if path.is_absolute() or ".." in path.parts or not path.parts or rel != path.as_posix():
+        raise MetbenchError(f"{record}: {safe_text(rel, 200)} is not a path inside a submission")
+    return path
+
+
+def _current_dataset(submission: Path, files: Sequence[str]) -> tuple[bool, str | None]:
+    """``(has weights, dataset key)`` of the submission's current files among ``files``."""
+    present = [rel for rel in files if (submission / rel).is_file()]
+    for rel in present:
+        if rel.endswith(".history.json"):
+            try:
+                history = json.loads((submission / rel).read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                return True, None
+            return True, weights_dataset(history) if isinstance(history, dict) else None
+    return bool(present), None
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """One entry's weights adopted by :func:`adopt_training`.
+
+    Attributes
+    ----------
+    entry
+        The entry's name.
+    files
+        The files copied, relative to the submission folder.
+    replaced
+        Whether the submission had weights of the entry before.
+    previous_dataset
+        The key of the dataset of the weights replaced (``None``: none, or not recorded).
+    """
+
+    entry: str
+    files: tuple[str, ...]
+    replaced: bool
+    previous_dataset: str | None
+
+
+def adopt_training(
+    submission: Path, training: Path, change_dataset: bool = False, dry_run: bool = False
+) -> list[Adopted]:
+    """Make a training folder's weights the submission's: copy every file the training wrote
+    (weights, exports, history) over the submission's.
+
+    Parameters
+    ----------
+    submission
+        The submission folder.
+    training
+        A folder written by :func:`train_submission` for this submission.
+    change_dataset
+        Accept weights trained on another dataset than the current weights' (or replacing weights
+        whose dataset is unknown).
+    dry_run
+        Check everything, copy nothing.
+
+    Returns
+    -------
+    list of Adopted
+        Per entry of the training.
+
+    Raises
+    ------
+    MetbenchError
+        Not a training of this submission, files changed since the training, or (without
+        ``change_dataset``) a dataset other than the current weights' or an unknown one.
+    """
+    from metbench.estimators.submission import load_submission
+
+    submission, training = Path(submission), Path(training)
+    sub = load_submission(submission, require_weights=False)
+    record = read_training_record(training)
+    name, key = record["submission"], record["dataset"]["key"]
+    if name != sub.manifest.name:
+        raise MetbenchError(
+            f"{training} is a training of {safe_text(name, 100)}, not of {sub.manifest.name}"
+        )
+    if not record["entries"]:
+        raise MetbenchError(
+            f"{training}: no training has finished there yet; run metbench train to its end"
+        )
+    plan: list[tuple[dict[str, str], Adopted]] = []
+    for entry, done in sorted(record["entries"].items()):
+        files = done.get("files") if isinstance(done, dict) else None
+        if not isinstance(files, dict) or not files:
+            raise MetbenchError(f"{training / RECORD_NAME}: {entry} lists no files")
+        for rel, digest in files.items():
+            _checked_relpath(rel, training / RECORD_NAME)
+            source = training / rel
+            if not source.is_file() or sha256_file(source) != digest:
+                raise MetbenchError(
+                    f"{source} is missing or changed since metbench train wrote it; train again"
+                )
+        present, current = _current_dataset(sub.folder, list(files))
+        if present and current != key and not change_dataset:
+            said = f"were trained on {current}" if current else "do not record their dataset"
+            raise MetbenchError(
+                f"{submission}: the current weights of {entry} {said}, this training used {key}; "
+                "add --change-dataset to replace them with weights of another dataset"
+            )
+        plan.append((files, Adopted(entry, tuple(sorted(files)), present, current)))
+    if dry_run:
+        return [adopted for _, adopted in plan]
+    # every file is copied beside its target before any is renamed onto it (atomic_path): a
+    # failure leaves the current weights as they were
+    with ExitStack() as stack:
+        for files, _ in plan:
+            for rel, digest in files.items():
+                tmp = stack.enter_context(atomic_path(sub.folder / rel))
+                shutil.copyfile(training / rel, tmp)
+                if sha256_file(tmp) != digest:
+                    raise MetbenchError(
+                        f"{training / rel} changed while it was copied; adopt again"
+                    )
+    return [adopted for _, adopted in plan]

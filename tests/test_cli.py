@@ -46,6 +46,14 @@ def test_info_prints_counts_speed_and_disk(mini_dataset):
             ("train", "submissions/metnet-torch", "--init-weights", "/nonexistent/w.pt"),
             "--init-weights /nonexistent/w.pt: no such file",
         ),
+        (  # refused before the dataset is looked at
+            ("train", "submissions/metnet-torch", "--dataset", "/x", "--out", "submissions"),
+            "submissions is not empty and not a training folder; give --out a new or empty folder",
+        ),
+        (
+            ("adopt", "submissions/metnet-torch", "/nonexistent/run"),
+            "/nonexistent/run: not a training folder (no training.json)",
+        ),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message):

@@ -293,7 +293,11 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
                 f"weights path {w!r} points outside the submission folder {folder}; keep weights inside it",
             )
         if require_weights and not target.exists():
-            hint = f"; train it with `metbench train {folder}`" if trainable else ""
+            hint = (
+                f"; train it with `metbench train {folder}`, then `metbench adopt` the training"
+                if trainable
+                else ""
+            )
             raise _fail(path, f"weights file {w!r} does not exist in {folder}{hint}")
     category = data.get("category", "submission")
     if category not in CATEGORIES:

@@ -1,0 +1,161 @@
+"""`metbench train` writes into a training folder of its own, never over a submission's committed
+weights; `metbench adopt` copies a training's weights into the submission, and refuses weights of
+another dataset than the current ones' unless --change-dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from metbench.training import weights_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+#: The dataset of the committed reference weights (their histories' checkpoint folders say so).
+COMMITTED_DATASET = "standard-abf69509b5b7"
+
+
+def sha256s(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def metbench(*args: str, cwd: Path, submissions: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "METBENCH_SUBMISSIONS": str(submissions)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "metbench.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_committed_histories_say_which_dataset_they_were_trained_on():
+    """Histories written before the dataset was recorded take it from their checkpoint folder;
+    a recorded dataset wins; a history that says neither is unknown (adopt then asks for
+    --change-dataset)."""
+    histories = sorted((ROOT / "submissions").glob("*/weights/*.history.json"))
+    assert len(histories) >= 6
+    for path in histories:
+        assert weights_dataset(json.loads(path.read_text())) == COMMITTED_DATASET, path
+    recorded = {"checkpoint_dir": "/c/training/standard-abf69509b5b7/x", "dataset": {"key": "k"}}
+    assert weights_dataset({"settings": recorded}) == "k"
+    assert weights_dataset({"settings": {"checkpoint_dir": "/somewhere/else/x"}}) is None
+    assert weights_dataset({"epoch": 3}) is None
+
+
+def test_a_training_folder_inside_the_submission_is_refused_at_once():
+    """Before the dataset is looked at (a preset would otherwise be generated first)."""
+    r = metbench(
+        "train", "submissions/metnet-torch", "--dataset", "/nonexistent", "--out",
+        "submissions/metnet-torch/run", cwd=ROOT, submissions=ROOT / "submissions",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: the training folder submissions/metnet-torch/run is inside the submission folder "
+        "submissions/metnet-torch; give --out a folder elsewhere (metbench adopt copies the "
+        "weights into the submission)"
+    )
+    assert not (ROOT / "submissions" / "metnet-torch" / "run").exists()
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("torch", "fastjet")),
+    reason="needs torch and fastjet",
+)
+def test_training_leaves_the_weights_alone_and_adopt_replaces_them(
+    mini_dataset, tmp_path, monkeypatch, capsys
+):
+    """A real one-epoch training on mini, of a copy of metnet-torch (the committed bytes): the
+    copy's files keep their sha256, the adopt command is printed; adopt refuses (other dataset than
+    the committed weights'), --change-dataset copies the files with the dataset recorded, the same
+    command resumes in the training folder, a changed file is refused, and a same-dataset training
+    is then adopted as is. (Trainings in subprocesses, adopt in this process: no imports of torch.)"""
+    from metbench.cli import main
+    from metbench.harness import dataset_info
+
+    def adopt(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["metbench", "adopt", "submissions/metnet-torch", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    subs = tmp_path / "submissions"
+    monkeypatch.setenv("METBENCH_SUBMISSIONS", str(subs))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "submissions" / "metnet-torch", subs / "metnet-torch")
+    committed = sha256s(ROOT / "submissions" / "metnet-torch")
+    key = dataset_info(mini_dataset).key
+    run_folder = Path("trainings") / "metnet-torch" / key
+    train = (
+        "train", "submissions/metnet-torch", "--dataset", str(mini_dataset), "--variant", "torch",
+        "--train-events", "20", "--val-events", "10", "--batch-size", "32",
+    )  # fmt: skip
+
+    r = metbench(*train, "--epochs", "1", cwd=tmp_path, submissions=subs)
+    assert r.returncode == 0, r.stderr
+    assert sha256s(subs / "metnet-torch") == committed
+    lines = r.stderr.strip().splitlines()
+    assert lines[-2] == (
+        f"to make them the submission's weights: metbench adopt submissions/metnet-torch {run_folder}"
+    )
+    assert COMMITTED_DATASET in lines[-1] and "--change-dataset" in lines[-1]
+    trained = sha256s(tmp_path / run_folder / "weights")
+    assert set(trained) == {"metnet.pt", "metnet.onnx", "metnet.history.json"}
+
+    code, err = adopt(str(run_folder))
+    assert code == 2
+    assert err.strip() == (
+        "error: submissions/metnet-torch: the current weights of metnet-torch-torch were trained "
+        f"on {COMMITTED_DATASET}, this training used {key}; add --change-dataset to replace them "
+        "with weights of another dataset"
+    )
+    assert sha256s(subs / "metnet-torch") == committed
+
+    code, err = adopt(str(run_folder), "--change-dataset")
+    assert code == 0, err
+    assert sha256s(subs / "metnet-torch" / "weights") == trained
+    history = json.loads((subs / "metnet-torch" / "weights" / "metnet.history.json").read_text())
+    assert weights_dataset(history) == key
+    assert (
+        history["settings"]["dataset"]["manifest_sha256"]
+        == dataset_info(mini_dataset).manifest_sha256
+    )
+
+    r = metbench(*train, "--epochs", "2", cwd=tmp_path, submissions=subs)  # the same command
+    assert r.returncode == 0, r.stderr
+    assert f"resumed after epoch 1 from {run_folder}/checkpoints/metnet-torch-torch" in r.stdout
+    assert sha256s(subs / "metnet-torch" / "weights") == trained
+    record = json.loads((tmp_path / run_folder / "training.json").read_text())
+    assert record["entries"]["metnet-torch-torch"]["epochs"] == 2
+
+    export = tmp_path / run_folder / "weights" / "metnet.onnx"
+    exported = export.read_bytes()
+    export.write_bytes(b"not the training's")
+    code, err = adopt(str(run_folder))
+    assert code == 2 and "changed since metbench train wrote it" in err
+    assert sha256s(subs / "metnet-torch" / "weights") == trained
+
+    export.write_bytes(exported)
+    code, err = adopt(str(run_folder))
+    assert code == 0, err
+    assert f"replaced weights trained on {key}" in err
+    assert sha256s(subs / "metnet-torch" / "weights") == sha256s(tmp_path / run_folder / "weights")
+    assert sha256s(subs / "metnet-torch" / "weights") != trained
