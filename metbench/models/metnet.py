@@ -276,7 +276,9 @@ class METNetEstimator:
         if reuse and cached is not None and cached[0] == key:
             return cached[1], cached[2]
         if not self.weights_path.is_file():
-            raise FileNotFoundError(f"{self.weights_path} does not exist: run metbench train")
+            raise FileNotFoundError(
+                f"{self.weights_path} does not exist: train the entry (metbench train) and adopt the training (metbench adopt)"
+            )
         x, phi = metnet_features(batch)
         if self.runtime == "onnx":
             out = self._onnx({"features": x})

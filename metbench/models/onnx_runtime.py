@@ -79,7 +79,9 @@ class OnnxRunner:
             import onnxruntime
 
             if not self.path.is_file():
-                raise FileNotFoundError(f"{self.path} does not exist: run metbench train")
+                raise FileNotFoundError(
+                    f"{self.path} does not exist: train the entry (metbench train) and adopt the training (metbench adopt)"
+                )
             self._session = onnxruntime.InferenceSession(
                 str(self.path), providers=["CPUExecutionProvider"]
             )
