@@ -229,5 +229,6 @@ def _save_weights(model: Any, path: Path) -> None:
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    named: dict[str, Any] = dict(arrays)  # names, not savez's own keywords
+    np.savez(buffer, **named)
     atomic_write_bytes(path, buffer.getvalue())
