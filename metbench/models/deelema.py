@@ -9,6 +9,16 @@ gives ``(qx_0, qy_1, qz_0, qz_1)``; the remaining transverse components follow f
 ordered parametrisation with a massless invisible particle), and the loss sums Huber distances
 between the two chains' reconstructed W masses and between each and ``m_W``, and likewise for the
 top. The neutrino truth is used only for scoring.
+
+``canonical=True`` runs the MLP in a canonical frame of each event (rotated so that the MET points
+along +x, boosted along z so that the visible system has pz = 0, and mirrored in z so that chain 0's
+visible pz is >= 0) and transforms its neutrinos back. Masses and the MET constraint are invariant
+under these transformations, so the loss is unchanged, but the network becomes exactly equivariant
+under rotations about z, longitudinal boosts and z -> -z. The last matters for the neutrino pz: the
+loss cannot tell the (up to four) solutions of an event apart, and a network without the z-mirror
+symmetry settles on a z-even offset that shows as a pz bias (-57 GeV for the committed lab-frame
+weights); an equivariant network has none by construction. ``zflip`` (training) adds mirrored
+copies of the inputs (pz -> -pz of every visible particle, a symmetry of pp collisions).
 """
 
 from __future__ import annotations
@@ -19,35 +29,71 @@ import numpy as np
 
 from metbench.events import EventBatch
 
-__all__ = ["DeeLeMaEstimator", "build_deelema", "deelema_inputs"]
+__all__ = [
+    "PZ_COLUMNS",
+    "DeeLeMaEstimator",
+    "build_deelema",
+    "chain_inputs",
+    "deelema_inputs",
+    "zflip",
+]
 
 SCALE: Final[float] = 100.0  # GeV
+#: Columns of the (n, 18) inputs holding a pz (b_0, b_1, l_0, l_1).
+PZ_COLUMNS: Final[tuple[int, ...]] = (3, 7, 11, 15)
+
+
+def chain_inputs(b: np.ndarray, lep: np.ndarray, met: np.ndarray) -> np.ndarray:
+    """The ``(n, 18)`` float32 inputs from ``(n, 2, 4)`` (px, py, pz, E) b quarks and leptons of
+    the two chains [GeV] and the ``(n, 2)`` MET [GeV]: (E, px, py, pz) of b_0, b_1, l_0, l_1 and
+    the MET (px, py), divided by 100 GeV."""
+    epxpypz = [3, 0, 1, 2]
+    parts = [b[:, 0, epxpypz], b[:, 1, epxpypz], lep[:, 0, epxpypz], lep[:, 1, epxpypz], met]
+    return (np.concatenate(parts, axis=1) / SCALE).astype(np.float32)
 
 
 def deelema_inputs(batch: EventBatch, met: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(x (n, 18) float32, usable (n,) bool)``: (E, px, py, pz) of b_0, b_1, l_0, l_1 and the
-    MET (px, py), divided by 100 GeV; ``usable`` where both chains are complete."""
+    """``(x (n, 18) float32, usable (n,) bool)``: :func:`chain_inputs` of the truth-matched b
+    quarks and leptons; ``usable`` where both chains are complete (zeros elsewhere)."""
     b, lep = batch.truth["truth_b_quarks"], batch.truth["truth_leptons"]
     usable = np.isfinite(b).all((1, 2)) & np.isfinite(lep).all((1, 2))
-    epxpypz = [3, 0, 1, 2]
-    parts = [b[:, 0, epxpypz], b[:, 1, epxpypz], lep[:, 0, epxpypz], lep[:, 1, epxpypz], met]
-    x = np.concatenate(parts, axis=1) / SCALE
+    x = chain_inputs(b, lep, met)
     x[~usable] = 0.0
-    return x.astype(np.float32), usable
+    return x, usable
+
+
+def zflip(x: Any) -> Any:
+    """The inputs mirrored in z (pz -> -pz of the b quarks and leptons; MET unchanged): numpy or
+    torch, a copy."""
+    y = x.clone() if hasattr(x, "clone") else x.copy()
+    y[:, list(PZ_COLUMNS)] = -y[:, list(PZ_COLUMNS)]
+    return y
 
 
 def build_deelema(
-    hidden: int = 128, layers: int = 3, m_w: float = 70.0, m_top: float = 150.0
+    hidden: int = 128,
+    layers: int = 3,
+    m_w: float = 70.0,
+    m_top: float = 150.0,
+    canonical: bool = False,
 ) -> Any:
-    """The DeeLeMa network (a ``torch.nn.Module``): ``forward(x) -> (n, 2, 3)`` neutrino momenta
-    in units of 100 GeV; ``masses()`` gives the learned (m_W, m_top) [GeV]; ``loss(x)`` the
-    mass-consistency loss."""
+    """The DeeLeMa network (a ``torch.nn.Module``).
+
+    ``forward(x) -> (n, 2, 3)`` neutrino momenta in units of 100 GeV; ``masses()`` gives the
+    learned (m_W, m_top) [GeV]; ``chain_masses(x, q)`` the two chains' m(l nu) and m(l nu b);
+    ``loss(x)`` the mass-consistency loss. ``canonical``: the MLP sees each event in its
+    canonical frame (see the module docstring); the parameters are the same either way.
+    """
     import torch
     from torch import nn
     from torch.nn import functional as F
 
     def inverse_elu_plus_one(value: float) -> float:  # elu(a) + 1 = value, value > 0
         return float(value - 1.0) if value >= 1.0 else float(np.log(value))
+
+    def mass(p: torch.Tensor) -> torch.Tensor:
+        m2 = p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1)
+        return torch.sqrt(torch.clamp(m2, min=1e-8))
 
     class DeeLeMa(nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
@@ -57,6 +103,7 @@ def build_deelema(
                 blocks += [nn.Linear(hidden, hidden), nn.GELU(approximate="tanh")]
             blocks.append(nn.Linear(hidden, 4))
             self.net = nn.Sequential(*blocks)
+            self.canonical = canonical
             self.a_w = nn.Parameter(torch.tensor(inverse_elu_plus_one(m_w / SCALE)))
             self.a_top = nn.Parameter(torch.tensor(inverse_elu_plus_one((m_top - m_w) / SCALE)))
 
@@ -68,25 +115,55 @@ def build_deelema(
             m_w, m_top = self.mass_parameters()
             return float(m_w.detach()) * SCALE, float(m_top.detach()) * SCALE
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def _neutrinos(self, x: torch.Tensor) -> torch.Tensor:
             q = self.net(x)
             met_x, met_y = x[:, 16], x[:, 17]
             q0 = torch.stack([q[:, 0], met_y - q[:, 1], q[:, 2]], dim=1)
             q1 = torch.stack([met_x - q[:, 0], q[:, 1], q[:, 3]], dim=1)
             return torch.stack([q0, q1], dim=1)
 
-        def loss(self, x: torch.Tensor, delta: float = 0.1) -> torch.Tensor:
-            q = self(x)
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not self.canonical:
+                return self._neutrinos(x)
+            # rotation about z taking the MET to +x
+            met = torch.sqrt(x[:, 16] ** 2 + x[:, 17] ** 2)
+            safe = torch.clamp(met, min=1e-6)
+            cos = torch.where(met > 1e-6, x[:, 16] / safe, torch.ones_like(met))
+            sin = torch.where(met > 1e-6, x[:, 17] / safe, torch.zeros_like(met))
+            # boost along z to the visible system's pz = 0 (cosh, sinh of its rapidity)
+            e_vis = x[:, 0] + x[:, 4] + x[:, 8] + x[:, 12]
+            pz_vis = x[:, 3] + x[:, 7] + x[:, 11] + x[:, 15]
+            m_t = torch.sqrt(torch.clamp(e_vis**2 - pz_vis**2, min=1e-8))
+            ch, sh = e_vis / m_t, pz_vis / m_t
+            v = x[:, :16].reshape(-1, 4, 4)  # (E, px, py, pz) of b_0, b_1, l_0, l_1
+            e, px, py, pz = v[..., 0], v[..., 1], v[..., 2], v[..., 3]
+            c, s, g, bg = cos[:, None], sin[:, None], ch[:, None], sh[:, None]
+            e_c, pz_c = g * e - bg * pz, g * pz - bg * e
+            px_c, py_c = c * px + s * py, c * py - s * px
+            # mirror in z so that chain 0's visible pz (b_0 + l_0) is >= 0
+            sign = torch.where(pz_c[:, 0] + pz_c[:, 2] >= 0, 1.0, -1.0)[:, None]
+            canon = torch.stack([e_c, px_c, py_c, pz_c * sign], dim=-1).reshape(-1, 16)
+            xc = torch.cat([canon, met[:, None], torch.zeros_like(met)[:, None]], dim=1)
+            q = self._neutrinos(xc)
+            qx, qy, qz = q[..., 0], q[..., 1], q[..., 2] * sign
+            energy = torch.sqrt(qx**2 + qy**2 + qz**2)
+            return torch.stack([c * qx - s * qy, s * qx + c * qy, g * qz + bg * energy], dim=-1)
+
+        def chain_masses(
+            self, x: torch.Tensor, q: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            """``(m(l nu), m(l nu b))``, each ``(n, 2)``, of neutrinos ``q`` (n, 2, 3) (massless)
+            with the inputs' leptons and b quarks, in units of 100 GeV."""
             nu = torch.cat([q.norm(dim=-1, keepdim=True), q], dim=-1)  # (n, 2, 4) E, p
             b = torch.stack([x[:, 0:4], x[:, 4:8]], dim=1)
             lep = torch.stack([x[:, 8:12], x[:, 12:16]], dim=1)
+            return mass(lep + nu), mass(lep + nu + b)
 
-            def mass(p: torch.Tensor) -> torch.Tensor:
-                m2 = p[..., 0] ** 2 - (p[..., 1:] ** 2).sum(-1)
-                return torch.sqrt(torch.clamp(m2, min=1e-8))
-
-            m_w_chains = mass(lep + nu)
-            m_top_chains = mass(lep + nu + b)
+        def loss(
+            self, x: torch.Tensor, delta: float = 0.1, q: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            """The mass-consistency loss of the network's neutrinos (or of given ones, ``q``)."""
+            m_w_chains, m_top_chains = self.chain_masses(x, self(x) if q is None else q)
             m_w, m_top = self.mass_parameters()
             total = torch.zeros((), device=x.device)
             for chains, target in ((m_w_chains, m_w), (m_top_chains, m_top)):
@@ -114,6 +191,14 @@ class DeeLeMaEstimator:
         beside it with the suffix ``.onnx``.
     hidden, layers
         Width and depth of the MLP.
+    canonical
+        Run the MLP in each event's canonical frame (exactly z-mirror, rotation and boost
+        equivariant; see the module docstring). The weights must have been trained so.
+    zflip
+        Training: add the z-mirrored copy of every training event (pz -> -pz of all inputs).
+    train_met
+        Training: the MET the neutrinos are constrained to, ``puppi`` (as in prediction) or
+        ``neutrinos`` (the sum of the two truth neutrinos' px, py: the closure test of the method).
     runtime
         ``torch``, or ``onnx`` (onnxruntime on the export).
     weights_dir, device
@@ -128,6 +213,9 @@ class DeeLeMaEstimator:
         weights_file: str = "weights/deelema.pt",
         hidden: int = 128,
         layers: int = 3,
+        canonical: bool = False,
+        zflip: bool = True,
+        train_met: str = "puppi",
         runtime: str = "torch",
         weights_dir: str | None = None,
         device: str = "cpu",
@@ -143,8 +231,11 @@ class DeeLeMaEstimator:
 
         self.folder = Path(weights_dir) if weights_dir else Path.cwd()
         self.weights_path = self.folder / weights_file
-        self.hidden, self.layers = hidden, layers
-        self.network = build_deelema(hidden, layers)
+        if train_met not in ("puppi", "neutrinos"):
+            raise ValueError(f"train_met must be 'puppi' or 'neutrinos', not {train_met!r}")
+        self.hidden, self.layers, self.canonical = hidden, layers, bool(canonical)
+        self.zflip, self.train_met = bool(zflip), train_met
+        self.network = build_deelema(hidden, layers, canonical=self.canonical)
         if self.weights_path.is_file():
             self.network.load_state_dict(
                 torch.load(self.weights_path, map_location="cpu", weights_only=True)
@@ -171,6 +262,7 @@ class DeeLeMaEstimator:
         return q
 
     def _sample(self, source: Any, cap: int | None) -> np.ndarray:
+        """The usable tt -> 2l2nu events' inputs, with the MET of ``train_met``."""
         from metbench.data.source import EventSource, to_event_batch
         from metbench.training import read_sample
 
@@ -179,12 +271,19 @@ class DeeLeMaEstimator:
         xs = []
         for i in range(0, len(arr), 256):
             batch = to_event_batch(arr[i : i + 256])
-            x, usable = deelema_inputs(batch, self.met.predict(batch))
+            if self.train_met == "neutrinos":
+                nu = batch.truth["truth_neutrinos"]
+                met = nu[:, 0, :2] + nu[:, 1, :2]
+                x, usable = deelema_inputs(batch, np.nan_to_num(met))
+                usable &= np.isfinite(met).all(1)
+            else:
+                x, usable = deelema_inputs(batch, self.met.predict(batch))
             xs.append(x[usable])
         return np.concatenate(xs)
 
     def fit(self, train: Any, val: Any, settings: Any) -> Any:
-        """Unsupervised: the mass-consistency loss only (no neutrino truth)."""
+        """Unsupervised: the mass-consistency loss only (the neutrino truth enters only as the
+        MET with ``train_met="neutrinos"``); the learned masses are recorded per epoch."""
         import torch
 
         from metbench.models.torch_training import fit_torch
@@ -194,7 +293,9 @@ class DeeLeMaEstimator:
         xv = torch.as_tensor(self._sample(val, settings.val_events_per_process))
         print(f"train: {len(xt)} tt events, val: {len(xv)}", flush=True)
         torch.manual_seed(settings.seed)
-        net = build_deelema(self.hidden, self.layers)
+        net = build_deelema(self.hidden, self.layers, canonical=self.canonical)
+        if self.zflip:
+            xt = torch.cat([xt, zflip(xt)])
 
         def train_batches(epoch: int) -> Any:
             generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
@@ -203,10 +304,16 @@ class DeeLeMaEstimator:
                 idx = order[i : i + settings.batch_size]
                 yield xt[idx], xt[idx, :1]
 
+        def masses(model: Any) -> dict[str, float]:
+            m_w, m_top = model.masses()
+            return {"m_w": m_w, "m_top": m_top}
+
         def val_batches() -> Any:
             yield xv, xv[:, :1]
 
-        state = fit_torch(net, lambda m, x, _y: m.loss(x), train_batches, val_batches, settings)
+        state = fit_torch(
+            net, lambda m, x, _y: m.loss(x), train_batches, val_batches, settings, epoch_log=masses
+        )
         self.network = net.eval()
         m_w, m_top = net.masses()
         print(f"learned masses: m_W = {m_w:.1f} GeV, m_top = {m_top:.1f} GeV", flush=True)

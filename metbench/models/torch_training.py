@@ -46,6 +46,7 @@ def fit_torch(
     settings: TrainSettings,
     default_lr: float = 1e-3,
     optimizer_class: str = "Adam",
+    epoch_log: Callable[[Any], dict[str, float]] | None = None,
 ) -> TrainState:
     """Train ``model`` with one checkpoint per epoch.
 
@@ -65,6 +66,9 @@ def fit_torch(
         Epochs, patience, learning rate, checkpoint folder, restart.
     optimizer_class
         ``Adam`` or ``AdamW``.
+    epoch_log
+        ``epoch_log(model)``: extra figures recorded in each epoch's history entry (e.g. learned
+        parameters), after the epoch's validation.
 
     Resumes from ``settings.checkpoint_dir`` (model, optimizer, scheduler, :class:`TrainState`)
     unless ``settings.restart``; otherwise starts from ``settings.init_weights`` (a state dict)
@@ -124,6 +128,8 @@ def fit_torch(
         improved = state.record(
             total / count, val_loss, time.perf_counter() - start, optimizer.param_groups[0]["lr"]
         )
+        if epoch_log is not None:
+            state.history[-1].update(epoch_log(model))
         if improved:
             save_torch(model.state_dict(), ckpt / "best.pt")
         save_torch(

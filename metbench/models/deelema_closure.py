@@ -1,0 +1,249 @@
+"""Closure checks of DeeLeMa (``metbench.models.deelema``): an analytic tt -> (b l nu)(b l nu)
+sample with known masses, a training on it with the true-neutrino MET, a scan of starting masses,
+and the neutrino pz bias of a trained entry.
+
+Commands (each a few minutes at most on one core)::
+
+    python -m metbench.models.deelema_closure scan --start 70,150 --start 100,200
+    python -m metbench.models.deelema_closure real --dataset /work/data/mini1000
+    python -m metbench.models.deelema_closure bias --dataset /work/data/mini1000 \\
+        --weights submissions/deelema-torch/weights/deelema.pt [--canonical]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metbench.models.deelema import SCALE, build_deelema, chain_inputs, zflip
+
+__all__ = ["closure_fit", "main", "pz_bias", "toy_ttbar"]
+
+
+def _boost(p: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` (px, py, pz, E) boosted by the velocity ``beta`` ``(n, 3)``."""
+    b2 = np.sum(beta**2, -1, keepdims=True)
+    gamma = 1.0 / np.sqrt(1.0 - b2)
+    bp = np.sum(beta * p[:, :3], -1, keepdims=True)
+    k = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
+    return np.concatenate(
+        [p[:, :3] + (k * bp + gamma * p[:, 3:]) * beta, gamma * (p[:, 3:] + bp)], 1
+    )
+
+
+def _two_body(
+    rng: np.random.Generator, m: np.ndarray | float, m1: float, m2: float, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Isotropic two-body decay at rest: the daughters' ``(n, 4)`` momenta."""
+    m = np.broadcast_to(np.asarray(m, dtype=np.float64), (n,))
+    p = np.sqrt((m**2 - (m1 + m2) ** 2) * (m**2 - (m1 - m2) ** 2)) / (2.0 * m)
+    cos, phi = rng.uniform(-1.0, 1.0, n), rng.uniform(-np.pi, np.pi, n)
+    sin = np.sqrt(1.0 - cos**2)
+    d = np.stack([sin * np.cos(phi), sin * np.sin(phi), cos], -1) * p[:, None]
+    e1, e2 = np.sqrt(p**2 + m1**2), np.sqrt(p**2 + m2**2)
+    return np.concatenate([d, e1[:, None]], 1), np.concatenate([-d, e2[:, None]], 1)
+
+
+def toy_ttbar(
+    n: int, m_w: float = 80.4, m_top: float = 172.5, m_b: float = 4.8, seed: int = 0
+) -> dict[str, np.ndarray]:
+    """An analytic tt -> (b l+ nu)(b~ l- nu~) sample with on-shell W and top of the given masses.
+
+    The tt system: mass 2 m_top + 5 GeV + an exponential (120 GeV), transverse momentum
+    exponential (40 GeV), rapidity normal (sigma 1); every decay isotropic in its rest frame;
+    leptons and neutrinos massless. Returns ``b``, ``lep``, ``nu`` as ``(n, 2, 4)`` (px, py, pz, E)
+    [GeV], index 0 the top's chain (as ``metbench.data.source.truth_chains``).
+    """
+    rng = np.random.default_rng(seed)
+    m_tt = 2.0 * m_top + 5.0 + rng.exponential(120.0, n)
+    tops = _two_body(rng, m_tt, m_top, m_top, n)
+    pt, phi, y = rng.exponential(40.0, n), rng.uniform(-np.pi, np.pi, n), rng.normal(0.0, 1.0, n)
+    mt_tt = np.sqrt(m_tt**2 + pt**2)
+    p_tt = np.stack([pt * np.cos(phi), pt * np.sin(phi), mt_tt * np.sinh(y), mt_tt * np.cosh(y)], 1)
+    beta_tt = p_tt[:, :3] / p_tt[:, 3:]
+    out: dict[str, list[np.ndarray]] = {"b": [], "lep": [], "nu": []}
+    for top in tops:
+        w, b = _two_body(rng, m_top, m_w, m_b, n)
+        lep, nu = (_boost(v, w[:, :3] / w[:, 3:]) for v in _two_body(rng, m_w, 0.0, 0.0, n))
+        for name, v in (("b", b), ("lep", lep), ("nu", nu)):
+            out[name].append(_boost(_boost(v, top[:, :3] / top[:, 3:]), beta_tt))
+    return {k: np.stack(v, 1) for k, v in out.items()}
+
+
+def _toy_inputs(sample: dict[str, np.ndarray]) -> np.ndarray:
+    met = sample["nu"][:, 0, :2] + sample["nu"][:, 1, :2]
+    return chain_inputs(sample["b"], sample["lep"], met)
+
+
+def pz_bias(network: Any, x: np.ndarray, nu: np.ndarray) -> dict[str, float]:
+    """The neutrino pz residual of ``network`` on inputs ``x`` against ``nu`` ``(n, 2, >=3)``
+    [GeV]: ``bias`` (mean), its standard error ``bias_error``, ``rms``, and ``z_even``, the mean
+    of (pz(x) + pz(x mirrored in z)) / 2: the part of the bias that a z-symmetric sample cannot
+    average away (zero for an equivariant network)."""
+    import torch
+
+    with torch.no_grad():
+        q = network(torch.as_tensor(x)).numpy().astype(np.float64) * SCALE
+        qf = network(torch.as_tensor(zflip(x))).numpy().astype(np.float64) * SCALE
+    r = (q[..., 2] - nu[..., 2]).ravel()
+    return {
+        "bias": float(r.mean()),
+        "bias_error": float(r.std() / np.sqrt(len(r))),
+        "rms": float(np.sqrt(np.mean(r**2))),
+        "z_even": float(np.mean(q[..., 2] + qf[..., 2]) / 2.0),
+    }
+
+
+def closure_fit(
+    n_train: int = 2000,
+    n_test: int = 4000,
+    m_w_start: float = 70.0,
+    m_top_start: float = 150.0,
+    epochs: int = 40,
+    hidden: int = 64,
+    layers: int = 2,
+    learning_rate: float = 3e-3,
+    batch_size: int = 128,
+    canonical: bool = True,
+    augment: bool = True,
+    seed: int = 1,
+) -> dict[str, Any]:
+    """Train DeeLeMa on :func:`toy_ttbar` (true masses 80.4 / 172.5 GeV) with the true-neutrino
+    MET through the entries' training loop (``fit_torch``); ``n_train`` events (and as many
+    mirrored in z with ``augment``). Returns the learned ``m_w``, ``m_top`` [GeV], the per-epoch
+    ``history`` (with the masses) and the :func:`pz_bias` figures on ``n_test`` fresh events."""
+    import torch
+
+    from metbench.models.torch_training import fit_torch
+    from metbench.training import TrainSettings
+
+    torch.manual_seed(seed)
+    train = torch.as_tensor(_toy_inputs(toy_ttbar(n_train, seed=seed)))
+    val = torch.as_tensor(_toy_inputs(toy_ttbar(max(n_train // 4, 200), seed=seed + 1)))
+    test = toy_ttbar(n_test, seed=seed + 2)
+    if augment:
+        train = torch.cat([train, zflip(train)])
+    net = build_deelema(hidden, layers, m_w_start, m_top_start, canonical=canonical)
+
+    def train_batches(epoch: int) -> Any:
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed + epoch))
+        for i in range(0, len(train), batch_size):
+            x = train[order[i : i + batch_size]]
+            yield x, x[:, :1]
+
+    def val_batches() -> Any:
+        yield val, val[:, :1]
+
+    def masses(model: Any) -> dict[str, float]:
+        m_w, m_top = model.masses()
+        return {"m_w": m_w, "m_top": m_top}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = TrainSettings(
+            Path(tmp), epochs=epochs, patience=epochs, seed=seed, batch_size=batch_size,
+            learning_rate=learning_rate, progress=False,
+        )  # fmt: skip
+        state = fit_torch(
+            net, lambda m, x, _y: m.loss(x), train_batches, val_batches, settings, epoch_log=masses
+        )
+    net.eval()
+    m_w, m_top = net.masses()
+    return {
+        "m_w": m_w,
+        "m_top": m_top,
+        "best_epoch": state.best_epoch,
+        "history": state.history,
+        **pz_bias(net, _toy_inputs(test), test["nu"]),
+    }
+
+
+def _dataset_inputs(folder: str, split: str, met: str) -> tuple[np.ndarray, np.ndarray]:
+    from metbench.baselines.met import PuppiMet
+    from metbench.data.source import EventSource, to_event_batch
+    from metbench.models.deelema import deelema_inputs
+    from metbench.training import read_sample
+
+    batch = to_event_batch(read_sample(EventSource(folder, split, processes=["ttbar_2l2nu"]), None))
+    nu = batch.truth["truth_neutrinos"]
+    true_met = np.nan_to_num(nu[:, 0, :2] + nu[:, 1, :2])
+    x, usable = deelema_inputs(batch, true_met if met == "neutrinos" else PuppiMet().predict(batch))
+    usable &= np.isfinite(nu).all((1, 2))
+    return x[usable], nu[usable]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m metbench.models.deelema_closure")
+    sub = parser.add_subparsers(dest="command", required=True)
+    scan = sub.add_parser("scan", help="closure on the analytic sample from starting masses")
+    scan.add_argument("--start", action="append", help="m_W,m_top [GeV] (repeatable)")
+    scan.add_argument("--events", type=int, default=2000)
+    scan.add_argument("--epochs", type=int, default=40)
+    scan.add_argument("--lab", action="store_true", help="the original lab-frame network")
+    real = sub.add_parser("real", help="train on a dataset's tt events with the true-neutrino MET")
+    real.add_argument("--dataset", required=True)
+    real.add_argument("--epochs", type=int, default=40)
+    real.add_argument("--lab", action="store_true")
+    bias = sub.add_parser("bias", help="the pz bias of trained weights on a dataset split")
+    bias.add_argument("--dataset", required=True)
+    bias.add_argument("--split", default="test")
+    bias.add_argument("--weights", required=True)
+    bias.add_argument("--canonical", action="store_true")
+    args = parser.parse_args(argv)
+    import torch
+
+    if args.command == "scan":
+        for start in args.start or ["70,150", "100,200"]:
+            m_w0, m_top0 = (float(v) for v in start.split(","))
+            r = closure_fit(
+                args.events, m_w_start=m_w0, m_top_start=m_top0, epochs=args.epochs,
+                canonical=not args.lab,
+            )  # fmt: skip
+            path = " ".join(f"{h['m_w']:.1f}/{h['m_top']:.1f}" for h in r["history"][4::5])
+            print(
+                f"start {m_w0:.1f}/{m_top0:.1f} -> {r['m_w']:.2f}/{r['m_top']:.2f} GeV "
+                f"(true 80.40/172.50); pz bias {r['bias']:+.1f} ± {r['bias_error']:.1f}, "
+                f"z-even {r['z_even']:+.1f}, rms {r['rms']:.0f} GeV; every 5 epochs: {path}",
+                flush=True,
+            )
+    elif args.command == "real":
+        from metbench.models.torch_training import fit_torch
+        from metbench.training import TrainSettings
+
+        xt, _ = _dataset_inputs(args.dataset, "train", "neutrinos")
+        xv, _ = _dataset_inputs(args.dataset, "val", "neutrinos")
+        xe, nu = _dataset_inputs(args.dataset, "test", "neutrinos")
+        torch.manual_seed(1)
+        train, val = torch.as_tensor(np.concatenate([xt, zflip(xt)])), torch.as_tensor(xv)
+        net = build_deelema(64, 2, canonical=not args.lab)
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = TrainSettings(
+                Path(tmp), epochs=args.epochs, patience=args.epochs, learning_rate=3e-3,
+                progress=False,
+            )  # fmt: skip
+
+            def batches(epoch: int) -> Any:
+                order = torch.randperm(len(train), generator=torch.Generator().manual_seed(epoch))
+                for i in range(0, len(train), 128):
+                    yield train[order[i : i + 128]], train[order[i : i + 128], :1]
+
+            fit_torch(
+                net, lambda m, x, _y: m.loss(x), batches, lambda: [(val, val[:, :1])], settings
+            )
+        m_w, m_top = net.eval().masses()
+        print(
+            f"{len(xt)} tt events: m_W {m_w:.2f}, m_top {m_top:.2f} GeV; test {pz_bias(net, xe, nu)}"
+        )
+    else:
+        net = build_deelema(canonical=args.canonical)
+        net.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
+        x, nu = _dataset_inputs(args.dataset, args.split, "puppi")
+        print(f"{len(x)} tt events, masses {net.masses()}: {pz_bias(net.eval(), x, nu)}")
+
+
+if __name__ == "__main__":
+    main()
