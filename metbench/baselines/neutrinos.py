@@ -7,7 +7,7 @@ import numpy as np
 
 from metbench.baselines.met import PuppiMet
 from metbench.events import EventBatch
-from metbench.scoring.kinematics import W_MASS
+from metbench.physics.constants import W_MASS
 
 __all__ = ["WMassNeutrinos", "neutrino_pz"]
 

@@ -17,11 +17,10 @@ from metbench.data.source import EventSource
 from metbench.data.splits import SPLITS
 from metbench.data.store import TIMING_NAME, load_manifest, verify_file
 from metbench.errors import DatasetError
+from metbench.physics.constants import W_MASS, Z_MASS
 
 __all__ = [
     "DEFAULT_PFNANO",
-    "W_MASS",
-    "Z_MASS",
     "dataset_info",
     "invariant_mass",
     "jacobian_edge",
@@ -32,8 +31,6 @@ __all__ = [
 ]
 
 #: PDG 2024 masses [GeV].
-Z_MASS = 91.1880
-W_MASS = 80.3692
 #: The CMS PFNano sample shipped with the project (relative to the project root).
 DEFAULT_PFNANO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pfnano.root"
 

@@ -8,8 +8,8 @@ Figures (each with a bootstrap interval; the two neutrinos of an event are resam
   mean square of reconstructed - true, bias included: the figure the table ranks by, on ``nu_pz``)
   and ``sigma`` ((P84 - P16)/2) [GeV], over both neutrinos of every reconstructed event;
 - ``m_w``, ``m_top``: the reconstructed m(l nu) and m(l nu b): ``median`` and ``width``
-  ((P84 - P16)/2) [GeV], and ``in_window``, the fraction within 10% of :data:`W_MASS` or
-  :data:`TOP_MASS`;
+  ((P84 - P16)/2) [GeV], and ``in_window``, the fraction within 10% of the W or top mass
+  (:mod:`metbench.physics.constants`);
 - ``efficiency``: reconstructed events / events with a complete truth chain.
 """
 
@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from metbench.physics.constants import TOP_MASS, W_MASS
 from metbench.scoring.bootstrap import (
     GroupedSample,
     event_poisson_counts,
@@ -28,11 +29,9 @@ from metbench.scoring.bootstrap import (
     quantile_key,
 )
 
-__all__ = ["TOP_MASS", "W_MASS", "invariant_mass", "load_chains", "score_kinematics"]
+__all__ = ["invariant_mass", "load_chains", "score_kinematics"]
 
 #: Reference masses [GeV] (Pythia's defaults used by the generator).
-W_MASS: Final[float] = 80.4
-TOP_MASS: Final[float] = 172.5
 _PROBS: Final = (0.16, 0.5, 0.84)
 
 
