@@ -236,6 +236,11 @@ def test_filters_sort_and_columns_round_trip_through_the_permalink(built, browse
     r = again.locator("table.met-table tbody tr td.c-response").all_inner_texts()
     values = [float(t.split()[0]) for t in r]
     assert values == sorted(values, reverse=True)
+    # a hash typed into the same page (hashchange) is applied too
+    again.evaluate(f"location.hash = '#d={SECOND}&truth=yes'")
+    again.wait_for_function("document.querySelectorAll('table.met-table tbody tr').length === 1")
+    assert _names(again) == ["oracle"]  # the one entry that reads truth
+    assert again.locator("select.truth-filter").input_value() == "yes"
     # the default view has no hash state at all
     plain, plain_problems, _ = open_page(browser, index.as_uri())
     _wait(plain)

@@ -296,7 +296,7 @@ def _standing(entry: dict[str, Any], dataset: dict[str, Any], columns: list[dict
             )
         cells = "".join(
             f"<div class='figure'><dt title='{html.escape(c['tip'])}'>{html.escape(c['label'])}"
-            f"{' <span class=better>↓ better</span>' if c['better'] == 'lower' else ''}</dt>"
+            f"{_BETTER.get(c['better'] or '', '')}</dt>"
             f"<dd>{_fmt_value(st['figures'].get(c['key']), 3 if c['key'] in _THREE_DIGITS else 1)}"
             "</dd></div>"
             for c in columns
@@ -310,6 +310,12 @@ def _standing(entry: dict[str, Any], dataset: dict[str, Any], columns: list[dict
     return "".join(out) or "<p>This entry is in no ranked table (its MET is another entry's).</p>"
 
 
+#: The direction marks of :func:`_standing` (as the tables' headers).
+_BETTER: Final = {
+    "lower": " <span class='better'>↓ better</span>",
+    "higher": " <span class='better'>↑ better</span>",
+    "one": " <span class='better'>best at 1</span>",
+}
 _THREE_DIGITS: Final = frozenset({"response", "tail_50", "fake_auc"})
 
 
