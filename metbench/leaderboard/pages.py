@@ -53,8 +53,16 @@ def _simple_table(lines: list[str]) -> str:
     rows = [line for line in lines if not re.fullmatch(r"[= ]+", line)]
 
     def cells(line: str) -> list[str]:
-        bounds = [*starts[1:], None]
-        return [line[a:b].strip() for a, b in zip(starts, bounds, strict=True)]
+        # a cell may run past its rule (a long name): its column then ends at the next gap
+        out, pos = [], 0
+        for start in starts[1:]:
+            cut = max(start, pos)
+            if cut < len(line) and line[cut - 1] != " ":
+                gap = re.compile(r" {2,}").search(line, cut)
+                cut = gap.start() if gap else len(line)
+            out.append(line[pos:cut].strip())
+            pos = cut
+        return [*out, line[pos:].strip()]
 
     head, *body = (cells(r) for r in rows)
     out = ["<div class='table-scroll'><table class='doc'><thead><tr>"]
