@@ -279,13 +279,14 @@
     section.insertBefore(MB.el("p", { class: "legend", text: "One point per entry and batch size: the headline S (lower is better) against events/s (CPU, self-reported; higher is better). Outlined points and the line are the Pareto front: no other point is both faster and better. The oracle is left out (it uses truth)." }), holder);
     charts.pareto = charts.pareto || new MB.Chart(holder, "pareto");
     charts.pareto.container = holder;
-    charts.pareto.draw(series, { logX: true, lines: false, front: front, xLabel: "events/s (largest batch first) [log]", xName: "events/s", yLabel: "S [GeV] (lower is better)" });
+    charts.pareto.draw(series, { logX: true, lines: false, front: front, xLabel: "events/s (CPU, self-reported; log scale)", xName: "events/s", yLabel: "S [GeV] (lower is better)" });
   }
 
   function renderGroup() {
     root.textContent = "";
     const d = group.dataset;
     const section = MB.el("section", { class: "group", "data-group": group.id });
+    root.appendChild(section); // in the page first: the charts are drawn at their own width
     const heading = MB.el("h2", { text: `${d.name} v${d.version} — split ${d.split}, ${d.n_events} events (manifest ${d.manifest_sha256.slice(0, 12)})` });
     for (const m of MB.marks(d.marks)) { heading.appendChild(document.createTextNode(" ")); heading.appendChild(m); }
     section.appendChild(heading);
@@ -365,7 +366,6 @@
     charts.throughput = charts.throughput || new MB.Chart(tchart, "throughput");
     charts.throughput.container = tchart;
     charts.throughput.draw(tseries, { logX: true, logY: true, xLabel: "batch size [events]", xName: "batch", yLabel: "events/s ↑ better", empty: "These results have no throughput rows: no throughput was measured." });
-    root.appendChild(section);
   }
 
   function showGroup() {

@@ -241,6 +241,7 @@ MB.Chart = function (container, title) {
   this.container = container;
   this.title = title || "chart";
   this.hidden = new Set();
+  MB.charts.push(this);
 };
 
 MB.Chart.prototype.draw = function (series, opts) {
@@ -248,6 +249,7 @@ MB.Chart.prototype.draw = function (series, opts) {
   this.opts = opts;
   const container = this.container;
   container.textContent = "";
+  this.width = container.clientWidth;
   // drawn at the container's own width (text keeps its size on a phone)
   const W = Math.round(Math.max(340, Math.min(760, container.clientWidth || 760))), H = W < 520 ? 330 : 380;
   const L = 64, R = 16, T = 16, B = opts.logX ? 50 : 78;
@@ -305,7 +307,8 @@ MB.Chart.prototype.draw = function (series, opts) {
   for (const s of series) for (const p of s.points) labelOf[p.x] = p.xLabel;
   let xticks = xs;
   if (numeric) xticks = MB.logTicks(xmin, xmax).map((v) => Math.pow(10, v));
-  const every = numeric ? 1 : Math.ceil(xs.length / 24);
+  // categorical labels are rotated: one every ~24 px at most (some skipped on a phone)
+  const every = numeric ? 1 : Math.max(1, Math.ceil(xs.length / Math.max(4, Math.floor(pw / 24))));
   xticks.forEach((x, i) => {
     if (i % every) return;
     const px = sx(x);
@@ -376,6 +379,17 @@ MB.Chart.prototype.draw = function (series, opts) {
   container.appendChild(figure);
   container.appendChild(this.legend(series, groups));
 };
+
+// Every chart drawn, redrawn at its new width when the window is resized.
+MB.charts = [];
+window.addEventListener("resize", () => {
+  clearTimeout(MB.resizing);
+  MB.resizing = setTimeout(() => {
+    for (const c of MB.charts) {
+      if (c.series && c.container.isConnected && c.width !== c.container.clientWidth) c.draw(c.series, c.opts);
+    }
+  }, 150);
+});
 
 MB.Chart.prototype.legend = function (series, groups) {
   const box = MB.el("div", { class: "legend-box", role: "group", "aria-label": "series shown" });
