@@ -10,6 +10,7 @@ from pathlib import Path
 from metbench.data.generate.presets import get_preset
 from metbench.data.generate.run import generate_dataset
 from metbench.data.source import EventSource
+from metbench.speed import loading_versus_pyarrow
 
 from .common import mini
 
@@ -63,3 +64,10 @@ class Loading:
     def peakmem_read_test_split(self) -> None:
         for _ in EventSource(mini(), "test", batch_size=256):
             pass
+
+    def track_throughput_ratio_to_pyarrow(self) -> float:
+        """The loader's events/s over a plain pyarrow read of the same files (``metbench bench
+        loading``; the goal is at least 0.8)."""
+        return float(loading_versus_pyarrow(mini(), "test", batch_size=1024, repeats=2)["ratio"])
+
+    track_throughput_ratio_to_pyarrow.unit = "ratio"  # type: ignore[attr-defined]

@@ -870,6 +870,27 @@ def bench_baseline(
     )
 
 
+@bench_app.command("loading")
+def bench_loading(
+    dataset: DatasetOpt = None,
+    split: SplitOpt = "test",
+    batch_size: Annotated[int, typer.Option(help="Events per batch")] = 1024,
+) -> None:
+    """The loader's throughput (padded batches with their jagged view) against a plain pyarrow
+    read of the same files, best of three each, alternately in one process."""
+    from metbench.speed import loading_versus_pyarrow
+
+    if batch_size < 1:
+        raise MetbenchError(f"--batch-size must be >= 1, got {batch_size}")
+    folder = _resolve_dataset_with_progress(dataset)
+    r = loading_versus_pyarrow(folder, split, batch_size)
+    console.print(
+        f"loading {r['n_events']:,} events of {folder.name} ({split}): metbench's loader "
+        f"{r['source_events_per_s']:,.0f} events/s, plain pyarrow read "
+        f"{r['pyarrow_events_per_s']:,.0f} events/s: {r['ratio']:.2f}x of the bare read"
+    )
+
+
 @bench_app.command("scaling")
 def bench_scaling(
     submission: Annotated[Path, typer.Argument(help="Submission folder")],

@@ -41,6 +41,7 @@ the particle column ``truth_is_pileup`` and every event column in :data:`TRUTH_E
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Final
 
@@ -58,6 +59,8 @@ __all__ = [
     "TRUTH_OBJECTS",
     "TRUTH_PARTICLE_COLUMNS",
     "EventBatch",
+    "JaggedParticles",
+    "concatenate_batches",
 ]
 
 #: Reconstructed per-candidate columns, in the order of the padded feature axis.
@@ -124,26 +127,97 @@ DEFAULT_MAX_PARTICLES: Final[int] = 4500
 
 
 @dataclass(frozen=True)
+class JaggedParticles:
+    """The candidates of a batch without padding: the candidates of event ``i`` are rows
+    ``offsets[i]:offsets[i + 1]`` of the flat arrays, hardest first (the same candidates, in the
+    same order, as the padded view of the :class:`EventBatch` that carries it).
+
+    Read from the stored files without a copy where nothing has to be cut or reordered (stored
+    candidates are ordered by decreasing ``pt``).
+
+    Attributes
+    ----------
+    offsets
+        ``(n + 1,)`` int64, ``offsets[0] == 0``.
+    values
+        One flat array per feature (the dtypes of :data:`PARTICLE_DTYPES`, not float32).
+    """
+
+    offsets: np.ndarray
+    values: dict[str, np.ndarray]
+
+    @property
+    def counts(self) -> np.ndarray:
+        """``(n,)`` candidates per event."""
+        return np.diff(self.offsets)
+
+    @property
+    def event_index(self) -> np.ndarray:
+        """The event of each candidate, ``(n_candidates,)`` (for ``np.add.at``/``bincount``)."""
+        return np.repeat(np.arange(len(self.offsets) - 1), self.counts)
+
+    def take(self, rows: slice | np.ndarray) -> JaggedParticles:
+        """The candidates of some events (a contiguous slice is a view)."""
+        index = np.arange(len(self.offsets) - 1)[rows]
+        if isinstance(rows, slice) and (rows.step in (None, 1)):
+            if len(index) == 0:
+                return JaggedParticles(
+                    np.zeros(1, np.int64), {k: v[:0] for k, v in self.values.items()}
+                )
+            lo, hi = self.offsets[index[0]], self.offsets[index[-1] + 1]
+            return JaggedParticles(
+                self.offsets[index[0] : index[-1] + 2] - lo,
+                {k: v[lo:hi] for k, v in self.values.items()},
+            )
+        counts = self.counts[index]
+        offsets = np.zeros(len(index) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], counts)
+        source = np.repeat(self.offsets[index], counts) + within
+        return JaggedParticles(offsets, {k: v[source] for k, v in self.values.items()})
+
+    def hardest(self, n: int) -> JaggedParticles:
+        """At most the ``n`` hardest candidates of each event."""
+        counts = self.counts
+        if counts.max(initial=0) <= n:
+            return self
+        kept = np.minimum(counts, n)
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(kept, out=offsets[1:])
+        within = np.arange(offsets[-1]) - np.repeat(offsets[:-1], kept)
+        source = np.repeat(self.offsets[:-1], kept) + within
+        return JaggedParticles(offsets, {k: v[source] for k, v in self.values.items()})
+
+
+@dataclass(frozen=True)
 class EventBatch:
-    """A batch of events as padded numpy arrays.
+    """A batch of events as padded numpy arrays, with the same candidates as flat arrays.
+
+    The candidate axis is as long as the batch's busiest event, at most the entry's
+    ``max_particles`` (:attr:`max_particles` is its length): no batch is padded further than it
+    needs.
 
     Attributes
     ----------
     particles
-        ``(n, max_particles, len(features))`` float32, candidates ordered by decreasing ``pt``,
-        zero-padded.
+        ``(n, N, len(features))`` float32, candidates ordered by decreasing ``pt``, zero-padded;
+        ``N`` the candidates of the batch's busiest event, at most the entry's ``max_particles``.
     mask
-        ``(n, max_particles)`` bool, True for real candidates.
+        ``(n, N)`` bool, True for real candidates.
     features
         Names of the last axis of ``particles``.
     event
         Observable event columns (``event_id``, ``mu``, ``n_pv``), each shape ``(n,)``.
     truth
         Truth columns: event-level ones of shape ``(n,)`` and ``truth_is_pileup`` of shape
-        ``(n, max_particles)``. Empty in the batch an estimator receives.
+        ``(n, N)``. Empty in the batch an estimator receives.
     n_truncated
         Events in this batch that had more than ``max_particles`` candidates (their softest
         candidates were dropped).
+    jagged
+        The same candidates without padding (:class:`JaggedParticles`: offsets and one flat
+        array per feature), for entries that work on flat arrays; None where a batch was built
+        by hand.
     """
 
     particles: np.ndarray
@@ -152,6 +226,7 @@ class EventBatch:
     event: dict[str, np.ndarray]
     truth: dict[str, np.ndarray] = field(default_factory=dict)
     n_truncated: int = 0
+    jagged: JaggedParticles | None = None
 
     def __len__(self) -> int:
         return int(self.particles.shape[0])
@@ -181,6 +256,7 @@ class EventBatch:
             mask=self.mask[rows],
             event={k: v[rows] for k, v in self.event.items()},
             truth={k: v[rows] for k, v in self.truth.items()},
+            jagged=None if self.jagged is None else self.jagged.take(rows),
         )
 
     def hardest(self, n: int) -> EventBatch:
@@ -191,8 +267,49 @@ class EventBatch:
             particles=self.particles[:, :n],
             mask=self.mask[:, :n],
             truth={k: v[:, :n] if v.ndim == 2 else v for k, v in self.truth.items()},
+            jagged=None if self.jagged is None else self.jagged.hardest(n),
         )
+
+    def trimmed(self) -> EventBatch:
+        """The batch with its candidate axis cut to its busiest event (at least 1)."""
+        busiest = int(self.mask.sum(axis=1).max(initial=0))
+        return self if busiest >= self.max_particles else self.hardest(max(busiest, 1))
 
     def for_estimator(self) -> EventBatch:
         """The same batch without any truth column: what ``Estimator.predict`` receives."""
         return replace(self, truth={})
+
+
+def concatenate_batches(batches: Sequence[EventBatch]) -> EventBatch:
+    """One batch of the events of several (their candidate axes padded to the widest; the
+    jagged view kept where every batch has one)."""
+    width = max(b.max_particles for b in batches)
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        extra = width - a.shape[1]
+        return a if extra == 0 else np.pad(a, [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2))
+
+    first = batches[0]
+    jagged = None
+    if all(b.jagged is not None for b in batches):
+        parts = [b.jagged for b in batches if b.jagged is not None]
+        counts = np.concatenate([p.counts for p in parts])
+        offsets = np.zeros(len(counts) + 1, np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        jagged = JaggedParticles(
+            offsets, {k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values}
+        )
+    return EventBatch(
+        np.concatenate([pad(b.particles) for b in batches]),
+        np.concatenate([pad(b.mask) for b in batches]),
+        first.features,
+        {k: np.concatenate([b.event[k] for b in batches]) for k in first.event},
+        {
+            k: np.concatenate(
+                [pad(b.truth[k]) if b.truth[k].ndim == 2 else b.truth[k] for b in batches]
+            )
+            for k in first.truth
+        },
+        sum(b.n_truncated for b in batches),
+        jagged,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,6 +16,7 @@ from metbench.scoring.throughput import time_call
 
 __all__ = [
     "latency_by_candidates",
+    "loading_versus_pyarrow",
     "numpy_sum_met",
     "scoring_extras",
     "scoring_inputs",
@@ -134,3 +136,49 @@ def latency_by_candidates(
             }
         )
     return out
+
+
+def loading_versus_pyarrow(
+    folder: Path | str, split: str = "test", batch_size: int = 1024, repeats: int = 3
+) -> dict[str, Any]:
+    """The loader's throughput (:class:`~metbench.data.source.EventSource`: padded batches with
+    their jagged view, checksums not verified, as a submission's child reads its input) against a
+    plain ``pyarrow.parquet.read_table`` of the same files and columns, best of ``repeats`` each,
+    measured alternately in one process.
+
+    Returns
+    -------
+    dict
+        ``n_events``, ``source_s``, ``pyarrow_s`` (seconds for the whole split),
+        ``source_events_per_s``, ``pyarrow_events_per_s`` and ``ratio`` (loader / pyarrow
+        throughput; 1 would be as fast as the bare read).
+    """
+    import pyarrow.parquet as pq
+
+    from metbench.data.source import EventSource
+
+    source = EventSource(folder, split, batch_size=batch_size, truth=(), verify=False)
+    paths = [source.folder / f for f in source.files]
+    columns = pq.ParquetFile(paths[0]).schema_arrow.names
+
+    def load() -> int:
+        return sum(len(batch) for batch in source)
+
+    def bare() -> int:
+        return sum(pq.read_table(p, columns=columns).num_rows for p in paths)
+
+    best = {"source": np.inf, "pyarrow": np.inf}
+    n = 0
+    for _ in range(repeats):
+        for name, fn in (("source", load), ("pyarrow", bare)):
+            start = time.perf_counter()
+            n = fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {
+        "n_events": n,
+        "source_s": best["source"],
+        "pyarrow_s": best["pyarrow"],
+        "source_events_per_s": n / best["source"],
+        "pyarrow_events_per_s": n / best["pyarrow"],
+        "ratio": best["pyarrow"] / best["source"],
+    }

@@ -173,7 +173,7 @@ def test_plot_has_one_series_per_entry_and_hover_names_it(site, browser):
     assert page.locator("#chart-0 svg g.series").count() == len(docs)
     top = page.locator("#chart-0 svg g.series").last  # drawn last: not covered by another
     name = top.get_attribute("data-entry")
-    top.locator("circle.point").last.hover()
+    top.locator(".point").last.hover()
     tip = page.locator("#chart-0 .tooltip")
     assert tip.is_visible() and tip.inner_text().startswith(name)
     throughput = page.locator(".throughput-chart svg g.series")
@@ -190,7 +190,8 @@ def test_text_from_submissions_is_shown_as_text(site, browser):
     link = page.locator("table.met-table a", has_text=EVIL).get_attribute("href")
     entry_page, entry_problems, requests = open_page(browser, (index.parent / link).as_uri())
     assert entry_page.locator("#entry-name").inner_text() == evil_name
-    assert EVIL in entry_page.locator("pre.readme").inner_text()
+    assert EVIL in entry_page.locator("div.readme").inner_text()  # Markdown, raw HTML off
+    assert entry_page.locator("div.readme script").count() == 0
     assert "<b>bold</b>" in entry_page.inner_text("table.meta")
     assert entry_page.evaluate("window.__pwned") is None
     assert page.evaluate("window.__pwned") is None

@@ -132,3 +132,36 @@ def test_readme_of_a_results_file_stays_inside_submissions(tmp_path):
     for name in ("../home", "../../etc", "/etc", "link", "pf/../../home", "", None, 3):
         assert _readme(subs, name) is None, name
     assert _readme(None, "pf") is None
+
+
+def test_columns_twins_and_parameter_counts():
+    """The table's directions come from the scoring definitions (FIGURES' "lower is better");
+    runtime twins share a key; a missing parameter count is "not trainable" or "not reported",
+    never "None"; the RST table of the metrics docstring keeps its overflowing names whole."""
+    from metbench.leaderboard.build import _parameter_count
+    from metbench.leaderboard.data import table_columns, twin_key
+    from metbench.leaderboard.pages import rst_to_html
+    from metbench.scoring import metrics
+
+    met = {c["key"]: c for c in table_columns()["met"]}
+    assert met["S"]["better"] == "lower" and met["cms_sigma_perp_over_r"]["better"] == "lower"
+    assert met["response"]["better"] == "one" and met["fake_auc"]["better"] == "higher"
+    assert met["tail_50"]["tip"] == "fraction of events with |e - t| > 50 GeV"
+    assert all(c["tip"] for c in met.values())
+    torch = {"name": "m-torch", "submission": "m", "parameters": {"runtime": "torch", "a": 1}}
+    onnx = {"name": "m-onnx", "submission": "m",
+            "parameters": {"runtime": "onnx", "a": 1, "weights_file": "w.onnx"}}  # fmt: skip
+    other = {"name": "m-b", "submission": "m", "parameters": {"runtime": "onnx", "a": 2}}
+    assert twin_key(torch) == twin_key(onnx) != twin_key(other)
+    assert twin_key({"name": "pf", "parameters": {}}) is None
+    assert _parameter_count({"n_parameters": 5373, "n_parameters_measured_by": "child "
+                             "(self-reported)"}, None) == "5,373 (self-reported)"  # fmt: skip
+    assert _parameter_count({"n_parameters": None, "kind": "baseline"}, None) == (
+        "none (not trainable)"
+    )
+    assert _parameter_count({"n_parameters": None, "kind": "ML"}, None) == "— (not reported)"
+    assert _parameter_count({"n_parameters": None, "kind": "ML"}, {"trainable": False}) == (
+        "none (not trainable)"
+    )
+    table = rst_to_html(metrics.__doc__ or "")
+    assert "<td><code>sigma_perp_over_r</code></td><td>sigma_perp / R</td><td>GeV</td>" in table

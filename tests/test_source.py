@@ -6,9 +6,9 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from metbench.data.source import EventSource, pad_particles, read_events
+from metbench.data.source import EventSource, pad_particles, read_events, to_event_batch
 from metbench.errors import DatasetError
-from metbench.events import PARTICLE_FEATURES, TRUTH_EVENT_COLUMNS
+from metbench.events import PARTICLE_FEATURES, TRUTH_EVENT_COLUMNS, concatenate_batches
 
 
 def test_pad_orders_by_pt_and_truncates_the_softest():
@@ -40,9 +40,10 @@ def test_event_source_streams_fixed_size_batches(mini_dataset):
     for batch in source:
         sizes.append(len(batch))
         n_seen += len(batch)
-        assert batch.particles.shape == (len(batch), 4500, len(PARTICLE_FEATURES))
+        busiest = int(batch.mask.sum(axis=1).max())  # padded no further than needed
+        assert batch.particles.shape == (len(batch), busiest, len(PARTICLE_FEATURES))
         assert batch.particles.dtype == np.float32
-        assert batch.mask.shape == (len(batch), 4500)
+        assert batch.mask.shape == (len(batch), busiest) and busiest <= 4500
         pt = batch.feature("pt")
         assert np.all(pt[:, :-1] >= pt[:, 1:])  # hardest first, zero padding last
         assert np.all(pt[~batch.mask] == 0)
@@ -97,3 +98,79 @@ def test_take_and_hardest_slice_every_array_alike(mini_dataset):
     np.testing.assert_array_equal(cut.feature("pt"), batch.feature("pt")[:, :10])
     assert cut.truth["truth_is_pileup"].shape == (8, 10)  # per-candidate truth cut too
     np.testing.assert_array_equal(cut.truth["gen_met_x"], batch.truth["gen_met_x"])
+
+
+def _hand_padded(pf: ak.Array, width: int, feature: str) -> np.ndarray:
+    """The padded view by a Python loop: each event's candidates sorted by pt, cut, zero-padded."""
+    out = np.zeros((len(pf), width), np.float32)
+    for i, event in enumerate(ak.to_list(pf)):
+        values = [c[feature] for c in sorted(event, key=lambda c: -c["pt"])][:width]
+        out[i, : len(values)] = values
+    return out
+
+
+@pytest.mark.parametrize("cut", [3, 100])
+def test_padded_and_jagged_views_hold_the_same_candidates(cut):
+    rng = np.random.default_rng(5)
+    counts = [4, 0, 7, 1, 2]
+    pf = ak.Array(
+        [
+            [
+                {"pt": float(p), "eta": float(e)}
+                for p, e in zip(rng.exponential(5, k), rng.normal(size=k), strict=True)
+            ]
+            for k in counts
+        ]
+    )  # unsorted, as a foreign file may be
+    pf = ak.values_astype(pf, np.float32)  # as stored
+    particles, mask, _, n_truncated = pad_particles(pf, cut, ("pt", "eta"))
+    width = min(cut, max(counts))
+    np.testing.assert_array_equal(mask.sum(axis=1), np.minimum(counts, cut))
+    assert particles.shape == (5, width, 2)
+    for k, name in enumerate(("pt", "eta")):
+        np.testing.assert_array_equal(particles[..., k], _hand_padded(pf, width, name))
+    assert n_truncated == sum(c > cut for c in counts)
+
+    arr = ak.Array({"pf": pf, "event_id": np.arange(5), "mu": np.zeros(5), "n_pv": np.ones(5)})
+    batch = to_event_batch(arr, cut, ("pt", "eta"))
+    jagged = batch.jagged
+    np.testing.assert_array_equal(jagged.counts, np.minimum(counts, cut))
+    for i in range(5):  # event i's flat slice is its padded row without the padding
+        rows = slice(jagged.offsets[i], jagged.offsets[i + 1])
+        np.testing.assert_array_equal(
+            jagged.values["pt"][rows], batch.feature("pt")[i][batch.mask[i]]
+        )
+    picked = batch.take(np.array([2, 0]))
+    np.testing.assert_array_equal(picked.jagged.values["eta"], np.concatenate(
+        [batch.feature("eta")[i][batch.mask[i]] for i in (2, 0)]))  # fmt: skip
+    hard = batch.hardest(2)
+    np.testing.assert_array_equal(hard.jagged.counts, np.minimum(jagged.counts, 2))
+    np.testing.assert_array_equal(hard.jagged.values["pt"], hard.feature("pt")[hard.mask])
+
+
+def test_stored_candidates_reach_the_jagged_view_without_a_copy(mini_dataset):
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=64)))
+    jagged = batch.jagged
+    assert not jagged.values["pt"].flags.owndata  # a view of the stored column, not a copy
+    np.testing.assert_array_equal(jagged.values["pt"], batch.feature("pt")[batch.mask])
+    np.testing.assert_array_equal(jagged.counts, batch.mask.sum(axis=1))
+    head = batch.take(slice(10, 20))
+    assert np.shares_memory(head.jagged.values["pt"], jagged.values["pt"])
+    np.testing.assert_array_equal(head.jagged.values["dz"], head.feature("dz")[head.mask])
+
+
+def test_concatenated_batches_pad_to_the_widest_and_trim_back(mini_dataset):
+    small, large = (
+        next(iter(EventSource(mini_dataset, "test", batch_size=8, max_particles=m)))
+        for m in (50, 300)
+    )
+    both = concatenate_batches([small, large])
+    assert both.max_particles == 300 and len(both) == 16
+    np.testing.assert_array_equal(both.particles[:8, :50], small.particles)
+    assert not both.mask[:8, 50:].any()
+    np.testing.assert_array_equal(
+        both.jagged.counts, np.r_[small.jagged.counts, large.jagged.counts]
+    )
+    first = both.take(slice(0, 8)).trimmed()
+    assert first.max_particles == 50
+    np.testing.assert_array_equal(first.particles, small.particles)

@@ -35,6 +35,7 @@ from metbench.events import (
     TRUTH_OBJECTS,
     TRUTH_PARTICLE_COLUMNS,
     EventBatch,
+    JaggedParticles,
 )
 
 __all__ = [
@@ -54,46 +55,68 @@ TRUTH_COLUMNS: Final[tuple[str, ...]] = TRUTH_EVENT_COLUMNS + TRUTH_OBJECTS + TR
 def pad_particles(
     pf: ak.Array, max_particles: int, features: Sequence[str], extra: Sequence[str] = ()
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
-    """Pad jagged candidates to ``(n, max_particles, len(features))`` float32, pt-ordered.
+    """Pad jagged candidates to ``(n, N, len(features))`` float32, pt-ordered, ``N`` the
+    candidates of the busiest event, at most ``max_particles`` (at least 1).
 
     Parameters
     ----------
     pf
         Jagged records of candidates (one list per event).
     max_particles
-        Length of the candidate axis; the softest candidates of larger events are dropped.
+        Longest candidate axis; the softest candidates of larger events are dropped.
     features
         Fields stacked on the last axis.
     extra
-        Fields returned separately as ``(n, max_particles)`` arrays of their own dtype.
+        Fields returned separately as ``(n, N)`` arrays of their own dtype.
 
     Returns
     -------
     particles, mask, extras, n_truncated
     """
+    particles, mask, extras, n_truncated, _ = _pad(pf, max_particles, features, extra)
+    return particles, mask, extras, n_truncated
+
+
+def _pad(
+    pf: ak.Array, max_particles: int, features: Sequence[str], extra: Sequence[str] = ()
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int, JaggedParticles]:
+    """:func:`pad_particles` and the same candidates as a :class:`JaggedParticles` (views of
+    the stored arrays where they are already hardest first and nothing is cut)."""
     if max_particles < 1:
         raise ValueError(f"max_particles must be >= 1, got {max_particles}")
     counts = ak.to_numpy(ak.num(pf, axis=1)).astype(np.int64)
     n = len(counts)
     event = np.repeat(np.arange(n), counts)
-    pt = ak.to_numpy(ak.flatten(pf["pt"]))
-    order = np.lexsort((-pt, event))
+    flat = {name: ak.to_numpy(ak.flatten(pf[name])) for name in dict.fromkeys([*features, *extra])}
+    pt = flat["pt"] if "pt" in flat else ak.to_numpy(ak.flatten(pf["pt"]))
     starts = offsets_from_counts(counts)[:-1]
     local = np.arange(len(pt)) - starts[event]
+    ordered = not np.any((pt[1:] > pt[:-1]) & (event[1:] == event[:-1]))  # as stored: usually
+    src = np.arange(len(pt)) if ordered else np.lexsort((-pt, event))
     keep = local < max_particles
-    rows, cols, src = event[keep], local[keep], order[keep]
-    particles = np.zeros((n, max_particles, len(features)), dtype=np.float32)
-    for k, name in enumerate(features):
-        particles[rows, cols, k] = ak.to_numpy(ak.flatten(pf[name]))[src]
-    mask = np.zeros((n, max_particles), dtype=bool)
+    width = max(1, min(max_particles, int(counts.max(initial=0))))
+    cut = not keep.all()
+    rows, cols = (event[keep], local[keep]) if cut else (event, local)
+    if cut or not ordered:
+        src = src[keep]
+    particles = np.zeros((n, width, len(features)), dtype=np.float32)
+    mask = np.zeros((n, width), dtype=bool)
     mask[rows, cols] = True
+    gathered = {
+        name: values if ordered and not cut else values[src] for name, values in flat.items()
+    }
+    for k, name in enumerate(features):
+        particles[rows, cols, k] = gathered[name]
     extras = {}
     for name in extra:
-        values = ak.to_numpy(ak.flatten(pf[name]))
-        out = np.zeros((n, max_particles), dtype=values.dtype)
-        out[rows, cols] = values[src]
+        out = np.zeros((n, width), dtype=gathered[name].dtype)
+        out[rows, cols] = gathered[name]
         extras[name] = out
-    return particles, mask, extras, int(np.count_nonzero(counts > max_particles))
+    jagged = JaggedParticles(
+        offsets_from_counts(np.minimum(counts, max_particles)),
+        {name: gathered[name] for name in features},
+    )
+    return particles, mask, extras, int(np.count_nonzero(counts > max_particles)), jagged
 
 
 class EventSource:
@@ -365,7 +388,7 @@ def to_event_batch(
     """Turn stored records into an :class:`EventBatch` (the truth fields they hold go into
     ``batch.truth``)."""
     pf_fields = set(arr.pf.fields)
-    particles, mask, extras, n_truncated = pad_particles(
+    particles, mask, extras, n_truncated, jagged = _pad(
         arr.pf, max_particles, features, extra=[c for c in TRUTH_PARTICLE_COLUMNS if c in pf_fields]
     )
     event = {
@@ -385,7 +408,7 @@ def to_event_batch(
     }
     truth.update(extras)
     truth.update(truth_chains(arr))
-    return EventBatch(particles, mask, tuple(features), event, truth, n_truncated)
+    return EventBatch(particles, mask, tuple(features), event, truth, n_truncated, jagged)
 
 
 def truth_chains(arr: ak.Array) -> dict[str, np.ndarray]:

@@ -290,7 +290,7 @@ def _instantiate_and_predict(job: PredictJob, send: Any) -> tuple[Any, dict[str,
 
 
 def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
-    from metbench.events import EventBatch
+    from metbench.events import EventBatch, concatenate_batches
     from metbench.scoring.throughput import measure_throughput
 
     largest = max(job.throughput.batch_sizes)
@@ -302,20 +302,10 @@ def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
         n += len(batch)
         if n >= largest:
             break
-    particles = np.concatenate([b.particles for b in collected])
-    mask = np.concatenate([b.mask for b in collected])
-    event = {k: np.concatenate([b.event[k] for b in collected]) for k in collected[0].event}
-    truth = {k: np.concatenate([b.truth[k] for b in collected]) for k in job.uses_truth}
+    sample = concatenate_batches(collected)
 
-    def make_batch(size: int) -> EventBatch:
-        index = np.arange(size) % len(particles)
-        return EventBatch(
-            particles[index],
-            mask[index],
-            collected[0].features,
-            {k: v[index] for k, v in event.items()},
-            {k: v[index] for k, v in truth.items()},
-        )
+    def make_batch(size: int) -> EventBatch:  # padded to its own busiest event, as when predicting
+        return sample.take(np.arange(size) % len(sample)).trimmed()
 
     peak, reset = _gpu_memory_hooks(job)
     return measure_throughput(estimator.predict, make_batch, job.throughput, peak, reset)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
+from metbench.leaderboard.pages import dataset_body, metrics_body, render_markdown, submit_body
 
 if TYPE_CHECKING:
     from metbench.verify import Verification
@@ -91,13 +92,46 @@ def verify_for_site(
 
 
 def _json_for_script(data: Any) -> str:
-    """JSON safe inside ``<script type="application/json">`` (no ``</script>`` breakout)."""
+    """JSON safe inside ``<script type="application/json">`` and as a JavaScript literal in a
+    ``.js`` file (no ``</script>`` breakout; U+2028/U+2029 escaped)."""
     text = json.dumps(data, ensure_ascii=False, allow_nan=False, default=str)
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
 
 
-def _page(title: str, body: str, data: Any, script: str, depth: int = 0) -> str:
+#: The site's pages in its navigation bar: file -> label.
+NAV: Final[dict[str, str]] = {
+    "index.html": "Leaderboard",
+    "metrics.html": "Metrics",
+    "dataset.html": "Datasets",
+    "submit.html": "How to submit",
+}
+
+
+_CURRENT: Final = ' aria-current="page"'
+
+
+def _page(
+    title: str,
+    body: str,
+    data: Any = None,
+    script: str | None = None,
+    depth: int = 0,
+    current: str | None = None,
+) -> str:
+    """A whole HTML page: the navigation bar, ``body``, the page's data (embedded JSON) and its
+    scripts (``site.js`` and ``script``), all local."""
     up = "../" * depth
+    nav = "".join(
+        f'<a href="{up}{href}"{_CURRENT if href == current else ""}>{html.escape(label)}</a>'
+        for href, label in NAV.items()
+    )
+    scripts = ""
+    if script is not None:
+        scripts = (
+            f'<script id="site-data" type="application/json">{_json_for_script(data)}</script>\n'
+            f'<script src="{up}assets/site.js"></script>\n<script src="{up}assets/{script}"></script>'
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -107,10 +141,14 @@ def _page(title: str, body: str, data: Any, script: str, depth: int = 0) -> str:
 <link rel="stylesheet" href="{up}assets/style.css">
 </head>
 <body>
+<a class="skip" href="#content">skip to content</a>
+<nav class="site-nav" aria-label="site">{nav}</nav>
+<div id="content">
 {body}
-<script id="site-data" type="application/json">{_json_for_script(data)}</script>
-<script src="{up}assets/site.js"></script>
-<script src="{up}assets/{script}"></script>
+</div>
+<footer><p>Built by <code>metbench leaderboard build</code>. No file of this site is loaded from
+the network.</p></footer>
+{scripts}
 </body>
 </html>
 """
@@ -217,25 +255,80 @@ def _figures(data: dict[str, Any], out: Path) -> dict[str, dict[str, str]]:
 
 
 def _index_body(data: dict[str, Any]) -> str:
-    return """<header>
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in data["notes"])
+    return f"""<header>
 <h1>metbench leaderboard</h1>
-<p>Missing transverse momentum reconstruction, every entry on the same events, split and scoring.
-Figures are against the generator's MET (the recoil task: against the selected dimuon's qT, with the
-muons removed from the estimator's input); intervals are 95% bootstrap intervals.</p>
-<p><b>S</b> (lower is better): over the processes with neutrinos, in bins of the true |MET| from
-30 GeV (CMS edges), the response R_k = &Sigma;e&#8741; / &Sigma;|t| is corrected bin by bin and the
-RMS per component of the residual e/R_k &minus; t is taken; S is the unweighted mean over the bins.
-An entry whose response interval reaches 0 or lies below 0.1 in a bin gets no S ("&mdash;").
-CMS's (P84&minus;P16)/2 figures are secondary columns: they are not robust to a non-linear
-shrinkage of the estimate.</p>
-<p><b>Ranks</b>: every entry is resampled alike (a Poisson bootstrap keyed by the event id); A
-ranks ahead of B only if the 95% interval of S(B) &minus; S(A) lies above 0; rank = 1 + entries
-ranked ahead, so entries ahead of none of each other share a rank (marked =). The oracle uses truth
-(the limit of pileup removal) and is a reference ("ref"), not ranked.</p>
+<p>Missing transverse momentum reconstruction: every entry on the same events, split and scoring,
+against the generator's MET (the recoil task: against the dimuon qT, the muons removed from the
+estimator's input). Intervals are 95% bootstrap intervals; <b>lower S is better</b>.
+<a href="metrics.html">How entries are scored</a> ·
+<a href="dataset.html">the datasets</a> · <a href="submit.html">how to submit</a>.</p>
+<ul class="definitions">{notes}</ul>
 </header>
-<main id="groups"></main>
-<footer><p>Built by <code>metbench leaderboard build</code>. No file of this site is loaded from the network.</p></footer>
+<main id="groups" aria-live="polite"><p class="loading">Loading…</p></main>
+<noscript><p>The tables and plots of this page need JavaScript; every entry's figures are also in
+its results files.</p></noscript>
 """
+
+
+def _fmt_value(f: dict[str, Any] | None, digits: int = 1) -> str:
+    if not f or f.get("value") is None:
+        return "—"
+    text = f"{f['value']:.{digits}f}"
+    if f.get("low") is not None and f.get("high") is not None:
+        text += f" <span class='ci'>[{f['low']:.{digits}f}, {f['high']:.{digits}f}]</span>"
+    return text
+
+
+def _standing(entry: dict[str, Any], dataset: dict[str, Any], columns: list[dict[str, Any]]) -> str:
+    """The headline figures of an entry with its rank, per task (escaped HTML)."""
+    out = []
+    titles = {"met": "MET vs generator MET", "recoil": "Z→μμ recoil vs qT"}
+    for task, st in (entry.get("standing") or {}).items():
+        rank = st["rank_label"]
+        if st["rank"] is not None:
+            rank_text = f"rank {html.escape(rank)} of {st['n_ranked']}"
+        elif rank == "ref":
+            rank_text = "reference (uses truth, not ranked)"
+        else:
+            rank_text = "not ranked" + (
+                f": {html.escape(st['reason'])}" if st.get("reason") else ""
+            )
+        cells = "".join(
+            f"<div class='figure'><dt title='{html.escape(c['tip'])}'>{html.escape(c['label'])}"
+            f"{_BETTER.get(c['better'] or '', '')}</dt>"
+            f"<dd>{_fmt_value(st['figures'].get(c['key']), 3 if c['key'] in _THREE_DIGITS else 1)}"
+            "</dd></div>"
+            for c in columns
+            if (st["figures"].get(c["key"]) or {}).get("value") is not None
+        )
+        out.append(
+            f"<section class='standing' data-task='{html.escape(task)}'><h3>"
+            f"{html.escape(titles.get(task, task))} on {html.escape(dataset['name'])}: "
+            f"<span class='rank'>{rank_text}</span></h3><dl class='figures'>{cells}</dl></section>"
+        )
+    return "".join(out) or "<p>This entry is in no ranked table (its MET is another entry's).</p>"
+
+
+#: The direction marks of :func:`_standing` (as the tables' headers).
+_BETTER: Final = {
+    "lower": " <span class='better'>↓ better</span>",
+    "higher": " <span class='better'>↑ better</span>",
+    "one": " <span class='better'>best at 1</span>",
+}
+_THREE_DIGITS: Final = frozenset({"response", "tail_50", "fake_auc"})
+
+
+def _parameter_count(entry: dict[str, Any], manifest: dict[str, Any] | None) -> str:
+    """The trainable parameter count as text: a number, "not trainable", or "— (not reported)"."""
+    n = entry.get("n_parameters")
+    if isinstance(n, int) and not isinstance(n, bool):
+        by = entry.get("n_parameters_measured_by") or ""
+        return f"{n:,}" + (" (self-reported)" if "self-reported" in by else "")
+    trainable = (manifest or {}).get("trainable")
+    if trainable is None:
+        trainable = entry.get("kind") == "ML"
+    return "— (not reported)" if trainable else "none (not trainable)"
 
 
 def _entry_body(
@@ -243,6 +336,10 @@ def _entry_body(
     readme: str | None,
     downloads: dict[str, str],
     dataset_marks: Sequence[dict[str, str]] = (),
+    dataset: dict[str, Any] | None = None,
+    columns: list[dict[str, Any]] | None = None,
+    elsewhere: Sequence[tuple[str, str]] = (),
+    manifest: dict[str, Any] | None = None,
 ) -> str:
     e = {
         k: html.escape(str(v))
@@ -251,7 +348,8 @@ def _entry_body(
     }
     weights = (
         "".join(
-            f"<li><code>{html.escape(w)}</code> sha256 <code>{html.escape(h)}</code></li>"
+            f"<li><code class='hash'>{html.escape(w)}</code> sha256 "
+            f"<code class='hash'>{html.escape(h)}</code></li>"
             for w, h in (entry.get("weights_sha256") or {}).items()
         )
         or "<li>none</li>"
@@ -262,12 +360,14 @@ def _entry_body(
         f"device {entry.get('throughput_device') or '?'}"
     )
     readme_html = (
-        f"<pre class='readme'>{html.escape(readme)}</pre>" if readme else "<p>No README found.</p>"
+        f"<div class='readme'>{render_markdown(readme)}</div>"
+        if readme
+        else "<p>No README found.</p>"
     )
     params = html.escape(json.dumps(entry.get("parameters", {}), ensure_ascii=False))
     truth = ", ".join(entry.get("uses_truth") or []) or "none"
     marks = "".join(
-        f' <span class="mark mark-{html.escape(m["kind"])}" '
+        f' <span class="mark mark-{html.escape(m["kind"])}" tabindex="0" '
         f'title="{html.escape(m["title"])}">{html.escape(m["label"])}</span>'
         for m in [*entry.get("marks", []), *dataset_marks]
     )
@@ -275,6 +375,17 @@ def _entry_body(
         f'<p class="legend">{html.escape(legend_line(m["kind"]))}</p>'
         for m in [*entry.get("marks", []), *dataset_marks]
     )
+    other = (
+        "<ul class='elsewhere'>"
+        + "".join(
+            f"<li><a href='{html.escape(href)}'>{html.escape(label)}</a></li>"
+            for label, href in elsewhere
+        )
+        + "</ul>"
+        if elsewhere
+        else "<p>This entry has results on this dataset only.</p>"
+    )
+    standing = _standing(entry, dataset or {"name": "?"}, columns or [])
     return f"""<header>
 <p><a href="../index.html">← leaderboard</a></p>
 <h1 id="entry-name">{e["name"]}</h1>
@@ -283,22 +394,26 @@ def _entry_body(
 <p>{e["description"]}</p>
 </header>
 <main>
+<section id="headline"><h2>Headline figures</h2>{standing}
+<p class="note">Lower is better for S, S∥, S⊥ and the resolutions; R is best at 1. <a
+href="../metrics.html">What the figures are</a>.</p></section>
+<section id="elsewhere"><h2>This entry on other datasets</h2>{other}</section>
 <section>
 <h2>About</h2>
-<table class="meta">
-<tr><th>paper</th><td>{e["paper"]}</td></tr>
+<div class="table-scroll"><table class="meta">
+<tr><th>paper</th><td class="paper">{_linkified(entry.get("paper") or "")}</td></tr>
 <tr><th>authors</th><td>{html.escape(", ".join(entry.get("authors") or []))}</td></tr>
 <tr><th>framework</th><td>{e["framework"]}</td></tr>
 <tr><th>category</th><td>{e["category"]}</td></tr>
 <tr><th>parameters of the run</th><td><code>{params}</code></td></tr>
-<tr><th>trainable parameters</th><td>{e.get("n_parameters") or "—"}{" (self-reported)" if e.get("n_parameters") else ""}</td></tr>
-<tr><th>submission content hash</th><td><code>{e["content_hash"]}</code></td></tr>
+<tr><th>trainable parameters</th><td id="n-parameters">{html.escape(_parameter_count(entry, manifest))}</td></tr>
+<tr><th>submission content hash</th><td><code class="hash">{e["content_hash"]}</code></td></tr>
 <tr><th>weights</th><td><ul>{weights}</ul></td></tr>
 <tr><th>truth used</th><td>{html.escape(truth)}</td></tr>
 <tr><th>dataset</th><td id="dataset-cell"></td></tr>
 <tr><th>throughput hardware</th><td>{hardware}</td></tr>
 <tr><th>results</th><td><a href="{html.escape(downloads["json"])}" download>JSON</a> · <a href="{html.escape(downloads["csv"])}" download>CSV</a></td></tr>
-</table>
+</table></div>
 </section>
 <section><h2>Throughput</h2>
 <p class="legend">Self-reported: measured inside the submission's own process, which could alter
@@ -312,21 +427,59 @@ true.</p>
 """
 
 
-def _readme(submissions: Path | None, name: object) -> str | None:
-    """The README of a submission folder ``<submissions>/<name>/README.md``, only for a name of
-    the submission pattern whose resolved path stays inside ``submissions`` (a results file
-    naming ``../../x`` must not publish files of the machine that builds the site)."""
+def _linkified(text: str) -> str:
+    """Escaped text with http(s) URLs, arXiv identifiers and DOIs as links (a paper field)."""
+    rendered = render_markdown(text.replace("\n", " ")).strip()
+    return rendered.removeprefix("<p>").removesuffix("</p>")
+
+
+def _submission_file(submissions: Path | None, name: object, filename: str) -> Path | None:
+    """``<submissions>/<name>/<filename>``, only for a name of the submission pattern whose
+    resolved path stays inside ``submissions`` (a results file naming ``../../x`` must not
+    publish files of the machine that builds the site)."""
     if submissions is None or not isinstance(name, str) or not _SUBMISSION_NAME.fullmatch(name):
         return None
     root = Path(submissions).resolve()
-    path = (root / name / "README.md").resolve()
+    path = (root / name / filename).resolve()
     if root not in path.parents or not path.is_file():
         return None
-    return path.read_text(encoding="utf-8", errors="replace")
+    return path
+
+
+def _readme(submissions: Path | None, name: object) -> str | None:
+    """The README of a submission folder ``<submissions>/<name>/README.md`` (see
+    :func:`_submission_file`), or None."""
+    path = _submission_file(submissions, name, "README.md")
+    return None if path is None else path.read_text(encoding="utf-8", errors="replace")
+
+
+def _manifest(submissions: Path | None, name: object) -> dict[str, Any] | None:
+    """The submission's ``metbench.toml`` (for ``trainable``), or None if absent or unreadable."""
+    import tomllib
+
+    path = _submission_file(submissions, name, "metbench.toml")
+    if path is None:
+        return None
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (tomllib.TOMLDecodeError, OSError):
+        return None
 
 
 #: What a submission's folder name may be (as ``metbench.toml``'s ``name``).
 _SUBMISSION_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def _summary(data: dict[str, Any]) -> dict[str, Any]:
+    """What the front page embeds: everything but the groups' tables, plots and entries (those
+    are in ``data/<group id>.js``, loaded when the dataset is shown)."""
+    out = {k: v for k, v in data.items() if k != "groups"}
+    out["groups"] = [
+        {"id": g["id"], "dataset": g["dataset"], "n_entries": len(g["entries"]),
+         "script": f"data/{g['id']}.js", "legend": g["legend"]}
+        for g in data["groups"]
+    ]  # fmt: skip
+    return out
 
 
 def build_site(
@@ -334,8 +487,14 @@ def build_site(
     out: Path,
     submissions: Path | None = Path("submissions"),
     verification: Sequence[dict[str, Any] | None] | None = None,
+    figures: bool = True,
 ) -> Path:
     """Write the site to ``out`` (replaced as a whole: built in a temporary folder, then moved).
+
+    Pages: ``index.html`` (the tables, filters, plots; each dataset's data in
+    ``data/<group id>.js``, loaded as a script when it is shown, so that the site also works from
+    ``file://``), ``metrics.html``, ``dataset.html``, ``submit.html`` and one page per entry
+    and dataset in ``entry/``; downloads in ``results/`` and ``figures/``.
 
     Parameters
     ----------
@@ -344,10 +503,12 @@ def build_site(
     out
         The site folder.
     submissions
-        Where to find each entry's README (``<submissions>/<submission>/README.md``).
+        Where to find each entry's README and manifest (``<submissions>/<submission>/``).
     verification
         How each of ``results`` was checked (:func:`verify_for_site`), shown as a mark
         ("verified" or "not re-scored"); None: no mark.
+    figures
+        Also draw the mplhep figures (PNG and PDF; the slow part of a build).
 
     Returns
     -------
@@ -359,23 +520,32 @@ def build_site(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        (tmp / "assets").mkdir()
-        (tmp / "figures").mkdir()
-        (tmp / "entry").mkdir()
-        (tmp / "results").mkdir()
+        for folder in ("assets", "figures", "entry", "results", "data"):
+            (tmp / folder).mkdir()
         assets = resources.files("metbench.leaderboard") / "assets"
         for name in ("style.css", "site.js", "index.js", "entry.js"):
             (tmp / "assets" / name).write_text(
                 (assets / name).read_text(encoding="utf-8"), encoding="utf-8"
             )
-        data["downloads"] = _figures(data, tmp)
+        data["downloads"] = _figures(data, tmp) if figures else {}
         by_name = {}
         for r in results:
             by_name[(r["dataset"]["manifest_sha256"], r["entry"]["name"])] = r
         for g_index, group in enumerate(data["groups"]):
             for name, entry in group["entries"].items():
-                slug = f"g{g_index}-{entry_slug(name)}"
-                entry["page"] = f"entry/{slug}.html"
+                entry["page"] = f"entry/g{g_index}-{entry_slug(name)}.html"
+        pages_of: dict[str, list[tuple[str, str]]] = {}
+        for group in data["groups"]:
+            d = group["dataset"]
+            label = (
+                f"{d['name']} v{d.get('version')}, split {d['split']} ({d['manifest_sha256'][:12]})"
+            )
+            for name, entry in group["entries"].items():
+                pages_of.setdefault(name, []).append((label, entry["page"]))
+        columns = data["columns"]["met"]
+        for group in data["groups"]:
+            for name, entry in group["entries"].items():
+                slug = Path(entry["page"]).stem
                 result = by_name[(group["dataset"]["manifest_sha256"], name)]
                 downloads = {"json": f"../results/{slug}.json", "csv": f"../results/{slug}.csv"}
                 (tmp / "results" / f"{slug}.json").write_text(
@@ -383,24 +553,44 @@ def build_site(
                 )
                 (tmp / "results" / f"{slug}.csv").write_text(_results_csv(result), encoding="utf-8")
                 readme = _readme(submissions, entry.get("submission"))
+                manifest = _manifest(submissions, entry.get("submission"))
+                elsewhere = [
+                    (label, "../" + page) for label, page in pages_of[name] if page != entry["page"]
+                ]
                 page_data = {
                     "entry": entry,
-                    "dataset": group["dataset"],
+                    "dataset": {**group["dataset"], "id": group["id"]},
                     "figures": data["figures"],
+                    "kinematic_figures": data["kinematic_figures"],
+                    "columns": data["columns"],
                 }
+                body = _entry_body(
+                    entry, readme, downloads, group["dataset"]["marks"], group["dataset"],
+                    columns, elsewhere, manifest,
+                )  # fmt: skip
                 (tmp / "entry" / f"{slug}.html").write_text(
-                    _page(
-                        f"{name} — metbench",
-                        _entry_body(entry, readme, downloads, group["dataset"]["marks"]),
-                        page_data,
-                        "entry.js",
-                        depth=1,
-                    ),
+                    _page(f"{name} — metbench", body, page_data, "entry.js", depth=1),
                     encoding="utf-8",
                 )
+            (tmp / "data" / f"{group['id']}.js").write_text(
+                f"MB.receive({_json_for_script(group['id'])}, {_json_for_script(group)});\n",
+                encoding="utf-8",
+            )
+        summary = _summary(data)
         (tmp / "index.html").write_text(
-            _page("metbench leaderboard", _index_body(data), data, "index.js"), encoding="utf-8"
-        )
+            _page("metbench leaderboard", _index_body(data), summary, "index.js",
+                  current="index.html"),
+            encoding="utf-8",
+        )  # fmt: skip
+        for file, title, body in (
+            ("metrics.html", "Metrics", metrics_body(columns)),
+            ("dataset.html", "Datasets", dataset_body(data["groups"])),
+            ("submit.html", "How to submit", submit_body()),
+        ):
+            (tmp / file).write_text(
+                _page(f"{title} — metbench", f"<main>{body}</main>", current=file),
+                encoding="utf-8",
+            )
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -9,22 +9,28 @@ definition of every number.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from metbench.results import SCHEMA_VERSION
-from metbench.scoring.metrics import FIGURES
+from metbench.scoring.metrics import FAKE_SIGNAL_MIN_TRUTH, FIGURES
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
 from metbench.scoring.table import S_DEFINITION
 
 __all__ = [
+    "KINEMATIC_FIGURES",
     "MARKS",
+    "PLOT_FIGURES",
     "TABLE_FIGURES",
     "dataset_marks",
     "entry_marks",
+    "group_id",
     "legend_line",
     "site_data",
+    "table_columns",
+    "twin_key",
 ]
 
 #: The columns of the MET tables (figure key -> header), the headline first.
@@ -54,6 +60,79 @@ KINEMATIC_FIGURES: Final[dict[str, str]] = {
     "m_top_width": "m(ℓνb) width [GeV]",
     "m_top_in_window": "m(ℓνb) within 10%",
 }
+
+
+#: Which way is better for each column of the MET tables not in :data:`FIGURES` under its own
+#: key (the figure it is): ``"lower"``, ``"higher"`` or ``"one"`` (closest to 1).
+_COLUMN_FIGURE: Final = {"calibrated_S": "S", "cms_sigma_perp_over_r": "sigma_perp_over_r"}
+
+
+def _better(key: str) -> str | None:
+    if key == "response":
+        return "one"
+    if key == "fake_auc":
+        return "higher"
+    spec = FIGURES.get(_COLUMN_FIGURE.get(key, key))
+    return "lower" if spec is not None and spec[2] else None
+
+
+def table_columns() -> dict[str, list[dict[str, Any]]]:
+    """The columns of the site's tables with their tooltips and direction, from the scoring
+    definitions (:data:`~metbench.scoring.table.S_DEFINITION`, the figure table of
+    :mod:`metbench.scoring.metrics`, :data:`~metbench.scoring.metrics.FIGURES`' "lower is
+    better").
+
+    Returns
+    -------
+    dict
+        ``{"met": [...], "kinematics": [...]}``, each column ``{key, label, tip, better}`` with
+        ``better`` one of ``"lower"``, ``"higher"``, ``"one"``, ``"zero"`` or None.
+    """
+    from metbench.leaderboard.pages import figure_definitions
+
+    defs = figure_definitions()
+    s_line, _, cms_line = S_DEFINITION.partition("; lower is better. ")
+    tips = {
+        "S": s_line,
+        "S_par": "S∥: as S, from the RMS of the component of e/R_k − t along t",
+        "S_perp": "S⊥: as S, from the RMS of the component of e/R_k − t across t",
+        "response": f"R = {defs.get('response', '').removeprefix('R = ')}, all events of the task",
+        "calibrated_S": "S of the estimate calibrated by a response curve fitted on the "
+        "validation split (— without validation predictions)",
+        "cms_sigma_perp_over_r": cms_line,
+        "tail_50": defs.get("tail_<T>", "").replace(" T ", " 50 "),
+        "fake_auc": f"AUC of |e| separating events without neutrinos from events with |t| > "
+        f"{FAKE_SIGNAL_MIN_TRUTH:g} GeV",
+    }
+    met = [
+        {"key": key, "label": label, "tip": tips.get(key, label), "better": _better(key)}
+        for key, label in TABLE_FIGURES.items()
+    ]
+    kin_better = {"rms": "lower", "sigma": "lower", "width": "lower", "bias": "zero",
+                  "window": "higher"}  # fmt: skip
+    kinematics = [
+        {"key": key, "label": label, "tip": label,
+         "better": next((v for k, v in kin_better.items() if k in key), None)}
+        for key, label in KINEMATIC_FIGURES.items()
+    ]  # fmt: skip
+    return {"met": met, "kinematics": kinematics}
+
+
+def twin_key(entry: dict[str, Any]) -> str | None:
+    """Entries that differ only in the runtime (``parameters.runtime``: torch, onnx, …, with its
+    weights file) are runtime twins: the same submission and the same other parameters."""
+    params = dict(entry.get("parameters") or {})
+    if "runtime" not in params:
+        return None
+    params.pop("runtime")
+    params.pop("weights_file", None)
+    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+def group_id(dataset: dict[str, Any]) -> str:
+    """A short id of a dataset group (in file names and permalinks):
+    ``<name>-<manifest hash 12>-<split>``."""
+    return f"{dataset['name']}-{dataset['manifest_sha256'][:12]}-{dataset['split']}"
 
 
 #: The marks on the site: kind -> (label, meaning); the meaning is the mark's title and, for the
@@ -258,6 +337,24 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _counts(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Events of the MET task per process and per true n_pu bin (the first result that has
+    them: every entry of a dataset is scored on the same events)."""
+    for r in results:
+        bins = (r["scores"]["tasks"].get("met") or {}).get("bins") or {}
+        if "process" not in bins:
+            continue
+        out = {}
+        for binning in ("process", "n_pu"):
+            b = bins.get(binning)
+            if b is None:
+                continue
+            n = (b["figures"].get("n") or {}).get("value") or []
+            out[binning] = {str(k): v for k, v in zip(b["labels"], n, strict=False) if v}
+        return out
+    return {}
+
+
 def site_data(
     results: list[dict[str, Any]], verification: list[dict[str, Any] | None] | None = None
 ) -> dict[str, Any]:
@@ -329,6 +426,8 @@ def site_data(
                 "kinematics": (r["scores"]["tasks"].get("kinematics") or {}).get("figures"),
                 "isolation": r.get("isolation"),
                 "marks": entry_marks(r, check_of[id(r)]),
+                "n_parameters_measured_by": e.get("n_parameters_measured_by"),
+                "twin": twin_key(e),
             }
         kinematics = []
         for r in rs:
@@ -353,8 +452,22 @@ def site_data(
         kinds = [m["kind"] for m in marks]
         for e in entries.values():
             kinds.extend(m["kind"] for m in e["marks"])
+        tasks = {
+            task: _views(rs, task) for task in ("met", "recoil")
+            if any(task in r["scores"]["tasks"] for r in rs)
+        }  # fmt: skip
+        for task, views in tasks.items():
+            rows: list[dict[str, Any]] = next((v["rows"] for v in views if v["id"] == "all"), [])
+            n_ranked = sum(row["rank"] is not None for row in rows)
+            for row in rows:
+                entries[row["entry"]].setdefault("standing", {})[task] = {
+                    "rank": row["rank"], "rank_label": row["rank_label"], "n_ranked": n_ranked,
+                    "figures": row["figures"], "reason": row["reason"],
+                }  # fmt: skip
         out_groups.append(
             {
+                "id": "",  # set below (unique)
+                "counts": _counts(rs),
                 "dataset": {"name": name, "manifest_sha256": digest, "split": split,
                             "version": rs[0]["dataset"].get("version"),
                             "n_events": rs[0]["dataset"].get("n_events"),
@@ -365,13 +478,15 @@ def site_data(
                     f"{r['entry']['name']} ({r['entry']['met_source']})"
                     for r in rs if r["entry"].get("met_source")
                 ),
-                "tasks": {
-                    task: _views(rs, task) for task in ("met", "recoil")
-                    if any(task in r["scores"]["tasks"] for r in rs)
-                },
+                "tasks": tasks,
                 "kinematics": kinematics,
             }
         )  # fmt: skip
+    seen: Counter[str] = Counter()
+    for g in out_groups:
+        gid = group_id(cast(dict[str, Any], g["dataset"]))
+        seen[gid] += 1
+        g["id"] = gid if seen[gid] == 1 else f"{gid}-{seen[gid]}"
     return {
         "schema": "metbench-site",
         "schema_version": 2,
@@ -379,6 +494,7 @@ def site_data(
         "notes": [S_DEFINITION, RANK_RULE],
         "figures": {k: {"label": FIGURES[k][0], "unit": FIGURES[k][1]} for k in FIGURES},
         "table_figures": TABLE_FIGURES,
+        "columns": table_columns(),
         "kinematic_figures": KINEMATIC_FIGURES,
         "headline": {"task": HEADLINE[0], "figure": HEADLINE[1]},
         "groups": out_groups,
