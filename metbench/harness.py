@@ -45,6 +45,7 @@ from metbench.estimators.predictions import (
 )
 from metbench.estimators.submission import Submission, SubmissionError
 from metbench.estimators.worker import PredictJob, instantiate
+from metbench.frameworks import FRAMEWORKS
 from metbench.results import (
     SCHEMA_VERSION,
     SELF_REPORTED,
@@ -719,11 +720,8 @@ def build_results(
 
 
 def _framework_modules(framework: str) -> tuple[str, ...]:
-    return {
-        "torch": ("torch",),
-        "keras": ("tensorflow", "keras"),
-        "onnx": ("onnxruntime",),
-    }.get(framework, ())
+    known = FRAMEWORKS.get(framework)
+    return known.modules if known is not None else ()
 
 
 def withdraw_met_headline(scores: dict[str, Any], met_source: str | None) -> None:

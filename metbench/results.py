@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from metbench.data.store import atomic_write_bytes
 from metbench.errors import MetbenchError
+from metbench.frameworks import FRAMEWORKS
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -186,7 +187,7 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "name": {"type": "string", "minLength": 1},
                 "submission": {"type": "string", "minLength": 1},
                 "category": {"enum": ["baseline", "reference", "oracle", "submission"]},
-                "framework": {"enum": ["numpy", "torch", "keras", "onnx", "unknown"]},
+                "framework": {"enum": [*FRAMEWORKS, "unknown"]},
                 "content_hash": _SHA256,
                 "parameters": {"type": "object"},
                 "paper": {"type": "string"},

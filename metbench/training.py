@@ -341,6 +341,7 @@ def plan_training(
         Not trainable, an estimator that cannot be built, or ``init_weights`` given for more than
         one training.
     """
+    from metbench.estimators.protocol import TrainableEstimator, missing_methods, satisfies
     from metbench.estimators.submission import SubmissionError, load_submission
     from metbench.estimators.worker import UserError
     from metbench.harness import build_estimator
@@ -355,10 +356,9 @@ def plan_training(
             estimator = build_estimator(sub, entry, params, device)
         except UserError as exc:
             raise SubmissionError(f"{entry}: {exc}") from None
-        if not callable(getattr(estimator, "fit", None)) or not callable(
-            getattr(estimator, "save", None)
-        ):
-            print(f"{entry}: no fit/save (not trained)", flush=True)
+        if not satisfies(estimator, TrainableEstimator):
+            missing = " and ".join(missing_methods(estimator, TrainableEstimator))
+            print(f"{entry}: no {missing} (TrainableEstimator; not trained)", flush=True)
             continue
         inference_only = set(getattr(estimator, "inference_parameters", ()))
         key = json.dumps(

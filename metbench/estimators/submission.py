@@ -55,6 +55,7 @@ from typing import Any, Final
 import metbench
 from metbench.errors import MetbenchError, safe_text
 from metbench.events import DEFAULT_MAX_PARTICLES, TRUTH_MATCHED_INPUTS, TRUTH_PARTICLE_COLUMNS
+from metbench.frameworks import FRAMEWORKS as _REGISTRY
 
 __all__ = [
     "CATEGORIES",
@@ -70,7 +71,8 @@ __all__ = [
 ]
 
 MANIFEST_FILE: Final = "metbench.toml"
-FRAMEWORKS: Final[tuple[str, ...]] = ("numpy", "torch", "keras", "onnx")
+#: The frameworks an entry may declare (:mod:`metbench.frameworks`).
+FRAMEWORKS: Final[tuple[str, ...]] = tuple(_REGISTRY)
 CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracle", "submission")
 #: Categories only a folder of the repository's ``submissions/`` may claim
 #: (:func:`repository_submissions`); any other folder is a ``submission``.

@@ -31,6 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from metbench.estimators.protocol import (
+    CovarianceEstimator,
+    Estimator,
+    NeutrinoEstimator,
+    satisfies,
+)
+from metbench.frameworks import DeviceUnavailable, framework
+
 __all__ = [
     "PredictJob",
     "child_main",
@@ -149,8 +157,11 @@ def instantiate(job: PredictJob) -> Any:
             f"{class_name}(**parameters) failed: {type(exc).__name__}: {exc}"
             f"{_where_in(job.folder, exc.__traceback__)}"
         ) from exc
-    if not callable(getattr(estimator, "predict", None)):
-        raise UserError(f"{class_name} has no predict(batch) method")
+    if not satisfies(estimator, Estimator):
+        raise UserError(
+            f"{class_name} has no predict(batch) method (the Estimator protocol, "
+            "metbench.estimators.protocol)"
+        )
     return estimator
 
 
@@ -169,36 +180,16 @@ def count_parameters(estimator: Any) -> int | None:
 
 
 def _check_device(job: PredictJob) -> str:
-    """The device actually used; an error if CUDA is asked for and absent."""
-    if job.device == "cpu" or job.framework == "numpy":
-        return "cpu"
-    if job.framework == "torch":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda: PyTorch sees no CUDA device here; use --device cpu")
-        return f"cuda:{torch.cuda.get_device_name(0)}"
-    if job.framework == "keras":
-        import tensorflow as tf
-
-        if not tf.config.list_physical_devices("GPU"):
-            raise UserError("--device cuda: TensorFlow sees no GPU here; use --device cpu")
-        return "cuda"
-    if job.framework == "onnx":
-        import onnxruntime as ort
-
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise UserError("--device cuda: onnxruntime has no CUDAExecutionProvider here")
-        return "cuda"
-    return job.device
+    """The device actually used (:mod:`metbench.frameworks`); an error if CUDA is asked for and
+    absent."""
+    try:
+        return framework(job.framework).device(job.device)
+    except DeviceUnavailable as exc:
+        raise UserError(str(exc)) from None
 
 
 def _gpu_memory_hooks(job: PredictJob) -> tuple[Any, Any]:
-    if job.framework == "torch" and job.device == "cuda":
-        import torch
-
-        return (lambda: int(torch.cuda.max_memory_allocated())), torch.cuda.reset_peak_memory_stats
-    return None, None
+    return framework(job.framework).memory_hooks(job.device)
 
 
 def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]:
@@ -211,8 +202,8 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
 
     source = _event_source(job, job.batch_size)
     parts = Path(job.parts_dir)
-    has_cov = callable(getattr(estimator, "predict_uncertainty", None))
-    has_nu = callable(getattr(estimator, "predict_neutrinos", None))
+    has_cov = satisfies(estimator, CovarianceEstimator)
+    has_nu = satisfies(estimator, NeutrinoEstimator)
     done = 0
     n_truncated = 0
     batch_index = 0

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from typing import Any, Final, cast
 
+from metbench.frameworks import FRAMEWORKS
 from metbench.results import SCHEMA_VERSION
 from metbench.scoring.metrics import FAKE_SIGNAL_MIN_TRUTH, FIGURES
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
@@ -223,7 +224,8 @@ def _kind(result: dict[str, Any]) -> str:
         return "oracle"
     if entry["category"] == "baseline":
         return "baseline"
-    if entry.get("framework") in ("torch", "keras", "onnx"):
+    known = FRAMEWORKS.get(entry.get("framework", ""))
+    if known is not None and known.machine_learning:
         return "ML"
     return entry["category"]
 
