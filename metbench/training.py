@@ -46,6 +46,8 @@ __all__ = [
     "dataset_record",
     "default_training_folder",
     "describe",
+    "flat_resample",
+    "flat_sampling_weights",
     "load_init_weights",
     "open_training_folder",
     "plan_training",
@@ -127,6 +129,11 @@ class TrainState:
         Epochs since the best one.
     history
         Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``seconds``, ``learning_rate``.
+    segments
+        One record per call of the training loop that resumed or started this training (a
+        "segment"): ``first_epoch`` (1-based, the first epoch it runs), ``start`` (``scratch``,
+        ``checkpoint`` or ``init_weights``), ``settings`` (:func:`describe`) and the wall time it
+        began; filled by loops that call :meth:`begin_segment` (the PyTorch one does).
     """
 
     epoch: int = 0
@@ -134,6 +141,7 @@ class TrainState:
     best_epoch: int = 0
     wait: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
 
     FILE = "state.json"
 
@@ -156,6 +164,27 @@ class TrainState:
             return True
         self.wait += 1
         return False
+
+    def begin_segment(self, settings: TrainSettings, start: str) -> None:
+        """Record that a training segment begins after the epochs done so far.
+
+        Parameters
+        ----------
+        settings
+            The settings of this segment (recorded with :func:`describe`).
+        start
+            ``scratch``, ``checkpoint`` (resumed) or ``init_weights``.
+        """
+        import datetime
+
+        self.segments.append(
+            {
+                "first_epoch": self.epoch + 1,
+                "start": start,
+                "began": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "settings": describe(settings),
+            }
+        )
 
     def finished(self, settings: TrainSettings) -> bool:
         """Early stopping or the epoch budget reached."""
@@ -251,6 +280,54 @@ def bucketed_batches(
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def flat_sampling_weights(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Per-event weights that make the distribution of ``values`` flat over ``edges``.
+
+    Each event weighs 1 / (the number of events in its bin); values outside the range are put
+    in the first or last bin (as a clipped histogram does), so they share its weight.
+
+    Parameters
+    ----------
+    values
+        One value per event (e.g. the generated MET [GeV]).
+    edges
+        Increasing bin edges.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``float64`` weights, one per event: every non-empty bin carries the same total weight.
+    """
+    values = np.asarray(values, np.float64)
+    edges = np.asarray(edges, np.float64)
+    if edges.ndim != 1 or len(edges) < 2 or np.any(np.diff(edges) <= 0):
+        raise ValueError(f"edges must be at least two increasing values, got {edges!r}")
+    bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    counts = np.bincount(bins, minlength=len(edges) - 1)
+    return 1.0 / counts[bins]
+
+
+def flat_resample(
+    values: np.ndarray, edges: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Event indices drawn with replacement so that ``values`` come out flat over ``edges``.
+
+    The draw probability of an event is proportional to :func:`flat_sampling_weights`: every
+    non-empty bin is drawn equally often on average (a weighted random sampler).
+
+    Parameters
+    ----------
+    values, edges
+        As in :func:`flat_sampling_weights`.
+    n
+        Number of draws (e.g. the sample size, for one epoch).
+    rng
+        The generator (seeded per epoch for a reproducible, resumable training).
+    """
+    weights = flat_sampling_weights(values, edges)
+    return rng.choice(len(weights), size=n, replace=True, p=weights / weights.sum())
 
 
 def describe(settings: TrainSettings) -> dict[str, Any]:

@@ -25,12 +25,21 @@ def save_torch(obj: Any, path: Any) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def save_weights_and_history(network: Any, target: Any, history: dict[str, Any] | None) -> None:
+def save_weights_and_history(
+    network: Any,
+    target: Any,
+    history: dict[str, Any] | None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """A trained network's ``state_dict`` (on CPU) at ``target`` and, if any, the training
-    history beside it (``<stem>.history.json``), both atomically."""
+    history beside it (``<stem>.history.json``), both atomically.
+
+    ``extra`` (e.g. the network's configuration): the file then holds ``{**extra,
+    "state_dict": ...}`` instead of the bare state dict."""
     import json
 
-    save_torch({k: v.cpu() for k, v in network.state_dict().items()}, target)
+    weights = {k: v.cpu() for k, v in network.state_dict().items()}
+    save_torch(weights if extra is None else {**extra, "state_dict": weights}, target)
     if history is not None:
         atomic_write_bytes(
             target.with_suffix(".history.json"),
@@ -47,6 +56,10 @@ def fit_torch(
     default_lr: float = 1e-3,
     optimizer_class: str = "Adam",
     epoch_log: Callable[[Any], dict[str, float]] | None = None,
+    *,
+    parameter_groups: list[dict[str, Any]] | None = None,
+    grad_clip: float | None = None,
+    reduce_lr_on_plateau: bool = True,
 ) -> TrainState:
     """Train ``model`` with one checkpoint per epoch.
 
@@ -69,12 +82,21 @@ def fit_torch(
     epoch_log
         ``epoch_log(model)``: extra figures recorded in each epoch's history entry (e.g. learned
         parameters), after the epoch's validation.
+    parameter_groups
+        The optimizer's parameter groups (e.g. weight decay on some parameters only);
+        ``None``: ``model.parameters()`` with the optimizer's defaults.
+    grad_clip
+        Clip the total gradient norm of every step to this value
+        (``torch.nn.utils.clip_grad_norm_``); ``None``: no clipping.
+    reduce_lr_on_plateau
+        Halve the learning rate after 3 epochs without improvement (``ReduceLROnPlateau``,
+        patience 2: it acts on the third bad epoch); ``False``: a constant learning rate.
 
     Resumes from ``settings.checkpoint_dir`` (model, optimizer, scheduler, :class:`TrainState`)
-    unless ``settings.restart``; otherwise starts from ``settings.init_weights`` (a state dict)
-    when given; halves the learning rate after 3 epochs without improvement
-    (``ReduceLROnPlateau``, patience 2: it acts on the third bad epoch);
-    stops after ``settings.patience`` such epochs; leaves the best epoch's weights in ``model``.
+    unless ``settings.restart``; otherwise starts from ``settings.init_weights`` (a state dict,
+    or a dict holding one under ``state_dict``) when given; records each such start as a segment
+    (:meth:`TrainState.begin_segment`); stops after ``settings.patience`` epochs without
+    improvement; leaves the best epoch's weights in ``model``.
     """
     import torch
 
@@ -82,24 +104,40 @@ def fit_torch(
     ckpt.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(settings.seed)
     optimizer = getattr(torch.optim, optimizer_class)(
-        model.parameters(), lr=settings.learning_rate or default_lr
+        parameter_groups if parameter_groups is not None else model.parameters(),
+        lr=settings.learning_rate or default_lr,
     )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    scheduler = (
+        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+        if reduce_lr_on_plateau
+        else None
+    )
     state = TrainState()
     resumed = not settings.restart and (ckpt / "last.pt").is_file()
     if resumed:
         saved = torch.load(ckpt / "last.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
+        if scheduler is not None and saved.get("scheduler") is not None:
+            scheduler.load_state_dict(saved["scheduler"])
         state = TrainState.load(ckpt)
         print(f"resumed after epoch {state.epoch} from {ckpt}", flush=True)
+
+    def load_weights(path: Any) -> None:
+        weights = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(weights.get("state_dict", weights))
+
     load_init_weights(
         settings,
         resumed,
-        lambda path: model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)),
+        load_weights,
         "the entry's own .pt file, trained with the same parameters",
     )
+    if not state.finished(settings):
+        origin = "checkpoint" if resumed else "scratch"
+        if settings.init_weights is not None and not resumed:
+            origin = "init_weights"
+        state.begin_segment(settings, origin)
     while not state.finished(settings):
         start = time.perf_counter()
         model.train()
@@ -108,6 +146,8 @@ def fit_torch(
             optimizer.zero_grad()
             loss = loss_fn(model, x, y)
             loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             optimizer.step()
             total += float(loss.detach()) * len(y)
             count += len(y)
@@ -124,7 +164,8 @@ def fit_torch(
                 val_total += float(loss_fn(model, x, y)) * len(y)
                 val_count += len(y)
         val_loss = val_total / val_count
-        scheduler.step(val_loss)
+        if scheduler is not None:
+            scheduler.step(val_loss)
         improved = state.record(
             total / count, val_loss, time.perf_counter() - start, optimizer.param_groups[0]["lr"]
         )
@@ -136,7 +177,7 @@ def fit_torch(
             {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
             },
             ckpt / "last.pt",
         )
