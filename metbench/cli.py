@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -768,6 +769,21 @@ def list_cmd(
             try:
                 sub = load_submission(folder)
             except MetbenchError as exc:
+                with contextlib.suppress(MetbenchError):  # valid, but its weights are to come
+                    untrained = load_submission(folder, require_weights=False)
+                    if untrained.manifest.trainable:
+                        m = untrained.manifest
+                        rows.append(
+                            {
+                                "submission": m.name,
+                                "category": f"{m.category} (untrained)",
+                                "framework": m.framework,
+                                "variants": ", ".join(m.variants) or "—",
+                                "description": f"{m.description}; no weights yet: metbench "
+                                f"train {folder}, then metbench adopt the training",
+                            }
+                        )
+                        continue
                 rows.append(
                     {
                         "submission": folder.name,

@@ -24,6 +24,7 @@ __all__ = ["PUBLISHED_MANIFESTS", "check_published", "published_status"]
 #: (preset, seed) -> sha256 of the published ``manifest.json`` (dataset format 2).
 PUBLISHED_MANIFESTS: Final[dict[tuple[str, int], str]] = {
     ("mini", 1): "785265f0717196445219dbb9d525d725380c4d3e210aba6a5472d75289a31c85",
+    ("standard", 1): "d416f4eed1eb2012d36bac31699b0af07aa07e5a0f8f968ff2b959513bf2dae3",
     ("pu200", 1): "37baec8534c28efe19c157cb0fb965daaf16ccbedc41650af94d178de550d277",
 }
 
