@@ -193,15 +193,17 @@ class JaggedParticles:
 class EventBatch:
     """A batch of events as padded numpy arrays, with the same candidates as flat arrays.
 
-    The candidate axis is as long as the batch's busiest event, at most the entry's
-    ``max_particles`` (:attr:`max_particles` is its length): no batch is padded further than it
-    needs.
+    The candidate axis is the entry's ``max_particles`` long (:attr:`max_particles`), whatever
+    the batch holds, so that an estimate never depends on which events share its batch (the
+    input extract shuffles them; NumPy's pairwise sums change in the last bit with the padded
+    length). An entry that wants less padding uses :meth:`trimmed` (as ``deepmet-keras`` does)
+    or the jagged view, knowing that its sums may then differ in the last bit between runs.
 
     Attributes
     ----------
     particles
         ``(n, N, len(features))`` float32, candidates ordered by decreasing ``pt``, zero-padded;
-        ``N`` the candidates of the batch's busiest event, at most the entry's ``max_particles``.
+        ``N`` the entry's ``max_particles`` (less after :meth:`hardest` or :meth:`trimmed`).
     mask
         ``(n, N)`` bool, True for real candidates.
     features

@@ -55,19 +55,23 @@ TRUTH_COLUMNS: Final[tuple[str, ...]] = TRUTH_EVENT_COLUMNS + TRUTH_OBJECTS + TR
 def pad_particles(
     pf: ak.Array, max_particles: int, features: Sequence[str], extra: Sequence[str] = ()
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
-    """Pad jagged candidates to ``(n, N, len(features))`` float32, pt-ordered, ``N`` the
-    candidates of the busiest event, at most ``max_particles`` (at least 1).
+    """Pad jagged candidates to ``(n, max_particles, len(features))`` float32, pt-ordered.
+
+    The width is the entry's ``max_particles`` whatever the batch holds: an estimate must not
+    depend on which events share its batch (the input extract shuffles events into batches, and
+    NumPy's pairwise sums change in the last bit with the padded length). An entry that wants
+    less padding calls :meth:`~metbench.events.EventBatch.trimmed` or reads the jagged view.
 
     Parameters
     ----------
     pf
         Jagged records of candidates (one list per event).
     max_particles
-        Longest candidate axis; the softest candidates of larger events are dropped.
+        Length of the candidate axis; the softest candidates of larger events are dropped.
     features
         Fields stacked on the last axis.
     extra
-        Fields returned separately as ``(n, N)`` arrays of their own dtype.
+        Fields returned separately as ``(n, max_particles)`` arrays of their own dtype.
 
     Returns
     -------
@@ -94,7 +98,7 @@ def _pad(
     ordered = not np.any((pt[1:] > pt[:-1]) & (event[1:] == event[:-1]))  # as stored: usually
     src = np.arange(len(pt)) if ordered else np.lexsort((-pt, event))
     keep = local < max_particles
-    width = max(1, min(max_particles, int(counts.max(initial=0))))
+    width = max_particles
     cut = not keep.all()
     rows, cols = (event[keep], local[keep]) if cut else (event, local)
     if cut or not ordered:

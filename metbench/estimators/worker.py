@@ -295,8 +295,8 @@ def _throughput(job: PredictJob, estimator: Any) -> list[dict[str, Any]]:
             break
     sample = concatenate_batches(collected)
 
-    def make_batch(size: int) -> EventBatch:  # padded to its own busiest event, as when predicting
-        return sample.take(np.arange(size) % len(sample)).trimmed()
+    def make_batch(size: int) -> EventBatch:  # padded as when predicting
+        return sample.take(np.arange(size) % len(sample))
 
     peak, reset = _gpu_memory_hooks(job)
     return measure_throughput(estimator.predict, make_batch, job.throughput, peak, reset)
