@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
 from metbench.leaderboard.pages import dataset_body, metrics_body, render_markdown, submit_body
+from metbench.scoring.table import format_figure
 
 if TYPE_CHECKING:
     from metbench.verify import Verification
@@ -271,15 +272,6 @@ its results files.</p></noscript>
 """
 
 
-def _fmt_value(f: dict[str, Any] | None, digits: int = 1) -> str:
-    if not f or f.get("value") is None:
-        return "—"
-    text = f"{f['value']:.{digits}f}"
-    if f.get("low") is not None and f.get("high") is not None:
-        text += f" <span class='ci'>[{f['low']:.{digits}f}, {f['high']:.{digits}f}]</span>"
-    return text
-
-
 def _standing(entry: dict[str, Any], dataset: dict[str, Any], columns: list[dict[str, Any]]) -> str:
     """The headline figures of an entry with its rank, per task (escaped HTML)."""
     out = []
@@ -297,7 +289,7 @@ def _standing(entry: dict[str, Any], dataset: dict[str, Any], columns: list[dict
         cells = "".join(
             f"<div class='figure'><dt title='{html.escape(c['tip'])}'>{html.escape(c['label'])}"
             f"{_BETTER.get(c['better'] or '', '')}</dt>"
-            f"<dd>{_fmt_value(st['figures'].get(c['key']), 3 if c['key'] in _THREE_DIGITS else 1)}"
+            f"<dd>{format_figure(st['figures'].get(c['key']), 3 if c['key'] in _THREE_DIGITS else 1, html=True)}"
             "</dd></div>"
             for c in columns
             if (st["figures"].get(c["key"]) or {}).get("value") is not None

@@ -12,6 +12,7 @@ from metbench.scoring.score import HEADLINE
 __all__ = [
     "S_DEFINITION",
     "bins_table",
+    "format_figure",
     "headline_table",
     "interval_key",
     "kinematics_table",
@@ -19,12 +20,24 @@ __all__ = [
 ]
 
 
-def _fmt(entry: dict[str, Any] | None, digits: int = 1) -> str:
+def format_figure(entry: dict[str, Any] | None, digits: int = 1, *, html: bool = False) -> str:
+    """A figure of a results file as ``value [low, high]`` (``—`` where it has no value).
+
+    Parameters
+    ----------
+    entry
+        ``{"value": ..., "low": ..., "high": ...}`` (the interval optional), or None.
+    digits
+        Decimals.
+    html
+        Wrap the interval in ``<span class='ci'>`` (the site; the numbers need no escaping).
+    """
     if not entry or entry.get("value") is None:
         return "—"
     text = f"{entry['value']:.{digits}f}"
     if entry.get("low") is not None and entry.get("high") is not None:
-        text += f" [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
+        interval = f"[{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
+        text += f" <span class='ci'>{interval}</span>" if html else f" {interval}"
     return text
 
 
@@ -133,7 +146,7 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
         row = {
             "entry": name + (" (truth)" if oracle else ""),
             "category": r["entry"]["category"],
-            "S [GeV]": _fmt(head["S"]),
+            "S [GeV]": format_figure(head["S"]),
             "S∥": _value(head["S_par"]),
             "S⊥": _value(head["S_perp"]),
             "R": _value(o["response"], 3),
@@ -179,7 +192,7 @@ def bins_table(
         if f is None:
             continue
         rows[r["entry"]["name"]] = [
-            _fmt({k: f[k][i] for k in ("value", "low", "high") if k in f})
+            format_figure({k: f[k][i] for k in ("value", "low", "high") if k in f})
             for i in range(len(labels))
         ]
     return pd.DataFrame.from_dict(rows, orient="index", columns=labels)
@@ -204,14 +217,14 @@ def kinematics_table(results: list[dict[str, Any]]) -> pd.DataFrame:
             {
                 "entry": name + (" (truth-matched inputs)" if truth_inputs else ""),
                 "events": k["n_events"],
-                "RMS(ν pz) [GeV]": _fmt(pz),
-                "bias(ν pz) [GeV]": _fmt(f.get("nu_pz_bias")),
-                "RMS(ν px) [GeV]": _fmt(f.get("nu_px_rms")),
-                "σ(ν pz) [GeV]": _fmt(f["nu_pz_sigma"]),
-                "m(ℓν) median [GeV]": _fmt(f["m_w_median"]),
-                "m(ℓνb) median [GeV]": _fmt(f["m_top_median"]),
-                "m(ℓνb) width [GeV]": _fmt(f["m_top_width"]),
-                "m(ℓνb) ±10%": _fmt(f["m_top_in_window"], 3),
+                "RMS(ν pz) [GeV]": format_figure(pz),
+                "bias(ν pz) [GeV]": format_figure(f.get("nu_pz_bias")),
+                "RMS(ν px) [GeV]": format_figure(f.get("nu_px_rms")),
+                "σ(ν pz) [GeV]": format_figure(f["nu_pz_sigma"]),
+                "m(ℓν) median [GeV]": format_figure(f["m_w_median"]),
+                "m(ℓνb) median [GeV]": format_figure(f["m_top_median"]),
+                "m(ℓνb) width [GeV]": format_figure(f["m_top_width"]),
+                "m(ℓνb) ±10%": format_figure(f["m_top_in_window"], 3),
                 "_name": name,
                 "_value": keyed[name].value,
                 "_oracle": False,
