@@ -1028,6 +1028,10 @@ def leaderboard_build(
             "out with a warning"
         ),
     ] = False,
+    speed: Annotated[
+        Path,
+        typer.Option(help="asv results across commits (benchmarks/history.py) for speed.html"),
+    ] = Path("leaderboard/speed"),
 ) -> None:
     """Build the static site (open OUT/index.html from the folder or serve it; nothing is loaded
     from the network). Every result is verified first (`metbench verify`): one that fails is left
@@ -1053,7 +1057,7 @@ def leaderboard_build(
         )
     if not results:
         raise MetbenchError(f"no verifiable results files in {', '.join(map(str, paths))}")
-    index = build_site(results, out, submissions, verification=marks)
+    index = build_site(results, out, submissions, verification=marks, speed=speed)
     verified = sum(m["status"] == "verified" for m in marks)
     err_console.print(
         f"{len(results)} results ({verified} re-scored and verified, {len(results) - verified} "

@@ -77,14 +77,17 @@ def built(tmp_path_factory):
                                          "m_top_median", "m_top_width", "m_top_in_window")},
     }  # fmt: skip
     out = tmp_path_factory.mktemp("site2") / "site"
-    index = build_site(committed + second, out, ROOT / "submissions", figures=False)
+    index = build_site(
+        committed + second, out, ROOT / "submissions", figures=False,
+        speed=ROOT / "leaderboard" / "speed",
+    )  # fmt: skip
     return index, second
 
 
 def _pages(index: Path) -> list[Path]:
     out = index.parent
     return [index, out / "metrics.html", out / "dataset.html", out / "submit.html",
-            *sorted((out / "entry").glob("*.html"))]  # fmt: skip
+            out / "speed.html", *sorted((out / "entry").glob("*.html"))]  # fmt: skip
 
 
 def _wait(page) -> None:

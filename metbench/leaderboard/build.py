@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
 from metbench.leaderboard.pages import dataset_body, metrics_body, render_markdown, submit_body
+from metbench.leaderboard.speed import read_speed_history, speed_body
 from metbench.scoring.table import format_figure
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ NAV: Final[dict[str, str]] = {
     "metrics.html": "Metrics",
     "dataset.html": "Datasets",
     "submit.html": "How to submit",
+    "speed.html": "Speed history",
 }
 
 
@@ -263,7 +265,8 @@ def _index_body(data: dict[str, Any]) -> str:
 against the generator's MET (the recoil task: against the dimuon qT, the muons removed from the
 estimator's input). Intervals are 95% bootstrap intervals; <b>lower S is better</b>.
 <a href="metrics.html">How entries are scored</a> ·
-<a href="dataset.html">the datasets</a> · <a href="submit.html">how to submit</a>.</p>
+<a href="dataset.html">the datasets</a> · <a href="submit.html">how to submit</a> ·
+<a href="speed.html">speed across commits</a> (asv).</p>
 <ul class="definitions">{notes}</ul>
 </header>
 <main id="groups" aria-live="polite"><p class="loading">Loading…</p></main>
@@ -480,12 +483,13 @@ def build_site(
     submissions: Path | None = Path("submissions"),
     verification: Sequence[dict[str, Any] | None] | None = None,
     figures: bool = True,
+    speed: Path | None = None,
 ) -> Path:
     """Write the site to ``out`` (replaced as a whole: built in a temporary folder, then moved).
 
     Pages: ``index.html`` (the tables, filters, plots; each dataset's data in
     ``data/<group id>.js``, loaded as a script when it is shown, so that the site also works from
-    ``file://``), ``metrics.html``, ``dataset.html``, ``submit.html`` and one page per entry
+    ``file://``), ``metrics.html``, ``dataset.html``, ``submit.html``, ``speed.html`` and one page per entry
     and dataset in ``entry/``; downloads in ``results/`` and ``figures/``.
 
     Parameters
@@ -501,6 +505,9 @@ def build_site(
         ("verified" or "not re-scored"); None: no mark.
     figures
         Also draw the mplhep figures (PNG and PDF; the slow part of a build).
+    speed
+        asv results across commits (``leaderboard/speed``, :mod:`metbench.leaderboard.speed`),
+        drawn on ``speed.html``; None or an empty folder: the page says none is recorded.
 
     Returns
     -------
@@ -578,6 +585,7 @@ def build_site(
             ("metrics.html", "Metrics", metrics_body(columns)),
             ("dataset.html", "Datasets", dataset_body(data["groups"])),
             ("submit.html", "How to submit", submit_body()),
+            ("speed.html", "Speed history", speed_body(read_speed_history(speed) if speed else [])),
         ):
             (tmp / file).write_text(
                 _page(f"{title} — metbench", f"<main>{body}</main>", current=file),
