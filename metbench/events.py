@@ -42,7 +42,7 @@ the particle column ``truth_is_pileup`` and every event column in :data:`TRUTH_E
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -189,15 +189,97 @@ class JaggedParticles:
         return JaggedParticles(offsets, {k: v[source] for k, v in self.values.items()})
 
 
-@dataclass(frozen=True)
-class EventBatch:
-    """A batch of events as padded numpy arrays, with the same candidates as flat arrays.
+class _Candidates:
+    """The candidates of an :class:`EventBatch`, padded and/or jagged, each view made on first
+    use and then kept (shared by the batches that ``dataclasses.replace`` makes of it)."""
 
-    The candidate axis is the entry's ``max_particles`` long (:attr:`max_particles`), whatever
-    the batch holds, so that an estimate never depends on which events share its batch (the
-    input extract shuffles them; NumPy's pairwise sums change in the last bit with the padded
-    length). An entry that wants less padding uses :meth:`trimmed` (as ``deepmet-keras`` does)
-    or the jagged view, knowing that its sums may then differ in the last bit between runs.
+    __slots__ = ("_jagged", "_mask", "_particles", "features", "width")
+
+    def __init__(
+        self,
+        features: tuple[str, ...],
+        width: int,
+        jagged: JaggedParticles | None = None,
+        particles: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+    ) -> None:
+        if jagged is None and (particles is None or mask is None):
+            raise ValueError("candidates need a jagged view or padded particles and mask")
+        self.features, self.width = features, int(width)
+        self._jagged, self._particles, self._mask = jagged, particles, mask
+
+    def __len__(self) -> int:
+        if self._jagged is not None:
+            return len(self._jagged.offsets) - 1
+        assert self._mask is not None
+        return int(self._mask.shape[0])
+
+    def counts(self) -> np.ndarray:
+        return self._jagged.counts if self._jagged is not None else self.mask().sum(axis=1)
+
+    def particles(self) -> np.ndarray:
+        if self._particles is None:
+            assert self._jagged is not None
+            self._particles = _pad_jagged(self._jagged, self.width, self.features)
+        return self._particles
+
+    def mask(self) -> np.ndarray:
+        if self._mask is None:
+            assert self._jagged is not None
+            self._mask = np.arange(self.width) < self._jagged.counts[:, None]
+        return self._mask
+
+    def jagged(self) -> JaggedParticles:
+        if self._jagged is None:
+            mask, particles = self.mask(), self.particles()
+            event, slot = np.nonzero(mask)
+            offsets = np.zeros(len(mask) + 1, np.int64)
+            np.cumsum(mask.sum(axis=1), out=offsets[1:])
+            values = {
+                name: particles[event, slot, k].astype(PARTICLE_DTYPES.get(name, np.float32))
+                for k, name in enumerate(self.features)
+            }
+            self._jagged = JaggedParticles(offsets, values)
+        return self._jagged
+
+    def take(self, rows: slice | np.ndarray) -> _Candidates:
+        return _Candidates(
+            self.features,
+            self.width,
+            None if self._jagged is None else self._jagged.take(rows),
+            None if self._particles is None else self._particles[rows],
+            None if self._mask is None else self._mask[rows],
+        )
+
+    def hardest(self, n: int) -> _Candidates:
+        return _Candidates(
+            self.features,
+            min(int(n), self.width),
+            None if self._jagged is None else self._jagged.hardest(n),
+            None if self._particles is None else self._particles[:, :n],
+            None if self._mask is None else self._mask[:, :n],
+        )
+
+
+@dataclass(frozen=True, init=False, eq=False)
+class EventBatch:
+    """A batch of events: its candidates as padded numpy arrays and as flat (jagged) arrays.
+
+    The two views hold the same candidates, hardest first. A batch read from a dataset carries the
+    jagged view and pads on first use of :attr:`particles`, :attr:`mask` or :meth:`feature`, so
+    an entry that works on flat arrays (``batch.jagged``) never pays for the padding; a batch
+    built from padded arrays derives its jagged view on first use of :attr:`jagged`.
+
+    The padded candidate axis is the entry's ``max_particles`` long (:attr:`max_particles`),
+    whatever the batch holds, so that an estimate never depends on which events share its batch
+    (the input extract shuffles them; NumPy's pairwise sums change in the last bit with the padded
+    length). An entry that wants less padding uses :meth:`trimmed` (as ``deepmet-keras`` does) or
+    the jagged view.
+
+    Construct with ``EventBatch(particles, mask, features, event, truth, n_truncated)`` or
+    :meth:`from_jagged`. ``dataclasses.replace(batch, truth={})`` keeps the batch as it is (lazy
+    or not); replacing ``particles`` or ``mask`` makes the padded arrays the reference and the
+    jagged view is derived from them again.
 
     Attributes
     ----------
@@ -218,25 +300,92 @@ class EventBatch:
         candidates were dropped).
     jagged
         The same candidates without padding (:class:`JaggedParticles`: offsets and one flat
-        array per feature), for entries that work on flat arrays; None where a batch was built
-        by hand.
+        array per feature), for entries that work on flat arrays.
     """
 
-    particles: np.ndarray
-    mask: np.ndarray
+    _candidates: _Candidates
     features: tuple[str, ...]
     event: dict[str, np.ndarray]
-    truth: dict[str, np.ndarray] = field(default_factory=dict)
-    n_truncated: int = 0
-    jagged: JaggedParticles | None = None
+    truth: dict[str, np.ndarray]
+    n_truncated: int
+
+    def __init__(
+        self,
+        particles: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        features: Sequence[str] = (),
+        event: dict[str, np.ndarray] | None = None,
+        truth: dict[str, np.ndarray] | None = None,
+        n_truncated: int = 0,
+        jagged: JaggedParticles | None = None,
+        *,
+        _candidates: _Candidates | None = None,
+    ) -> None:
+        features = tuple(features)
+        if particles is not None or mask is not None:
+            # padded arrays given (a constructor call, or ``replace`` of particles or mask): they
+            # are the reference; what was not given comes from the previous state
+            if particles is None and _candidates is not None:
+                particles = _candidates.particles()
+            if mask is None and _candidates is not None:
+                mask = _candidates.mask()
+            if particles is None or mask is None:
+                raise ValueError("an EventBatch needs both particles and mask")
+            _candidates = _Candidates(features, int(particles.shape[1]), jagged, particles, mask)
+        elif jagged is not None:
+            if _candidates is None:
+                raise ValueError("a jagged EventBatch needs its width: use EventBatch.from_jagged")
+            _candidates = _Candidates(features, _candidates.width, jagged)
+        elif _candidates is None:
+            raise ValueError("an EventBatch needs padded particles and mask, or a jagged view")
+        set_ = object.__setattr__
+        set_(self, "_candidates", _candidates)
+        set_(self, "features", features)
+        set_(self, "event", {} if event is None else event)
+        set_(self, "truth", {} if truth is None else truth)
+        set_(self, "n_truncated", int(n_truncated))
+
+    @classmethod
+    def from_jagged(
+        cls,
+        jagged: JaggedParticles,
+        max_particles: int,
+        features: Sequence[str],
+        event: dict[str, np.ndarray],
+        truth: dict[str, np.ndarray] | None = None,
+        n_truncated: int = 0,
+    ) -> EventBatch:
+        """A batch of flat candidates (at most ``max_particles`` per event, hardest first),
+        padded to ``max_particles`` only when the padded view is first used."""
+        if int(jagged.counts.max(initial=0)) > max_particles:
+            raise ValueError(f"an event has more than max_particles={max_particles} candidates")
+        candidates = _Candidates(tuple(features), int(max_particles), jagged)
+        return cls(features=features, event=event, truth=truth, n_truncated=n_truncated,
+                   _candidates=candidates)  # fmt: skip
+
+    @property
+    def particles(self) -> np.ndarray:
+        """``(n, max_particles, len(features))`` float32 (padded on first use)."""
+        return self._candidates.particles()
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``(n, max_particles)`` bool, True for real candidates."""
+        return self._candidates.mask()
+
+    @property
+    def jagged(self) -> JaggedParticles:
+        """The candidates as offsets and flat arrays (views of the stored columns where a batch
+        was read from a dataset; derived from the padded arrays otherwise)."""
+        return self._candidates.jagged()
 
     def __len__(self) -> int:
-        return int(self.particles.shape[0])
+        return len(self._candidates)
 
     @property
     def max_particles(self) -> int:
         """Length of the padded candidate axis."""
-        return int(self.particles.shape[1])
+        return self._candidates.width
 
     def feature(self, name: str) -> np.ndarray:
         """The ``(n, max_particles)`` array of one candidate feature (zeros where padded)."""
@@ -252,29 +401,28 @@ class EventBatch:
         """Some events of the batch (every per-event array, truth included, indexed by ``rows``).
 
         ``n_truncated`` is kept as the whole batch's count."""
-        return replace(
-            self,
-            particles=self.particles[rows],
-            mask=self.mask[rows],
+        return EventBatch(
+            features=self.features,
             event={k: v[rows] for k, v in self.event.items()},
             truth={k: v[rows] for k, v in self.truth.items()},
-            jagged=None if self.jagged is None else self.jagged.take(rows),
+            n_truncated=self.n_truncated,
+            _candidates=self._candidates.take(rows),
         )
 
     def hardest(self, n: int) -> EventBatch:
         """The batch with its candidate axis cut to the ``n`` hardest candidates (candidates are
         ordered by decreasing ``pt``); per-candidate truth columns are cut alike."""
-        return replace(
-            self,
-            particles=self.particles[:, :n],
-            mask=self.mask[:, :n],
+        return EventBatch(
+            features=self.features,
+            event=self.event,
             truth={k: v[:, :n] if v.ndim == 2 else v for k, v in self.truth.items()},
-            jagged=None if self.jagged is None else self.jagged.hardest(n),
+            n_truncated=self.n_truncated,
+            _candidates=self._candidates.hardest(n),
         )
 
     def trimmed(self) -> EventBatch:
         """The batch with its candidate axis cut to its busiest event (at least 1)."""
-        busiest = int(self.mask.sum(axis=1).max(initial=0))
+        busiest = int(self._candidates.counts().max(initial=0))
         return self if busiest >= self.max_particles else self.hardest(max(busiest, 1))
 
     def for_estimator(self) -> EventBatch:
@@ -282,9 +430,21 @@ class EventBatch:
         return replace(self, truth={})
 
 
+def _pad_jagged(jagged: JaggedParticles, width: int, features: Sequence[str]) -> np.ndarray:
+    """``(n, width, len(features))`` float32 of flat candidates, zero-padded."""
+    counts = jagged.counts
+    n = len(counts)
+    event = np.repeat(np.arange(n), counts)
+    slot = np.arange(len(event)) - np.repeat(jagged.offsets[:-1], counts)
+    out = np.zeros((n, width, len(features)), dtype=np.float32)
+    for k, name in enumerate(features):
+        out[event, slot, k] = jagged.values[name]
+    return out
+
+
 def concatenate_batches(batches: Sequence[EventBatch]) -> EventBatch:
-    """One batch of the events of several (their candidate axes padded to the widest; the
-    jagged view kept where every batch has one)."""
+    """One batch of the events of several (their candidate axes padded to the widest; padded
+    arrays are made only when the result's padded view is used)."""
     width = max(b.max_particles for b in batches)
 
     def pad(a: np.ndarray) -> np.ndarray:
@@ -292,18 +452,16 @@ def concatenate_batches(batches: Sequence[EventBatch]) -> EventBatch:
         return a if extra == 0 else np.pad(a, [(0, 0), (0, extra)] + [(0, 0)] * (a.ndim - 2))
 
     first = batches[0]
-    jagged = None
-    if all(b.jagged is not None for b in batches):
-        parts = [b.jagged for b in batches if b.jagged is not None]
-        counts = np.concatenate([p.counts for p in parts])
-        offsets = np.zeros(len(counts) + 1, np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        jagged = JaggedParticles(
-            offsets, {k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values}
-        )
-    return EventBatch(
-        np.concatenate([pad(b.particles) for b in batches]),
-        np.concatenate([pad(b.mask) for b in batches]),
+    parts = [b.jagged for b in batches]
+    counts = np.concatenate([p.counts for p in parts])
+    offsets = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    jagged = JaggedParticles(
+        offsets, {k: np.concatenate([p.values[k] for p in parts]) for k in parts[0].values}
+    )
+    return EventBatch.from_jagged(
+        jagged,
+        width,
         first.features,
         {k: np.concatenate([b.event[k] for b in batches]) for k in first.event},
         {
@@ -313,5 +471,4 @@ def concatenate_batches(batches: Sequence[EventBatch]) -> EventBatch:
             for k in first.truth
         },
         sum(b.n_truncated for b in batches),
-        jagged,
     )

@@ -176,3 +176,48 @@ def test_concatenated_batches_pad_to_the_widest_and_trim_back(mini_dataset):
     first = both.take(slice(0, 8)).trimmed()
     assert first.max_particles == 50
     np.testing.assert_array_equal(first.particles, small.particles)
+
+
+@pytest.mark.parametrize("max_particles", [4500, 300])
+def test_reading_without_truth_gives_the_batches_of_the_general_path(mini_dataset, max_particles):
+    """A source without truth (a submission's) reads pyarrow tables straight into batches; they
+    hold exactly what the awkward path makes of the same records (candidates, order, cut,
+    counts, event columns and dtypes)."""
+    source = EventSource(mini_dataset, "test", batch_size=100, max_particles=max_particles,
+                         truth=())  # fmt: skip
+    fast = list(source)
+    general = [
+        to_event_batch(arr, max_particles) for arr in source.iter_arrays()
+    ]  # the same files, the general path
+    assert [len(b) for b in fast] == [len(b) for b in general] and len(fast) > 2
+    assert source.n_truncated == sum(b.n_truncated for b in general)
+    for a, b in zip(fast, general, strict=True):
+        assert a.n_truncated == b.n_truncated and a.max_particles == b.max_particles
+        assert a.event.keys() == b.event.keys() and a.truth == {} and b.truth == {}
+        for k in a.event:
+            assert a.event[k].dtype == b.event[k].dtype
+            np.testing.assert_array_equal(a.event[k], b.event[k])
+        np.testing.assert_array_equal(a.jagged.offsets, b.jagged.offsets)
+        for k in PARTICLE_FEATURES:
+            assert a.jagged.values[k].dtype == b.jagged.values[k].dtype
+            np.testing.assert_array_equal(a.jagged.values[k], b.jagged.values[k])
+        np.testing.assert_array_equal(a.particles, b.particles)
+        np.testing.assert_array_equal(a.mask, b.mask)
+
+
+def test_padding_is_made_once_on_first_use_and_shared(mini_dataset):
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=32, truth=())))
+    assert batch._candidates._particles is None  # nothing padded while only flat arrays are read
+    _ = batch.jagged.values["pt"].sum()
+    assert batch._candidates._particles is None
+    view = batch.for_estimator()
+    assert view.particles is batch.particles  # made once, shared by the replaced batch
+    assert batch.particles.shape == (32, 4500, len(PARTICLE_FEATURES))
+    # replacing the padded arrays makes them the reference: the jagged view follows them
+    from dataclasses import replace
+
+    particles = batch.particles.copy()
+    particles[:, :, PARTICLE_FEATURES.index("pt")] *= 2
+    doubled = replace(batch, particles=particles)
+    np.testing.assert_array_equal(doubled.jagged.values["pt"], 2 * batch.jagged.values["pt"])
+    np.testing.assert_array_equal(doubled.mask, batch.mask)

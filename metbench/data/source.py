@@ -78,49 +78,84 @@ def pad_particles(
     particles, mask, extras, n_truncated
     """
     particles, mask, extras, n_truncated, _ = _pad(pf, max_particles, features, extra)
+    assert particles is not None and mask is not None
     return particles, mask, extras, n_truncated
 
 
 def _pad(
-    pf: ak.Array, max_particles: int, features: Sequence[str], extra: Sequence[str] = ()
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int, JaggedParticles]:
+    pf: ak.Array,
+    max_particles: int,
+    features: Sequence[str],
+    extra: Sequence[str] = (),
+    padded: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray], int, JaggedParticles]:
     """:func:`pad_particles` and the same candidates as a :class:`JaggedParticles` (views of
-    the stored arrays where they are already hardest first and nothing is cut)."""
+    the stored arrays where they are already hardest first and nothing is cut); ``padded=False``:
+    no padded particles and mask (None), the ``extra`` columns padded all the same."""
     if max_particles < 1:
         raise ValueError(f"max_particles must be >= 1, got {max_particles}")
     counts = ak.to_numpy(ak.num(pf, axis=1)).astype(np.int64)
-    n = len(counts)
-    event = np.repeat(np.arange(n), counts)
-    flat = {name: ak.to_numpy(ak.flatten(pf[name])) for name in dict.fromkeys([*features, *extra])}
-    pt = flat["pt"] if "pt" in flat else ak.to_numpy(ak.flatten(pf["pt"]))
-    starts = offsets_from_counts(counts)[:-1]
-    local = np.arange(len(pt)) - starts[event]
-    ordered = not np.any((pt[1:] > pt[:-1]) & (event[1:] == event[:-1]))  # as stored: usually
-    src = np.arange(len(pt)) if ordered else np.lexsort((-pt, event))
-    keep = local < max_particles
-    width = max_particles
-    cut = not keep.all()
-    rows, cols = (event[keep], local[keep]) if cut else (event, local)
-    if cut or not ordered:
-        src = src[keep]
-    particles = np.zeros((n, width, len(features)), dtype=np.float32)
-    mask = np.zeros((n, width), dtype=bool)
-    mask[rows, cols] = True
-    gathered = {
-        name: values if ordered and not cut else values[src] for name, values in flat.items()
+    flat = {
+        name: ak.to_numpy(ak.flatten(pf[name])) for name in dict.fromkeys([*features, *extra, "pt"])
     }
-    for k, name in enumerate(features):
-        particles[rows, cols, k] = gathered[name]
-    extras = {}
+    return _arrange(counts, flat, max_particles, features, extra, padded)
+
+
+def _arrange(
+    counts: np.ndarray,
+    flat: dict[str, np.ndarray],
+    max_particles: int,
+    features: Sequence[str],
+    extra: Sequence[str] = (),
+    padded: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray | None, dict[str, np.ndarray], int, JaggedParticles]:
+    """:func:`_pad` from the candidates' counts per event and their flat columns (``pt`` among
+    them), whichever reader made them."""
+    n = len(counts)
+    pt = flat["pt"]
+    width = max_particles
+    offsets = offsets_from_counts(counts)
+    n_truncated = int(np.count_nonzero(counts > width))
+    kept_counts = np.minimum(counts, width)
+    kept_offsets = offsets_from_counts(kept_counts)
+    # stored candidates are hardest first (checked in O(n), sorted only if not): a rise of pt
+    # counts only inside an event
+    rises = pt[1:] > pt[:-1]
+    starts = offsets[1:-1]
+    rises[starts[(starts > 0) & (starts < len(pt))] - 1] = False
+    wanted = [name for name in flat if name in features or name in extra]
+    if not rises.any():
+        if n_truncated:  # the softest candidates of the busiest events go: a boolean mask
+            keep = np.ones(len(pt), dtype=bool)
+            for i in np.nonzero(counts > width)[0]:
+                keep[offsets[i] + width : offsets[i + 1]] = False
+            gathered = {name: flat[name][keep] for name in wanted}
+        else:  # the usual case: the stored columns themselves
+            gathered = {name: flat[name] for name in wanted}
+    else:
+        event = np.repeat(np.arange(n), counts)
+        order = np.lexsort((-pt, event))
+        local = np.arange(len(pt)) - offsets[:-1][event]
+        order = order[local < width]
+        gathered = {name: flat[name][order] for name in wanted}
+    jagged = JaggedParticles(kept_offsets, {name: gathered[name] for name in features})
+    particles = mask = None
+    extras: dict[str, np.ndarray] = {}
+    if not padded and not extra:
+        return particles, mask, extras, n_truncated, jagged
+    rows = np.repeat(np.arange(n), kept_counts)
+    cols = np.arange(len(rows)) - kept_offsets[:-1][rows]
+    if padded:
+        particles = np.zeros((n, width, len(features)), dtype=np.float32)
+        mask = np.zeros((n, width), dtype=bool)
+        mask[rows, cols] = True
+        for k, name in enumerate(features):
+            particles[rows, cols, k] = gathered[name]
     for name in extra:
         out = np.zeros((n, width), dtype=gathered[name].dtype)
         out[rows, cols] = gathered[name]
         extras[name] = out
-    jagged = JaggedParticles(
-        offsets_from_counts(np.minimum(counts, max_particles)),
-        {name: gathered[name] for name in features},
-    )
-    return particles, mask, extras, int(np.count_nonzero(counts > max_particles)), jagged
+    return particles, mask, extras, n_truncated, jagged
 
 
 class EventSource:
@@ -336,10 +371,34 @@ class EventSource:
 
     def __iter__(self) -> Iterator[EventBatch]:
         self.n_truncated = 0
-        for arr in self.iter_arrays():
-            batch = to_event_batch(arr, self.max_particles, self.features)
+        batches = (
+            (_batch_from_table(t, self.max_particles, self.features) for t in self._iter_tables())
+            if not self.truth
+            else (to_event_batch(a, self.max_particles, self.features) for a in self.iter_arrays())
+        )
+        for batch in batches:
             self.n_truncated += batch.n_truncated
             yield batch
+
+    def _iter_tables(self) -> Iterator[Any]:
+        """The observable records as pyarrow tables of ``batch_size`` events, each file read
+        whole (pyarrow decodes its columns in parallel); no truth, no awkward array."""
+        import pyarrow as pa
+
+        buffer: list[Any] = []
+        buffered = 0
+        for relpath in self.files:
+            self._verify(relpath)
+            table = self._read(self.folder / relpath, None)
+            buffer.append(table)
+            buffered += table.num_rows
+            while buffered >= self.batch_size:
+                whole = pa.concat_tables(buffer) if len(buffer) > 1 else buffer[0]
+                yield whole.slice(0, self.batch_size)
+                rest = whole.slice(self.batch_size)
+                buffer, buffered = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+        if buffered:
+            yield pa.concat_tables(buffer) if len(buffer) > 1 else buffer[0]
 
 
 def _open_parquet(path: Path) -> Any:
@@ -392,8 +451,12 @@ def to_event_batch(
     """Turn stored records into an :class:`EventBatch` (the truth fields they hold go into
     ``batch.truth``)."""
     pf_fields = set(arr.pf.fields)
-    particles, mask, extras, n_truncated, jagged = _pad(
-        arr.pf, max_particles, features, extra=[c for c in TRUTH_PARTICLE_COLUMNS if c in pf_fields]
+    _, _, extras, n_truncated, jagged = _pad(
+        arr.pf,
+        max_particles,
+        features,
+        extra=[c for c in TRUTH_PARTICLE_COLUMNS if c in pf_fields],
+        padded=False,
     )
     event = {
         name: ak.to_numpy(arr[name]).astype(EVENT_DTYPES[name]) for name in OBSERVABLE_EVENT_COLUMNS
@@ -412,7 +475,36 @@ def to_event_batch(
     }
     truth.update(extras)
     truth.update(truth_chains(arr))
-    return EventBatch(particles, mask, tuple(features), event, truth, n_truncated, jagged)
+    return EventBatch.from_jagged(jagged, max_particles, features, event, truth, n_truncated)
+
+
+def _batch_from_table(
+    table: Any, max_particles: int, features: Sequence[str] = PARTICLE_FEATURES
+) -> EventBatch:
+    """:func:`to_event_batch` of observable records read as a pyarrow table (the path of a
+    source without truth: what a submission's process reads), without awkward: the candidates'
+    flat columns are the table's own buffers where they need no reordering."""
+    unexpected = set(table.column_names) - {"pf", *OBSERVABLE_EVENT_COLUMNS}
+    if any(not name.startswith("stored_") for name in unexpected):
+        # not a format-2 observables file: the general path
+        return to_event_batch(ak.from_arrow(table), max_particles, features)
+    pf = table.column("pf")
+    pf = pf.chunk(0) if pf.num_chunks == 1 else pf.combine_chunks()
+    counts = pf.value_lengths().to_numpy(zero_copy_only=False).astype(np.int64)
+    values = pf.flatten()  # the struct of the candidates, the slice's offset applied
+    children = dict(zip([f.name for f in values.type], values.flatten(), strict=True))
+    flat = {
+        name: children[name].to_numpy(zero_copy_only=False)
+        for name in dict.fromkeys([*features, "pt"])
+    }
+    _, _, _, n_truncated, jagged = _arrange(counts, flat, max_particles, features, padded=False)
+    event = {
+        name: table.column(name).to_numpy().astype(EVENT_DTYPES[name])
+        for name in OBSERVABLE_EVENT_COLUMNS
+    }
+    for name in (n for n in table.column_names if n in unexpected):  # MET stored in a real file
+        event[name] = table.column(name).to_numpy().astype(np.float32)
+    return EventBatch.from_jagged(jagged, max_particles, features, event, {}, n_truncated)
 
 
 def truth_chains(arr: ak.Array) -> dict[str, np.ndarray]:
