@@ -25,8 +25,9 @@ class PuppiMet:
     ----------
     weights
         ``"nolep"``: weights recomputed with CMSSW's ``puppiNoLep`` settings, from which CMS builds
-        ``RawPuppiMET`` (the ranked ``puppi`` entry); ``"stored"`` (default of the class): the dataset's ``puppi_weight``, the weights of CMS's PUPPI jets
-        (``puppi``, with whatever tune the dataset was generated with).
+        ``RawPuppiMET`` (the ranked ``puppi`` entry); ``"stored"`` (default of the class): the
+        dataset's ``puppi_weight``, the weights of CMS's PUPPI jets (``puppi``, with whatever tune
+        the dataset was generated with).
     tune
         PUPPI parameters of the recomputation (``"nolep"`` only): ``"run2"`` (``Puppi_cff.py``)
         or ``"phase2"`` (its ``phase2_common`` modifier); see :mod:`metbench.physics.puppi`.
