@@ -285,7 +285,8 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
         raise _fail(
             path,
             f"entry {entry!r}: the module must be a file of the submission folder "
-            f"({'/'.join(parts)}.py); building blocks of metbench are imported from there",
+            f"({'/'.join(parts)}.py); nothing else is imported (that module imports what it "
+            "needs of metbench)",
         )
     framework = _expect(path, data, "framework", str, f"one of {', '.join(FRAMEWORKS)}")
     if framework not in FRAMEWORKS:
