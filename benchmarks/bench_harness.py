@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from metbench.baselines.met import PfMet
 from metbench.data.cache import resolve_dataset
 from metbench.data.source import EventSource
+from metbench.estimators.loader import import_entry
 from metbench.scoring.score import score
 from metbench.speed import numpy_sum_met, scoring_extras, scoring_inputs
+
+from .common import ROOT
 
 
 class Scoring:
@@ -32,7 +34,7 @@ class CandidateSum:
     def setup(self) -> None:
         batch = next(iter(EventSource(resolve_dataset("mini"), "test", batch_size=1024)))
         self.batch = replace(batch, truth={})
-        self.pf = PfMet()
+        self.pf = import_entry(ROOT / "submissions" / "pf", "pf:PfMet")()
 
     def time_pf_predict(self) -> None:
         self.pf.predict(self.batch)

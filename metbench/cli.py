@@ -753,6 +753,22 @@ def show_cmd(
     _show_tables(results, task, bins)
 
 
+@app.command("new")
+def new_cmd(
+    name: Annotated[str, typer.Argument(help="The entry's name (e.g. my-met)")],
+    framework: Annotated[str, typer.Option(help="numpy, torch, keras or onnx")] = "numpy",
+    into: Annotated[Path, typer.Option(help="Where the folder goes")] = Path("submissions"),
+) -> None:
+    """Write a submission folder that runs as it is: manifest, class, README and a test."""
+    from metbench.estimators.template import new_submission
+
+    folder = new_submission(name, framework, into)
+    _say(
+        f"wrote {folder}/ (metbench.toml, README.md, the class, a test); try: "
+        f"metbench run {folder} --dataset mini"
+    )
+
+
 @app.command("list")
 def list_cmd(
     results: Annotated[Path, typer.Option(help="Results folder")] = Path("results"),

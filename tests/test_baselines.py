@@ -8,12 +8,17 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from metbench.baselines.kinematics import rapidity
-from metbench.baselines.met import ChsMet, OracleMet, PfMet, PuppiMet, TrackMet
-from metbench.baselines.objects import AtlasWorkingPointMet, met_terms
-from metbench.baselines.softkiller import SoftKillerMet, softkiller_grid, softkiller_threshold
 from metbench.data.source import EventSource
 from metbench.events import PARTICLE_FEATURES, EventBatch
+from metbench.physics.kinematics import rapidity
+from metbench.physics.objects import met_terms
+from metbench.physics.softkiller import softkiller_grid, softkiller_threshold
+
+from .shipped import shipped
+
+PfMet, ChsMet, TrackMet = shipped("pf"), shipped("chs"), shipped("track")
+PuppiMet, OracleMet = shipped("puppi"), shipped("oracle")
+AtlasWorkingPointMet, SoftKillerMet = shipped("atlas-wp"), shipped("softkiller")
 
 
 def first_batch(folder, n=60):
@@ -372,7 +377,7 @@ def test_met_terms_of_a_batch_mixing_events_with_and_without_jets():
 
 def test_metnet_features_of_a_batch_without_jets():
     """METNet's inputs (the path of the reported crash) on events without a jet."""
-    from metbench.models.metnet import FEATURE_NAMES, metnet_features
+    from metbench.nn.metnet import FEATURE_NAMES, metnet_features
 
     rng = np.random.default_rng(13)
     features, tight_phi = metnet_features(batch_of_events([soft_event(rng, 30) for _ in range(3)]))

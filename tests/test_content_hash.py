@@ -25,21 +25,33 @@ def test_imports_are_followed_transitively(tmp_path):
     code.write_text(
         "import numpy as np\n"
         "def make():\n"
-        "    from metbench.baselines import puppi  # inside a function: still a dependency\n"
+        "    from metbench.physics import puppi  # inside a function: still a dependency\n"
         "    return puppi\n"
     )
     found = rel(metbench_modules([code]))
     # the module, the packages above it, and what the module imports in turn
     assert {
         "metbench/__init__.py",
-        "metbench/baselines/__init__.py",
-        "metbench/baselines/puppi.py",
+        "metbench/physics/__init__.py",
+        "metbench/physics/puppi.py",
         "metbench/events.py",  # imported by metbench/__init__.py
     } <= found
     assert "metbench/scoring/score.py" not in found
     assert "metbench/cli.py" not in found
-    # an entry inside metbench, given by name
-    assert "metbench/baselines/met.py" in rel(metbench_modules([], ("metbench.baselines.met",)))
+    # a module given by name
+    assert "metbench/physics/puppi_met.py" in rel(
+        metbench_modules([], ("metbench.physics.puppi_met",))
+    )
+
+
+def test_the_scan_starts_from_every_file_of_the_folder():
+    """puppi's entry module (in its folder) imports the PUPPI MET helpers, which import the PUPPI
+    weights: all are in its hash; the track entry imports neither."""
+    folder = ROOT / "submissions" / "puppi"
+    found = rel(metbench_modules(sorted(folder.glob("*.py"))))
+    assert {"metbench/physics/puppi_met.py", "metbench/physics/puppi.py"} <= found
+    track = rel(metbench_modules(sorted((ROOT / "submissions" / "track").glob("*.py"))))
+    assert "metbench/physics/puppi.py" not in track
 
 
 def _copied(pythonpath: Path) -> dict[str, str]:
@@ -63,9 +75,9 @@ def _hash(pythonpath: Path, folder: Path) -> str:
 
 
 def test_editing_a_building_block_makes_results_stale(tiny_dataset, tmp_path):
-    """A copy of the package shadows the installed one; editing its PUPPI module changes the hash
-    of puppi (whose entry is in metbench) and makes `run` recompute; an unrelated module does
-    not."""
+    """A copy of the package shadows the installed one; editing its PUPPI module (a building
+    block the puppi entry's folder imports) changes the hash of puppi and makes `run` recompute;
+    an unrelated module does not."""
     pkg = tmp_path / "pkg"
     shutil.copytree(PACKAGE, pkg / "metbench", ignore=shutil.ignore_patterns("__pycache__"))
     puppi, track = ROOT / "submissions" / "puppi", ROOT / "submissions" / "track"
@@ -92,7 +104,7 @@ def test_editing_a_building_block_makes_results_stale(tiny_dataset, tmp_path):
     )
     assert {f: _hash(pkg, f) for f in (puppi, track)} == before
 
-    module = pkg / "metbench" / "baselines" / "puppi.py"
+    module = pkg / "metbench" / "physics" / "puppi.py"
     module.write_text(module.read_text() + "\n# a comment is a change of the code\n")
     assert _hash(pkg, puppi) != before[puppi]
     assert "up to date" not in run()  # recomputed, not reused

@@ -10,8 +10,8 @@ from metbench.scoring.kinematics import invariant_mass
 
 torch = pytest.importorskip("torch")
 
-from metbench.models.deelema import SCALE, build_deelema, chain_inputs, zflip  # noqa: E402
-from metbench.models.deelema_closure import closure_fit, toy_ttbar  # noqa: E402
+from metbench.nn.deelema import SCALE, build_deelema, chain_inputs, zflip  # noqa: E402
+from metbench.nn.deelema_closure import closure_fit, toy_ttbar  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,7 @@ def test_short_closure_training_logs_masses_and_has_no_pz_bias():
     172.5 GeV) from 70 / 150 GeV: the masses are logged per epoch, and the pz is unbiased.
 
     Not asserted: the masses' closure. Short trainings end near 70-74 / 158-161 GeV (see the
-    submission's README); ``python -m metbench.models.deelema_closure scan`` measures it."""
+    submission's README); ``python -m metbench.nn.deelema_closure scan`` measures it."""
     r = closure_fit(n_train=500, n_test=3000, epochs=8, hidden=32, m_w_start=70.0)
     history = r["history"]
     assert len(history) == 8 and all({"m_w", "m_top"} <= set(h) for h in history)

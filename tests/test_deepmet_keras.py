@@ -4,7 +4,6 @@ output), PF MET at initialisation, padding-independent, and a training that resu
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +13,16 @@ pytest.importorskip("keras")
 
 from metbench.data.cache import converted_file
 from metbench.data.source import EventSource
-from metbench.models.deepmet_graph import graph_weights, run_graph
-from metbench.models.deepmet_inputs import producer_inputs
-from metbench.models.deepmet_keras import build_model, load_official_weights
+from metbench.nn.deepmet_graph import graph_weights, run_graph
+from metbench.nn.deepmet_inputs import producer_inputs
+from metbench.nn.deepmet_network import build_model, load_official_weights
 from metbench.training import TrainSettings
 
+from .shipped import shipped, shipped_module
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "submissions" / "deepmet-keras"))
-from deepmet_keras import DeepMetKeras, network_inputs  # noqa: E402
+DeepMetKeras = shipped("deepmet-keras")
+network_inputs = shipped_module("deepmet-keras", "deepmet_keras").network_inputs
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +49,7 @@ def test_official_weights_reproduce_the_graph(shared_data, pfnano_batch, name):
 
 
 def test_estimator_with_official_graph_equals_cms_official_entry(shared_data, pfnano_batch):
-    sys.path.insert(0, str(ROOT / "submissions" / "deepmet-cms-official"))
-    from deepmet_official import DeepMetOfficial
+    DeepMetOfficial = shipped("deepmet-cms-official")
 
     graph = shared_data / "cms-deepmet" / "deepmet_v1_2018.graphdef"
     ours = DeepMetKeras(official_graph=str(graph)).predict(pfnano_batch)

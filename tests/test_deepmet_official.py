@@ -15,12 +15,13 @@ pytest.importorskip("tensorflow")
 
 from metbench.data.cache import converted_file
 from metbench.data.source import EventSource
-from metbench.models.deepmet_graph import forward_numpy, graph_weights, run_graph
-from metbench.models.deepmet_inputs import producer_inputs
+from metbench.nn.deepmet_graph import forward_numpy, graph_weights, run_graph
+from metbench.nn.deepmet_inputs import producer_inputs
+
+from .shipped import shipped
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "submissions" / "deepmet-cms-official"))
-from deepmet_official import DeepMetOfficial  # noqa: E402
+DeepMetOfficial = shipped("deepmet-cms-official")
 
 GRAPHS = ("deepmet_v1_2018", "deepmet_resp_v1_2018", "deepmet_resp_v1_2016")
 

@@ -12,10 +12,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("fastjet")
 
-from metbench.baselines.met import TrackMet
-from metbench.baselines.objects import AtlasWorkingPointMet
 from metbench.data.source import EventSource
-from metbench.models.metnet import (
+from metbench.nn.metnet import (
     FEATURE_NAMES,
     METNetEstimator,
     METNetSigEstimator,
@@ -24,7 +22,10 @@ from metbench.models.metnet import (
 )
 from metbench.training import TrainSettings
 
+from .shipped import shipped
+
 ROOT = Path(__file__).resolve().parents[1]
+TrackMet, AtlasWorkingPointMet = shipped("track"), shipped("atlas-wp")
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +133,7 @@ def test_training_can_start_from_given_weights(tiny_dataset, tmp_path):
     """--init-weights: with a vanishing learning rate the first epoch's validation loss is the
     given weights' loss (and not that of a fresh initialisation); a wrong file is one message."""
     from metbench.errors import MetbenchError
-    from metbench.models.torch_training import save_torch
+    from metbench.nn.torch_training import save_torch
 
     train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
     common = {"batch_size": 16, "progress": False, "seed": 2}
@@ -160,7 +161,7 @@ def test_distribution_terms_against_direct_computations():
     from scipy.optimize import linear_sum_assignment
     from scipy.spatial.distance import cdist
 
-    from metbench.models.metnet import distribution_distance
+    from metbench.nn.metnet import distribution_distance
 
     rng = np.random.default_rng(3)
     a = rng.normal(0.0, 1.0, (40, 2))
@@ -185,7 +186,7 @@ def test_training_with_a_distribution_term(tiny_dataset, tmp_path):
     negative weight is refused."""
     import torch
 
-    from metbench.models.metnet import distribution_distance
+    from metbench.nn.metnet import distribution_distance
 
     train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
     settings = TrainSettings(tmp_path / "x", epochs=1, batch_size=16, progress=False)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from metbench.data.source import EventSource
-from metbench.models.perceiver import (
+from metbench.nn.perceiver import (
     CandidateTable,
     PerceiverEstimator,
     build_perceiver,
@@ -104,7 +104,7 @@ def test_fit_save_load_predict(tiny_dataset, tmp_path):
 
 
 def test_committed_weights_have_a_matching_onnx_export(batch):
-    from metbench.models.perceiver import OUTPUT_SCALE
+    from metbench.nn.perceiver import OUTPUT_SCALE
 
     folder = Path(__file__).resolve().parents[1] / "submissions" / "perceiver-torch"
     torch_model = PerceiverEstimator(weights_dir=str(folder))

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
-from metbench.baselines.kinematics import rapidity
-from metbench.baselines.puppi import (
+from metbench.errors import MetbenchError
+from metbench.physics.kinematics import rapidity
+from metbench.physics.puppi import (
     PuppiParameters,
     _alpha,
     _median_rms,
     puppi_classes,
     puppi_weights,
 )
-from metbench.errors import MetbenchError
 
 from .conftest import ROOT, manifest_of
 
@@ -306,7 +306,9 @@ def test_default_puppi_entry_is_cms_puppi_met_with_no_lepton_weights(mini_datase
 
 
 def test_puppi_met_recomputes_with_the_phase2_tune_in_chunks(mini_dataset):
-    from metbench.baselines.met import PuppiMet
+    from .shipped import shipped
+
+    PuppiMet = shipped("puppi")
     from metbench.data.source import EventSource
 
     batch = next(iter(EventSource(mini_dataset, "test", batch_size=30))).for_estimator()

@@ -43,7 +43,7 @@ def test_flat_resample_flattens_an_exponential():
 
 def _linear_fit(tmp_path, grad_clip, **kwargs):
     """One SGD step of a bias-free linear model on one batch, through fit_torch."""
-    from metbench.models.torch_training import fit_torch
+    from metbench.nn.torch_training import fit_torch
 
     x = torch.tensor([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]])
     y = torch.tensor([[4.0], [-2.0]])
@@ -78,7 +78,7 @@ def test_gradient_clipping_is_applied(tmp_path):
 
 
 def test_constant_learning_rate_and_segments(tmp_path):
-    from metbench.models.torch_training import fit_torch
+    from metbench.nn.torch_training import fit_torch
 
     x, y = torch.ones(4, 1), torch.zeros(4, 1)
     net = torch.nn.Linear(1, 1)

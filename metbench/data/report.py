@@ -530,12 +530,12 @@ def measure_generation_speed(
     once (its cost measured on ``pool_size`` events and amortised at the pool-to-event ratio of the
     standard preset) or ``n_pu`` fresh Pythia minimum-bias events per event.
     """
-    from metbench.baselines.puppi import puppi_weights
     from metbench.data.generate.detector import simulate_detector
     from metbench.data.generate.pileup import premix
     from metbench.data.generate.processes import MINBIAS, get_process
     from metbench.data.generate.pythia import PythiaGenerator
     from metbench.data.generate.run import pythia_seed, shard_rng
+    from metbench.physics.puppi import puppi_weights
 
     process = get_process(process_name)
     if n_events < 1 or pool_size < 1 or mu < 0:

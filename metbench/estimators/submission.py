@@ -1,18 +1,27 @@
 """Submission folders: ``metbench.toml`` (validated), code, weights and a content hash.
 
-A submission folder looks like::
+A submission folder is self-contained::
 
     submissions/<name>/
         metbench.toml     the manifest (below)
         README.md         what it is, its original, every deviation
-        *.py              code (the folder is put first on ``sys.path`` in the child process)
+        <module>.py       the entry's class, and any other code (``from .net import X``)
+        test_<name>.py    its tests (optional; ``metbench new`` writes one)
         weights/...       trained weights, if any
+
+Its code is imported as a package of its own, under a unique name
+(``metbench_submission_<folder>_<hash8>``, :mod:`metbench.estimators.loader`), in the child
+process and wherever else an estimator is built: nothing is put on ``sys.path``, so two
+submissions that both have a ``model.py`` never collide in one process. Modules of the folder
+import each other relatively (``from .net import Network``); an absolute ``import net`` of a
+sibling is not supported (it finds nothing, or an unrelated module of that name). Building blocks
+come from the metbench package (``metbench.physics``, ``metbench.nn``, ``metbench.events``).
 
 ``metbench.toml``::
 
     name = "puppi"                      # lower case letters, digits, '-', '_'
-    entry = "module:Class"              # a module in the folder, or one of metbench (metbench.*);
-                                        # nothing else (e.g. "os:system") is accepted
+    entry = "module:Class"              # a module of the folder (a dotted path for a subfolder
+                                        # package); nothing else (e.g. "os:system") is accepted
     framework = "numpy"                 # numpy | torch | keras | onnx
     paper = "https://arxiv.org/abs/1407.6013"
     authors = ["D. Bertolini", "P. Harris", "M. Low", "N. Tran"]
@@ -39,6 +48,9 @@ A submission folder looks like::
                                         # [parameters] (chosen alone by --variant default)
     [datasets.pu200]                    # optional: parameters for one dataset (by its name),
     tune = "phase2"                     # applied before the variant's and --param's
+
+The content hash (:attr:`Submission.content_hash`) covers the folder's files, the metbench
+version and every metbench module the folder's code imports, transitively.
 """
 
 from __future__ import annotations
@@ -265,15 +277,16 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     if not _ENTRY.match(entry):
         raise _fail(path, f"entry {entry!r} must look like 'module:Class'")
     module = entry.split(":")[0]
-    top = module.split(".")[0]
-    local = (folder / Path(*module.split("."))).with_suffix(".py").is_file() or (
-        folder / top / "__init__.py"
+    parts = module.split(".")
+    local = (folder / Path(*parts)).with_suffix(".py").is_file() or (
+        folder / Path(*parts) / "__init__.py"
     ).is_file()
-    if top != "metbench" and not local:
+    if not local:
         raise _fail(
             path,
-            f"entry {entry!r}: the module must be a file of the submission folder or part of "
-            "metbench (metbench.*); nothing else is imported",
+            f"entry {entry!r}: the module must be a file of the submission folder "
+            f"({'/'.join(parts)}.py); nothing else is imported (that module imports what it "
+            "needs of metbench)",
         )
     framework = _expect(path, data, "framework", str, f"one of {', '.join(FRAMEWORKS)}")
     if framework not in FRAMEWORKS:
@@ -423,11 +436,12 @@ def metbench_modules(sources: list[Path], modules: tuple[str, ...] = ()) -> list
     return sorted(found)
 
 
-def _content_hash(folder: Path, entry_module: str) -> str:
+def _content_hash(folder: Path) -> str:
     """sha256 over the metbench version, every file of the submission folder (dot-files too;
     not what is in a ``__pycache__`` folder, which the child never sees), and every metbench
-    module its code (or its entry inside metbench) imports, transitively: a change in a building
-    block it uses makes its results stale."""
+    module the folder's code imports, transitively, starting from every ``.py`` file of the
+    folder (the entry's module among them): a change in a building block it uses makes its
+    results stale."""
     h = hashlib.sha256()
     h.update(f"metbench {metbench.__version__}\n".encode())
     own: list[Path] = []
@@ -440,8 +454,7 @@ def _content_hash(folder: Path, entry_module: str) -> str:
         if path.suffix == ".py":
             own.append(path)
     root = Path(metbench.__file__).resolve().parent
-    entry = (entry_module,) if entry_module.split(".")[0] == "metbench" else ()
-    for path in metbench_modules(own, entry):
+    for path in metbench_modules(own):
         h.update(f"module {path.relative_to(root.parent).as_posix()}\n".encode())
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()
@@ -470,8 +483,7 @@ def load_submission(folder: Path | str, require_weights: bool = True) -> Submiss
                 "sources (.py): delete it"
             )
     _check_provenance(folder.resolve(), manifest, folder / MANIFEST_FILE)
-    module = manifest.entry.split(":")[0]
-    return Submission(folder.resolve(), manifest, _content_hash(folder.resolve(), module))
+    return Submission(folder.resolve(), manifest, _content_hash(folder.resolve()))
 
 
 def repository_submissions() -> Path | None:

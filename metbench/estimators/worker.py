@@ -19,7 +19,6 @@ from; the parent alone maps them back to the dataset's events.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import json
 import sys
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from metbench.estimators.loader import MissingEntryClass, import_entry
 from metbench.estimators.protocol import (
     CovarianceEstimator,
     Estimator,
@@ -126,20 +126,20 @@ def _where_in(folder: str, tb: Any) -> str:
 
 
 def instantiate(job: PredictJob) -> Any:
-    """Import ``module:Class`` (the submission folder first on ``sys.path``) and construct it."""
+    """Import ``module:Class`` from the submission folder (as its own package,
+    :mod:`metbench.estimators.loader`; nothing goes on ``sys.path``) and construct it."""
     module_name, class_name = job.entry.split(":")
-    if job.folder not in sys.path:
-        sys.path.insert(0, job.folder)
     try:
-        module = importlib.import_module(module_name)
+        cls = import_entry(job.folder, job.entry)
+    except MissingEntryClass:
+        raise UserError(
+            f"entry {job.entry!r}: module {module_name!r} has no {class_name!r}"
+        ) from None
     except Exception as exc:
         raise UserError(
             f"entry {job.entry!r} does not import: {type(exc).__name__}: {exc}"
             f"{_where_in(job.folder, exc.__traceback__)}"
         ) from exc
-    cls = getattr(module, class_name, None)
-    if cls is None:
-        raise UserError(f"entry {job.entry!r}: module {module_name!r} has no {class_name!r}")
     params = dict(job.parameters)
     try:
         accepted: Any = inspect.signature(cls).parameters

@@ -1,6 +1,6 @@
 """CMS's official DeepMET graphs, with the inputs prepared as CMSSW's DeepMETProducer does.
 
-The inputs (``metbench.models.deepmet_inputs.producer_inputs``) follow
+The inputs (``metbench.nn.deepmet_inputs.producer_inputs``) follow
 RecoMET/METPUSubtraction/plugins/DeepMETProducer.cc; see README.md.
 
 The graph files are CMS's (cms-data RecoMET-METPUSubtraction); they are read in place from the
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.models.deepmet_graph import DeepMetGraph, graph_weights
-from metbench.models.deepmet_inputs import NORM, producer_inputs
+from metbench.nn.deepmet_graph import DeepMetGraph, graph_weights
+from metbench.nn.deepmet_inputs import NORM, producer_inputs
 
 
 class DeepMetOfficial:

@@ -1,7 +1,7 @@
 """DeepMET (Keras 3) as a metbench entry: predict, and ``fit`` for ``metbench train``.
 
-The network is :func:`metbench.models.deepmet_keras.build_model`; inputs are prepared by
-:func:`metbench.models.deepmet_inputs.producer_inputs` as CMSSW's DeepMETProducer does. See README.md.
+The network is :func:`metbench.nn.deepmet_network.build_model`; inputs are prepared by
+:func:`metbench.nn.deepmet_inputs.producer_inputs` as CMSSW's DeepMETProducer does. See README.md.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from metbench.data.source import EventSource, to_event_batch
 from metbench.data.store import atomic_write_bytes
 from metbench.events import EventBatch
-from metbench.models.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
+from metbench.nn.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
 from metbench.training import (
     TrainSettings,
     TrainState,
@@ -74,7 +74,7 @@ class DeepMetKeras:
         weights_dir: str | None = None,
         device: str = "cpu",
     ) -> None:
-        from metbench.models.deepmet_keras import build_model, load_official_weights
+        from metbench.nn.deepmet_network import build_model, load_official_weights
 
         if loss not in ("resolution", "response"):
             raise ValueError(f"loss must be 'resolution' or 'response', not {loss!r}")
@@ -84,7 +84,7 @@ class DeepMetKeras:
         self.weights_path = self.folder / weights_file
         self.official = official_graph is not None
         if official_graph is not None:
-            from metbench.models.deepmet_graph import graph_weights
+            from metbench.nn.deepmet_graph import graph_weights
 
             graph = Path(official_graph)
             if not graph.is_absolute():
@@ -119,7 +119,7 @@ class DeepMetKeras:
     # training ------------------------------------------------------------------------------
 
     def _loss(self) -> Any:
-        from metbench.models.deepmet_keras import resolution_loss, response_loss
+        from metbench.nn.deepmet_network import resolution_loss, response_loss
 
         if self.loss_name == "response":
             return response_loss(self.response_weight)
@@ -130,7 +130,7 @@ class DeepMetKeras:
         ``settings.checkpoint_dir``."""
         import keras
 
-        from metbench.models.deepmet_keras import build_model
+        from metbench.nn.deepmet_network import build_model
 
         if self.official:
             raise ValueError("the official-graph variant is CMS's training; it is not retrained")

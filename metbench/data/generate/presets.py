@@ -43,7 +43,7 @@ class DatasetSpec:
         Process names.
     puppi_tune
         PUPPI parameters of the stored ``puppi_weight`` (a tune of
-        :data:`metbench.baselines.puppi.PUPPI_TUNES`): ``run2`` (CMSSW ``Puppi_cff.py``), or
+        :data:`metbench.physics.puppi.PUPPI_TUNES`): ``run2`` (CMSSW ``Puppi_cff.py``), or
         ``phase2`` (its ``phase2_common`` modifier) for the HL-LHC pileup of ``pu200``. Recorded in
         the manifest's ``settings`` when it is not ``run2``, so that the datasets generated before
         the field existed keep their manifest (and its hash) unchanged.
@@ -64,7 +64,7 @@ class DatasetSpec:
     puppi_tune: str = DEFAULT_PUPPI_TUNE
 
     def __post_init__(self) -> None:
-        from metbench.baselines.puppi import PUPPI_TUNES
+        from metbench.physics.puppi import PUPPI_TUNES
 
         if self.puppi_tune not in PUPPI_TUNES:
             raise MetbenchError(

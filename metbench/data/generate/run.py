@@ -37,7 +37,6 @@ import awkward as ak
 import numpy as np
 
 import metbench
-from metbench.baselines.puppi import PuppiParameters, puppi_weights
 from metbench.data.generate.detector import DetectorConfig, simulate_detector
 from metbench.data.generate.pileup import premix
 from metbench.data.generate.presets import DatasetSpec
@@ -60,6 +59,7 @@ from metbench.data.store import (
 from metbench.distributed import check_workers_on, run_on_dask
 from metbench.errors import DatasetError, MetbenchError, first_line
 from metbench.events import PARTICLE_COLUMNS, PARTICLE_DTYPES
+from metbench.physics.puppi import PuppiParameters, puppi_weights
 
 __all__ = ["STORED_PRECISION", "build_events", "generate_dataset", "pythia_seed", "shard_rng"]
 

@@ -41,7 +41,7 @@ import numpy as np
 
 from metbench.events import EventBatch
 
-__all__ = ["MET_TERMS_CHUNK", "WORKING_POINTS", "AtlasWorkingPointMet", "WorkingPoint", "met_terms"]
+__all__ = ["MET_TERMS_CHUNK", "WORKING_POINTS", "WorkingPoint", "met_terms"]
 
 ETA_FORWARD: Final = 2.4
 JET_ETA_MAX: Final = 4.5
@@ -211,23 +211,3 @@ def _met_terms(batch: EventBatch, working_points: tuple[str, ...]) -> dict[str, 
         out[f"{name}_soft_sumet"] = _sum(event[soft], pt[soft], n)
         out[name] = out["leptons"] + out[f"{name}_jets"] + out[f"{name}_soft"]
     return out
-
-
-class AtlasWorkingPointMet:
-    """Object-based MET at one ATLAS working point.
-
-    Parameters
-    ----------
-    working_point
-        ``loose``, ``tight``, ``tighter`` or ``tenacious``.
-    """
-
-    def __init__(self, working_point: str = "tight") -> None:
-        if working_point not in WORKING_POINTS:
-            raise ValueError(
-                f"unknown working point {working_point!r}; choose one of {', '.join(WORKING_POINTS)}"
-            )
-        self.working_point = working_point
-
-    def predict(self, batch: EventBatch) -> np.ndarray:
-        return met_terms(batch, (self.working_point,))[self.working_point]

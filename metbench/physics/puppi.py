@@ -62,8 +62,8 @@ from scipy.spatial import cKDTree
 from scipy.special import erf
 from scipy.stats import chi2 as chi2_distribution
 
-from metbench.baselines.kinematics import rapidity
 from metbench.data.jagged import offsets_from_counts
+from metbench.physics.kinematics import rapidity
 
 __all__ = ["PUPPI_TUNES", "PuppiParameters", "PuppiRegion", "puppi_classes", "puppi_weights"]
 

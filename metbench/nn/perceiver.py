@@ -539,7 +539,7 @@ class PerceiverEstimator:
 
         import torch
 
-        from metbench.models.onnx_runtime import OnnxRunner, check_runtime
+        from metbench.nn.onnx_runtime import OnnxRunner, check_runtime
 
         self.runtime = check_runtime(runtime)
         self.chunk = int(chunk)
@@ -715,7 +715,7 @@ class PerceiverEstimator:
 
         import torch
 
-        from metbench.models.torch_training import fit_torch
+        from metbench.nn.torch_training import fit_torch
         from metbench.training import describe
 
         if self.threads:
@@ -784,7 +784,7 @@ class PerceiverEstimator:
     def save(self, folder: Any) -> None:
         """The weights (with the network's configuration), the training history and the ONNX
         export."""
-        from metbench.models.torch_training import save_weights_and_history
+        from metbench.nn.torch_training import save_weights_and_history
 
         target = folder / self.weights_path.relative_to(self.folder)
         save_weights_and_history(
@@ -800,7 +800,7 @@ class PerceiverEstimator:
         out) to ONNX."""
         import torch
 
-        from metbench.models.onnx_runtime import export_onnx
+        from metbench.nn.onnx_runtime import export_onnx
 
         n, size = torch.export.Dim("n"), torch.export.Dim("n_candidates")
         charged_mask = torch.tensor([[True, True, False, False, False]] * 3)

@@ -1,12 +1,12 @@
-"""Closure checks of DeeLeMa (``metbench.models.deelema``): an analytic tt -> (b l nu)(b l nu)
+"""Closure checks of DeeLeMa (``metbench.nn.deelema``): an analytic tt -> (b l nu)(b l nu)
 sample with known masses, a training on it with the true-neutrino MET, a scan of starting masses,
 and the neutrino pz bias of a trained entry.
 
 Commands (each a few minutes at most on one core)::
 
-    python -m metbench.models.deelema_closure scan --start 70,150 --start 100,200
-    python -m metbench.models.deelema_closure real --dataset /work/data/mini1000
-    python -m metbench.models.deelema_closure bias --dataset /work/data/mini1000 \\
+    python -m metbench.nn.deelema_closure scan --start 70,150 --start 100,200
+    python -m metbench.nn.deelema_closure real --dataset /work/data/mini1000
+    python -m metbench.nn.deelema_closure bias --dataset /work/data/mini1000 \\
         --weights submissions/deelema-torch/weights/deelema.pt [--canonical]
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from metbench.models.deelema import SCALE, build_deelema, chain_inputs, zflip
+from metbench.nn.deelema import SCALE, build_deelema, chain_inputs, zflip
 
 __all__ = ["closure_fit", "main", "pz_bias", "toy_ttbar"]
 
@@ -118,7 +118,7 @@ def closure_fit(
     ``history`` (with the masses) and the :func:`pz_bias` figures on ``n_test`` fresh events."""
     import torch
 
-    from metbench.models.torch_training import fit_torch
+    from metbench.nn.torch_training import fit_torch
     from metbench.training import TrainSettings
 
     torch.manual_seed(seed)
@@ -162,22 +162,22 @@ def closure_fit(
 
 
 def _dataset_inputs(folder: str, split: str, met: str) -> tuple[np.ndarray, np.ndarray]:
-    from metbench.baselines.met import PuppiMet
     from metbench.data.source import EventSource, to_event_batch
-    from metbench.models.deelema import deelema_inputs
+    from metbench.nn.deelema import deelema_inputs
+    from metbench.physics.puppi_met import stored_puppi_met
     from metbench.training import read_sample
 
     batch = to_event_batch(read_sample(EventSource(folder, split, processes=["ttbar_2l2nu"]), None))
     nu = batch.truth["truth_neutrinos"]
     true_met = np.nan_to_num(nu[:, 0, :2] + nu[:, 1, :2])
-    x, usable = deelema_inputs(batch, true_met if met == "neutrinos" else PuppiMet().predict(batch))
+    x, usable = deelema_inputs(batch, true_met if met == "neutrinos" else stored_puppi_met(batch))
     usable &= np.isfinite(nu).all((1, 2))
     return x[usable], nu[usable]
 
 
 def main(argv: list[str] | None = None) -> None:
     """The command line (see the module docstring)."""
-    parser = argparse.ArgumentParser(prog="python -m metbench.models.deelema_closure")
+    parser = argparse.ArgumentParser(prog="python -m metbench.nn.deelema_closure")
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="closure on the analytic sample from starting masses")
     scan.add_argument("--start", action="append", help="m_W,m_top [GeV] (repeatable)")
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
     elif args.command == "real":
-        from metbench.models.torch_training import fit_torch
+        from metbench.nn.torch_training import fit_torch
         from metbench.training import TrainSettings
 
         xt, _ = _dataset_inputs(args.dataset, "train", "neutrinos")

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from metbench.models.deepmet_graph import BATCHNORM_LAYERS, DENSE_LAYERS
+from metbench.nn.deepmet_graph import BATCHNORM_LAYERS, DENSE_LAYERS
 
 __all__ = [
     "build_model",
@@ -109,7 +109,7 @@ def build_model(n_candidates: int | None = None, count_padding: bool = False) ->
 
 def load_official_weights(model: Any, weights: dict[str, np.ndarray]) -> None:
     """Set a :func:`build_model` network's weights from CMS's graph
-    (:func:`metbench.models.deepmet_graph.graph_weights`)."""
+    (:func:`metbench.nn.deepmet_graph.graph_weights`)."""
     for i in range(3):
         model.get_layer(f"embedding{i}").set_weights([weights[f"embedding{i}/embeddings"]])
     for name in (*DENSE_LAYERS, "output"):
@@ -140,7 +140,7 @@ def response_loss(weight: float) -> Any:
     bins and divided by the sum of ``|true|``."""
     import keras
 
-    from metbench.models.deepmet_inputs import NORM
+    from metbench.nn.deepmet_inputs import NORM
 
     def loss(y_true: Any, y_pred: Any) -> Any:
         ops = keras.ops

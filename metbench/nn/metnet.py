@@ -22,8 +22,8 @@ from typing import Any, Final
 
 import numpy as np
 
-from metbench.baselines.objects import WORKING_POINTS, met_terms
 from metbench.events import EventBatch
+from metbench.physics.objects import WORKING_POINTS, met_terms
 
 __all__ = [
     "DISTRIBUTION_LOSSES",
@@ -226,7 +226,7 @@ class METNetEstimator:
     ) -> None:
         from pathlib import Path
 
-        from metbench.models.onnx_runtime import OnnxRunner, check_runtime
+        from metbench.nn.onnx_runtime import OnnxRunner, check_runtime
 
         check_runtime(runtime)
         if distribution_loss is not None:
@@ -330,7 +330,7 @@ class METNetEstimator:
         import torch
 
         from metbench.data.store import atomic_write_bytes
-        from metbench.models.torch_training import fit_torch
+        from metbench.nn.torch_training import fit_torch
         from metbench.training import describe
 
         ckpt = settings.checkpoint_dir
@@ -378,7 +378,7 @@ class METNetEstimator:
         """Export the network (rotated features in, rotated output out) to ONNX."""
         import torch
 
-        from metbench.models.onnx_runtime import export_onnx
+        from metbench.nn.onnx_runtime import export_onnx
 
         export_onnx(
             self.network, (torch.zeros((2, len(FEATURE_NAMES))),), ["features"], ["met"],
@@ -387,7 +387,7 @@ class METNetEstimator:
 
     def save(self, folder: Any) -> None:
         """The state dict, its ONNX export and the training history."""
-        from metbench.models.torch_training import save_weights_and_history
+        from metbench.nn.torch_training import save_weights_and_history
 
         target = folder / self.weights_path.relative_to(self.folder)
         save_weights_and_history(self.network, target, getattr(self, "_history", None))

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metbench.baselines.kinematics import met_from_weights, rapidity
-from metbench.events import EventBatch
-
-__all__ = ["SoftKillerMet", "softkiller_grid", "softkiller_threshold"]
+__all__ = ["softkiller_grid", "softkiller_threshold"]
 
 
 def softkiller_grid(y_max: float, size: float) -> tuple[int, int, float, float]:
@@ -56,35 +53,3 @@ def softkiller_threshold(
     per_event = max_pt2.reshape(len(pt), n_tiles)
     median = np.partition(per_event, n_tiles // 2, axis=1)[:, n_tiles // 2]
     return np.sqrt(median)
-
-
-class SoftKillerMet:
-    """MET from the candidates SoftKiller keeps.
-
-    Parameters
-    ----------
-    y_max
-        Rapidity half-range of the grid (fastjet-contrib example: 5).
-    grid_size
-        Requested tile size in y and phi (0.4).
-    input
-        ``"all"`` candidates, or ``"chs"``: charged pileup removed first.
-    """
-
-    def __init__(self, y_max: float = 5.0, grid_size: float = 0.4, input: str = "all") -> None:
-        if input not in ("all", "chs"):
-            raise ValueError(f"input must be 'all' or 'chs', got {input!r}")
-        self.y_max, self.grid_size, self.input = y_max, grid_size, input
-
-    def predict(self, batch: EventBatch) -> np.ndarray:
-        pt = batch.feature("pt").astype(np.float64)
-        phi = batch.feature("phi")
-        mask = batch.mask
-        if self.input == "chs":
-            mask = mask & (batch.feature("from_pv") > 0)
-        y = rapidity(
-            pt, batch.feature("eta").astype(np.float64), batch.feature("mass").astype(np.float64)
-        )
-        threshold = softkiller_threshold(pt, y, phi, mask, self.y_max, self.grid_size)
-        keep = mask & (pt**2 >= (1 + 1e-12) * threshold[:, None] ** 2)
-        return met_from_weights(pt, phi, keep)
