@@ -425,6 +425,23 @@ class EventBatch:
         busiest = int(self._candidates.counts().max(initial=0))
         return self if busiest >= self.max_particles else self.hardest(max(busiest, 1))
 
+    def with_padded(
+        self,
+        particles: np.ndarray | None = None,
+        mask: np.ndarray | None = None,
+        truth: dict[str, np.ndarray] | None = None,
+    ) -> EventBatch:
+        """The batch with new padded candidates (and/or mask, truth): they become the reference,
+        the jagged view is derived from them (what ``replace(batch, particles=...)`` does)."""
+        return EventBatch(
+            self.particles if particles is None else particles,
+            self.mask if mask is None else mask,
+            self.features,
+            self.event,
+            self.truth if truth is None else truth,
+            self.n_truncated,
+        )
+
     def for_estimator(self) -> EventBatch:
         """The same batch without any truth column: what ``Estimator.predict`` receives."""
         return replace(self, truth={})

@@ -23,7 +23,7 @@ applies the same function to the Z -> mu mu events it scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -179,4 +179,4 @@ def remove_candidates(batch: EventBatch, rows: np.ndarray, slots: np.ndarray) ->
         else v
         for k, v in sub.truth.items()
     }
-    return replace(sub, particles=particles, mask=mask, truth=truth)
+    return sub.with_padded(particles, mask, truth)

@@ -12,7 +12,7 @@ from typing import Final
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.physics.kinematics import met_from_weights
+from metbench.physics.kinematics import met_from_weights, met_of_candidates
 from metbench.physics.puppi import PuppiParameters, puppi_weights
 
 __all__ = ["PUPPI_CHUNK", "recomputed_puppi_weights", "stored_puppi_met", "weighted_met"]
@@ -31,7 +31,8 @@ def weighted_met(batch: EventBatch, weights: np.ndarray) -> np.ndarray:
 def stored_puppi_met(batch: EventBatch) -> np.ndarray:
     """``(n, 2)`` MET (px, py) [GeV] weighted by the dataset's ``puppi_weight`` (the weights of
     CMS's PUPPI jets, with the tune the dataset was generated with)."""
-    return weighted_met(batch, np.where(batch.mask, batch.feature("puppi_weight"), 0.0))
+    candidates = batch.jagged
+    return met_of_candidates(candidates, candidates.values["puppi_weight"])
 
 
 def recomputed_puppi_weights(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.physics.kinematics import met_from_weights
+from metbench.physics.kinematics import met_of_candidates
 
 __all__ = ["ChsMet"]
 
@@ -15,5 +15,5 @@ class ChsMet:
     """MET from candidates with ``from_pv > 0`` (charged pileup removed)."""
 
     def predict(self, batch: EventBatch) -> np.ndarray:
-        keep = batch.mask & (batch.feature("from_pv") > 0)
-        return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)
+        candidates = batch.jagged
+        return met_of_candidates(candidates, candidates.values["from_pv"] > 0)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.physics.kinematics import met_from_weights
+from metbench.physics.kinematics import met_of_candidates
 
 __all__ = ["OracleMet"]
 
@@ -17,5 +17,6 @@ class OracleMet:
     def predict(self, batch: EventBatch) -> np.ndarray:
         if "truth_is_pileup" not in batch.truth:
             raise KeyError("the oracle needs truth_is_pileup: declare uses_truth in its manifest")
-        keep = batch.mask & ~batch.truth["truth_is_pileup"]
-        return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)
+        # the per-candidate truth is padded like the batch; its real slots in the jagged order
+        keep = ~batch.truth["truth_is_pileup"][batch.mask]
+        return met_of_candidates(batch.jagged, keep)

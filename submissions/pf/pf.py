@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.physics.kinematics import met_from_weights
+from metbench.physics.kinematics import met_of_candidates
 
 __all__ = ["PfMet"]
 
@@ -14,4 +14,4 @@ class PfMet:
     """MET from all particle-flow candidates."""
 
     def predict(self, batch: EventBatch) -> np.ndarray:
-        return met_from_weights(batch.feature("pt"), batch.feature("phi"), batch.mask)
+        return met_of_candidates(batch.jagged)

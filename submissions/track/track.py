@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.physics.kinematics import met_from_weights
+from metbench.physics.kinematics import met_of_candidates
 
 __all__ = ["TrackMet"]
 
@@ -30,9 +30,6 @@ class TrackMet:
         self.min_from_pv = int(min_from_pv)
 
     def predict(self, batch: EventBatch) -> np.ndarray:
-        keep = (
-            batch.mask
-            & (batch.feature("charge") != 0)
-            & (batch.feature("from_pv") >= self.min_from_pv)
-        )
-        return met_from_weights(batch.feature("pt"), batch.feature("phi"), keep)
+        c = batch.jagged.values
+        keep = (c["charge"] != 0) & (c["from_pv"] >= self.min_from_pv)
+        return met_of_candidates(batch.jagged, keep)

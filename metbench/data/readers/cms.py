@@ -26,7 +26,6 @@ becomes ``stored_<name>_x/_y``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -222,4 +221,4 @@ def resample_unstored(batch: EventBatch, rng: np.random.Generator) -> EventBatch
         picks = rng.choice(pool, len(slots))
         for k in targets:
             particles[row, slots, k] = particles[row, picks, k]
-    return replace(batch, particles=particles)
+    return batch.with_padded(particles)
