@@ -40,7 +40,9 @@ def _git(*args: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--commits", type=int, default=10, help="last N first-parent commits")
-    parser.add_argument("--machine", default=os.uname().nodename.split(".")[0] or "local")
+    parser.add_argument(
+        "--machine", default="metbench-dev", help="asv machine name (results folder)"
+    )
     parser.add_argument("--bench", default=DEFAULT_BENCH, help="asv --bench regular expression")
     parser.add_argument("--quick", action="store_true", help="one sample per benchmark")
     parser.add_argument("--out", type=Path, default=ROOT / "leaderboard" / "speed")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from metbench.leaderboard.speed import read_speed_history, speed_body
+from metbench.leaderboard.speed import continuous_demo, read_speed_history, speed_body
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "leaderboard" / "speed"
@@ -87,6 +87,19 @@ def test_committed_history_covers_ten_commits_of_this_repository():
     )
     ok = [v for _, _, v in scoring.points if v is not None]
     assert len(ok) >= 10 and all(0 < v < 300 for v in ok)
+
+
+def test_committed_continuous_demo_flagged_the_slowdown():
+    """benchmarks/continuous_demo.sh's recorded run: asv continuous --factor 1.1 called the
+    deliberately slowed commit slower, and the page shows its verdict."""
+    text = (COMMITTED / "continuous-demo.txt").read_text()
+    assert "PERFORMANCE DECREASED" in text
+    row = next(line for line in text.splitlines() if "Loading.time_read_test_split" in line
+               and line.startswith("| +"))  # fmt: skip
+    ratio = float(row.split("|")[4])
+    assert ratio > 1.1
+    page = continuous_demo(COMMITTED)
+    assert "PERFORMANCE DECREASED" in page and "<script" not in page
 
 
 @pytest.mark.slow

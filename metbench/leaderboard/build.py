@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
 from metbench.leaderboard.pages import dataset_body, metrics_body, render_markdown, submit_body
-from metbench.leaderboard.speed import read_speed_history, speed_body
+from metbench.leaderboard.speed import continuous_demo, read_speed_history, speed_body
 from metbench.scoring.table import format_figure
 
 if TYPE_CHECKING:
@@ -585,7 +585,14 @@ def build_site(
             ("metrics.html", "Metrics", metrics_body(columns)),
             ("dataset.html", "Datasets", dataset_body(data["groups"])),
             ("submit.html", "How to submit", submit_body()),
-            ("speed.html", "Speed history", speed_body(read_speed_history(speed) if speed else [])),
+            (
+                "speed.html",
+                "Speed history",
+                speed_body(
+                    read_speed_history(speed) if speed else [],
+                    continuous_demo(speed) if speed else "",
+                ),
+            ),
         ):
             (tmp / file).write_text(
                 _page(f"{title} — metbench", f"<main>{body}</main>", current=file),

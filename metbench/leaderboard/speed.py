@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["SpeedSeries", "read_speed_history", "speed_body"]
+__all__ = ["SpeedSeries", "continuous_demo", "read_speed_history", "speed_body"]
 
 #: asv's units, as the page shows them.
 _UNITS: Final[dict[str, str]] = {"seconds": "s", "bytes": "bytes"}
@@ -99,6 +99,28 @@ def read_speed_history(folder: Path) -> list[SpeedSeries]:
     for s in series.values():
         s.points.sort(key=lambda p: (p[1], p[0]))
     return sorted(series.values(), key=lambda s: (s.machine, s.name, s.parameters))
+
+
+def continuous_demo(folder: Path) -> str:
+    """The page's account of ``benchmarks/continuous_demo.sh`` (escaped HTML; empty if its
+    output ``continuous-demo.txt`` is not in ``folder``): asv's comparison table and verdict."""
+    path = Path(folder) / "continuous-demo.txt"
+    if not path.is_file():
+        return ""
+    lines = [
+        line.rstrip()
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines()
+        if line.startswith("|") or line.isupper() or line.startswith(("SOME", "PERFORMANCE"))
+    ]
+    return (
+        "<h2>Catching a slowdown</h2><p><code>benchmarks/continuous_demo.sh</code> commits a "
+        "deliberate slowdown (the loader spins for 20% of the time each batch took) on top of "
+        "<code>main</code> and runs <code>asv continuous --factor 1.1</code> on the two commits "
+        "(4 interleaved rounds of 10 samples); asv's verdict, as it printed it:</p><pre>"
+        + html.escape("\n".join(lines))
+        + "</pre><p>On the loaded machine of that run the measured ratio exceeds 1.2: the spin "
+        "ends late whenever the process is descheduled.</p>"
+    )
 
 
 def _fmt(value: float, unit: str) -> str:
