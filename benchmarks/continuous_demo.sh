@@ -8,7 +8,7 @@
 # in asv's own virtualenv (built from asv.conf.json: the first run installs the dependencies),
 # keeps asv's output in leaderboard/speed/continuous-demo.txt, removes the commit again, and
 # fails unless asv reported the benchmark as slower. Needs $METBENCH_DATA with the mini preset;
-# $ASV_MACHINE names asv's machine (default metbench-dev, as benchmarks/history.py's results).
+# $ASV_MACHINE names asv's machine (default metbench-demo: not the history's metbench-dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base=$(git rev-parse HEAD)
@@ -44,7 +44,7 @@ EOF
 git -C "$tree" commit -q -am "demo: EventSource 20% slower (throw-away)"
 slow=$(git -C "$tree" rev-parse HEAD)
 mkdir -p leaderboard/speed
-machine="${ASV_MACHINE:-metbench-dev}"
+machine="${ASV_MACHINE:-metbench-demo}"
 asv machine --yes --machine "$machine" >/dev/null
 status=0
 asv continuous --factor 1.1 --machine "$machine" --show-stderr -a rounds=4 -a repeat=10 --bench 'Loading\.time_read_test_split' "$base" "$slow" \

@@ -78,7 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.out.is_dir():
             shutil.copytree(args.out, staging, dirs_exist_ok=True)
         shutil.copy2(asv_results / "benchmarks.json", staging / "benchmarks.json")
-        shutil.copytree(asv_results / args.machine, staging / args.machine, dirs_exist_ok=True)
+        # only this run's commits (asv's folder may hold others: asv continuous, local runs)
+        machine = staging / args.machine
+        machine.mkdir(exist_ok=True)
+        shutil.copy2(asv_results / args.machine / "machine.json", machine / "machine.json")
+        for path in (asv_results / args.machine).glob("*-*.json"):
+            if any(path.name.startswith(sha[:8] + "-") for sha in commits):
+                shutil.copy2(path, machine / path.name)
         old = args.out.with_name(f".{args.out.name}.old")
         if args.out.exists():
             args.out.rename(old)
