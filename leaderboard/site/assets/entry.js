@@ -6,33 +6,43 @@
   const e = data.entry;
   const d = data.dataset;
   const cell = document.getElementById("dataset-cell");
-  cell.textContent = `${d.name} v${d.version}, split ${d.split}, manifest ${d.manifest_sha256}`;
+  cell.appendChild(MB.el("a", { href: `../dataset.html#ds-${d.id || ""}`, text: `${d.name} v${d.version}, split ${d.split}` }));
+  cell.appendChild(document.createTextNode(", manifest "));
+  cell.appendChild(MB.el("code", { class: "hash", text: d.manifest_sha256 }));
   for (const m of MB.marks(d.marks)) { cell.appendChild(document.createTextNode(" ")); cell.appendChild(m); }
 
   const tp = document.getElementById("throughput-table");
-  tp.appendChild(MB.table(
-    [
-      { key: "b", label: "batch size", sort: (r) => r.batch_size, cell: (r) => String(r.batch_size), cls: "num" },
-      { key: "eps", label: "events/s", sort: (r) => r.events_per_s, cell: (r) => MB.fmt(r.events_per_s, 0), cls: "num" },
-      { key: "p50", label: "latency p50 [ms]", sort: (r) => r.p50_ms, cell: (r) => MB.fmt(r.p50_ms, 2), cls: "num" },
-      { key: "p99", label: "latency p99 [ms]", sort: (r) => r.p99_ms, cell: (r) => MB.fmt(r.p99_ms, 2), cls: "num" },
-      { key: "rss", label: "peak RSS [MB]", sort: (r) => r.peak_rss_mb, cell: (r) => MB.fmt(r.peak_rss_mb, 0), cls: "num" },
-    ],
-    e.throughput.map((t) => Object.assign({ entry: e.name }, t)),
-  ));
+  if (!e.throughput.length) {
+    tp.appendChild(MB.el("p", { class: "empty", text: "No throughput was measured for these results." }));
+  } else {
+    tp.appendChild(MB.table(
+      [
+        { key: "b", label: "batch size", sort: (r) => r.batch_size, cell: (r) => String(r.batch_size), cls: "num", sticky: "first" },
+        { key: "eps", label: "events/s", better: "higher", sort: (r) => r.events_per_s, cell: (r) => MB.fmt(r.events_per_s, 0), cls: "num" },
+        { key: "p50", label: "latency p50 [ms]", better: "lower", sort: (r) => r.p50_ms, cell: (r) => MB.fmt(r.p50_ms, 2), cls: "num" },
+        { key: "p99", label: "latency p99 [ms]", better: "lower", sort: (r) => r.p99_ms, cell: (r) => MB.fmt(r.p99_ms, 2), cls: "num" },
+        { key: "rss", label: "peak RSS [MB]", sort: (r) => r.peak_rss_mb, cell: (r) => MB.fmt(r.peak_rss_mb, 0), cls: "num" },
+      ],
+      e.throughput.map((t) => Object.assign({ entry: e.name }, t)),
+      { label: "throughput" },
+    ));
+  }
 
   const holder = document.getElementById("binned");
   if (e.kinematics) {
     holder.appendChild(MB.el("h3", { text: "kinematic reconstruction (tt → bℓν bℓν)" }));
-    const rows = Object.entries(e.kinematics).map(([name, f], i) => ({ entry: e.name, name: name, i: i, f: f }));
+    const byKey = Object.fromEntries(data.columns.kinematics.map((c) => [c.key, c]));
+    const rows = Object.entries(e.kinematics).map(([key, f], i) => ({ entry: e.name, key: key, label: (byKey[key] || { label: key }).label, better: (byKey[key] || {}).better, i: i, f: f }));
     holder.appendChild(MB.table(
       [
-        { key: "figure", label: "figure", sort: (r) => r.name, cell: (r) => r.name },
-        { key: "value", label: "value [95% CI]", sort: (r) => r.f.value, cell: (r) => MB.fmtCI(r.f, r.name.endsWith("window") ? 3 : 1), cls: "num" },
+        { key: "figure", label: "figure [unit]", sort: (r) => r.i, cell: (r) => MB.el("span", { title: r.key, text: r.label + (r.better === "lower" ? " ↓ better" : "") }), sticky: "first" },
+        { key: "value", label: "value [95% CI]", sort: (r) => r.f.value, cell: (r) => MB.ci(r.f, r.key.endsWith("window") ? 3 : 1), cls: "num" },
       ],
       rows,
+      { cls: "kinematics-rows", label: "kinematic reconstruction" },
     ));
   }
+  const lowerBetter = new Set(["S", "S_par", "S_perp", "sigma_perp_over_r"]);
   for (const [task, binningsOf] of Object.entries(e.plots)) {
     for (const [binning, b] of Object.entries(binningsOf)) {
       holder.appendChild(MB.el("h3", { text: `${task}: in bins of ${binning}` }));
@@ -42,12 +52,12 @@
         for (const f of figs) row[f] = { value: b.figures[f].value[i], low: b.figures[f].low ? b.figures[f].low[i] : null, high: b.figures[f].high ? b.figures[f].high[i] : null };
         return row;
       });
-      const columns = [{ key: "bin", label: binning, sort: (r) => r.i, cell: (r) => String(r.label) }];
+      const columns = [{ key: "bin", label: binning, sort: (r) => r.i, cell: (r) => String(r.label), sticky: "first" }];
       for (const f of figs) {
         const lab = data.figures[f];
-        columns.push({ key: f, label: lab.label + (lab.unit ? ` [${lab.unit}]` : ""), sort: (r) => r[f].value, cell: (r) => (f === "n" ? MB.fmt(r[f].value, 0) : MB.fmtCI(r[f], f === "response" ? 3 : 1)), cls: "num" });
+        columns.push({ key: f, label: lab.label + (lab.unit ? ` [${lab.unit}]` : ""), better: lowerBetter.has(f) ? "lower" : null, sort: (r) => r[f].value, cell: (r) => (f === "n" ? MB.fmt(r[f].value, 0) : MB.ci(r[f], f === "response" ? 3 : 1)), cls: "num" });
       }
-      holder.appendChild(MB.table(columns, rows));
+      holder.appendChild(MB.table(columns, rows, { label: `${task} in bins of ${binning}` }));
     }
   }
 })();
