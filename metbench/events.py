@@ -61,6 +61,7 @@ __all__ = [
     "EventBatch",
     "JaggedParticles",
     "concatenate_batches",
+    "pad_jagged",
 ]
 
 #: Reconstructed per-candidate columns, in the order of the padded feature axis.
@@ -220,7 +221,7 @@ class _Candidates:
     def particles(self) -> np.ndarray:
         if self._particles is None:
             assert self._jagged is not None
-            self._particles = _pad_jagged(self._jagged, self.width, self.features)
+            self._particles = pad_jagged(self._jagged, self.width, self.features)
         return self._particles
 
     def mask(self) -> np.ndarray:
@@ -447,7 +448,7 @@ class EventBatch:
         return replace(self, truth={})
 
 
-def _pad_jagged(jagged: JaggedParticles, width: int, features: Sequence[str]) -> np.ndarray:
+def pad_jagged(jagged: JaggedParticles, width: int, features: Sequence[str]) -> np.ndarray:
     """``(n, width, len(features))`` float32 of flat candidates, zero-padded."""
     counts = jagged.counts
     n = len(counts)

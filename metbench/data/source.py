@@ -36,6 +36,7 @@ from metbench.events import (
     TRUTH_PARTICLE_COLUMNS,
     EventBatch,
     JaggedParticles,
+    pad_jagged,
 )
 
 __all__ = [
@@ -145,12 +146,9 @@ def _arrange(
         return particles, mask, extras, n_truncated, jagged
     rows = np.repeat(np.arange(n), kept_counts)
     cols = np.arange(len(rows)) - kept_offsets[:-1][rows]
-    if padded:
-        particles = np.zeros((n, width, len(features)), dtype=np.float32)
-        mask = np.zeros((n, width), dtype=bool)
-        mask[rows, cols] = True
-        for k, name in enumerate(features):
-            particles[rows, cols, k] = gathered[name]
+    if padded:  # the same padding as a lazy batch's
+        particles = pad_jagged(jagged, width, features)
+        mask = np.arange(width) < kept_counts[:, None]
     for name in extra:
         out = np.zeros((n, width), dtype=gathered[name].dtype)
         out[rows, cols] = gathered[name]
