@@ -143,8 +143,17 @@ def fill(where, mib):
     except OSError as exc:
         return errno.errorcode.get(exc.errno, "?")
 
+def past_the_end(where, mib):  # a byte past the per-file cap; the hole takes no disk
+    try:
+        with open(where, "wb") as f:
+            f.seek(mib * 2**20)
+            f.write(b"\1")
+        return "WROTE"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, "?")
+
 big = os.environ["HOME"] + "/big"
-print("PROBE", fill("/dev/shm/fill", 160), fill("/fill", 1), fill(big, 240), flush=True)
+print("PROBE", fill("/dev/shm/fill", 160), fill("/fill", 1), past_the_end(big, 240), flush=True)
 os.remove(big)
 
 class Estimator:
@@ -182,6 +191,30 @@ def test_the_private_folder_has_a_disk_limit(tmp_path, tiny_dataset):
     with pytest.raises(SubmissionError, match=r"exceeded its disk limit of 0\.05 GiB"):
         predict(tmp_path, tiny_dataset, "hoarder", DISK, limits=Limits(disk_gb=0.05))
     assert not list((tmp_path / "r").glob("*.sandbox.*"))
+
+
+HIDDEN = (
+    """
+import os, time
+
+held = []
+for i in range(12):  # 12 files of 8 MiB removed from the folder but kept open: no scan sees them
+    f = open(os.path.join(os.environ["HOME"], f"f{i}"), "wb")
+    os.remove(f.name)
+    f.write(os.urandom(8 * 2**20))
+    f.flush()
+    held.append(f)
+time.sleep(30)
+
+class Estimator:
+"""
+    + MET
+)
+
+
+def test_removed_files_held_open_count_against_the_disk_limit(tmp_path, tiny_dataset):
+    with pytest.raises(SubmissionError, match=r"exceeded its disk limit of 0\.05 GiB"):
+        predict(tmp_path, tiny_dataset, "hider", HIDDEN, limits=Limits(disk_gb=0.05))
 
 
 # --------------------------------------------------------------------------- hole 6: impostors

@@ -9,7 +9,8 @@ the first and the last :data:`LOG_CAP` bytes and a line saying how many were dro
 
 The harness watches it: past the time limit, with more resident memory (the child and all its
 descendants, sampled every 50 ms) than the memory limit, with more on disk in its private folder
-(summed every second; ``RLIMIT_FSIZE`` bounds each file) than the disk limit, after a message that
+(summed every second, the files it removed but holds open included; ``RLIMIT_FSIZE`` bounds each
+file) than the disk limit, after a message that
 is not one of the protocol's or whose fields are out of their ranges, or when interrupted, the
 whole process
 group and every descendant seen are killed; :data:`GRACE_S` after the child reported that it is
@@ -262,6 +263,33 @@ class _Tree:
             self.known.setdefault(p.pid, p)
             with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
+        return total
+
+    def unlinked_bytes(self, device: int) -> int:
+        """Bytes on disk of the regular files on ``device`` that the tree holds open after
+        removing them from every folder (a folder scan does not see them; each is counted once,
+        whoever holds it)."""
+        seen: set[int] = set()
+        total = 0
+        for pid in list(self.known):
+            try:
+                entries = os.scandir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            with entries:
+                for entry in entries:
+                    try:
+                        info = os.stat(entry.path)  # the open file itself, linked or not
+                    except OSError:
+                        continue
+                    if (
+                        info.st_nlink == 0
+                        and info.st_dev == device
+                        and stat.S_ISREG(info.st_mode)
+                        and info.st_ino not in seen
+                    ):
+                        seen.add(info.st_ino)
+                        total += info.st_blocks * 512
         return total
 
     def kill(self) -> None:
@@ -878,6 +906,7 @@ def _watch(
     limit_bytes = limits.memory_gb * 2**30
     note = ""
     next_disk_check = start
+    private_device = private.stat().st_dev
 
     def read(deadline: float | None) -> None:
         for key, _ in selector.select(_POLL_S if deadline is None else max(deadline, 0)):
@@ -917,6 +946,7 @@ def _watch(
             elif time.monotonic() >= next_disk_check:
                 next_disk_check = time.monotonic() + _DISK_POLL_S
                 used, files = _disk_usage([private / name for name in _WRITABLE], MAX_PRIVATE_FILES)
+                used += tree.unlinked_bytes(private_device)
                 if used > limits.disk_bytes:
                     state.killed = (
                         f"exceeded its disk limit of {limits.disk_gb:g} GiB (its private folder "
