@@ -279,7 +279,7 @@ class _Tree:
             with entries:
                 for entry in entries:
                     try:
-                        info = os.stat(entry.path)  # the open file itself, linked or not
+                        info = entry.stat()  # follows the link: the open file itself, linked or not
                     except OSError:
                         continue
                     if (
