@@ -37,7 +37,7 @@ def test_imports_are_followed_transitively(tmp_path):
         "metbench/events.py",  # imported by metbench/__init__.py
     } <= found
     assert "metbench/scoring/score.py" not in found
-    assert "metbench/cli.py" not in found
+    assert not {p for p in found if p.startswith("metbench/cli")}
     # a module given by name
     assert "metbench/physics/puppi_met.py" in rel(
         metbench_modules([], ("metbench.physics.puppi_met",))
@@ -52,6 +52,30 @@ def test_the_scan_starts_from_every_file_of_the_folder():
     assert {"metbench/physics/puppi_met.py", "metbench/physics/puppi.py"} <= found
     track = rel(metbench_modules(sorted((ROOT / "submissions" / "track").glob("*.py"))))
     assert "metbench/physics/puppi.py" not in track
+
+
+def test_type_only_imports_of_metbench_do_not_count_but_a_submissions_do(tmp_path):
+    """``metbench.estimators.protocol`` names the training settings under ``if TYPE_CHECKING:``
+    only; a submission's own ``if TYPE_CHECKING:`` import is followed all the same."""
+    protocol = rel(metbench_modules([], ("metbench.estimators.protocol",)))
+    assert "metbench/nn/training.py" not in protocol
+    code = tmp_path / "model.py"
+    code.write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import metbench.physics.softkiller\n"
+    )
+    assert "metbench/physics/softkiller.py" in rel(metbench_modules([code]))
+
+
+def test_no_shipped_entry_depends_on_the_harness():
+    """What runs, isolates and scores an entry is not part of any shipped entry's hash: a change
+    there must not make every trained entry's results stale (and the results would be the same)."""
+    harness = ("metbench/harness.py", "metbench/training.py", "metbench/results.py")
+    for folder in sorted(p for p in (ROOT / "submissions").iterdir() if p.is_dir()):
+        found = rel(metbench_modules(sorted(folder.rglob("*.py"))))
+        assert not [
+            p for p in found
+            if p in harness or p.startswith(("metbench/estimators/", "metbench/scoring/"))
+        ], folder.name  # fmt: skip
 
 
 def _copied(pythonpath: Path) -> dict[str, str]:

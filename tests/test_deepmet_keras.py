@@ -16,7 +16,7 @@ from metbench.data.source import EventSource
 from metbench.nn.deepmet_graph import graph_weights, run_graph
 from metbench.nn.deepmet_inputs import producer_inputs
 from metbench.nn.deepmet_network import build_model, load_official_weights
-from metbench.training import TrainSettings
+from metbench.nn.training import TrainSettings
 
 from .shipped import shipped, shipped_module
 

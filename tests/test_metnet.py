@@ -20,7 +20,7 @@ from metbench.nn.metnet import (
     metnet_features,
     rotate,
 )
-from metbench.training import TrainSettings
+from metbench.nn.training import TrainSettings
 
 from .shipped import shipped
 

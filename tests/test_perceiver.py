@@ -22,7 +22,7 @@ from metbench.nn.perceiver import (
     signlog,
     signlog_inverse,
 )
-from metbench.training import TrainSettings
+from metbench.nn.training import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The training recipe of submissions/perceiver-torch (the original's train.sh).

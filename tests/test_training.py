@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from metbench.training import TrainSettings, TrainState, flat_resample, flat_sampling_weights
+from metbench.nn.training import TrainSettings, TrainState, flat_resample, flat_sampling_weights
 
 torch = pytest.importorskip("torch")
 

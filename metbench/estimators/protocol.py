@@ -34,7 +34,7 @@ from metbench.events import EventBatch
 
 if TYPE_CHECKING:
     from metbench.data.source import EventSource
-    from metbench.training import TrainSettings, TrainState
+    from metbench.nn.training import TrainSettings, TrainState
 
 __all__ = [
     "CovarianceEstimator",
@@ -82,7 +82,7 @@ class NeutrinoEstimator(Estimator, Protocol):
 @runtime_checkable
 class TrainableEstimator(Estimator, Protocol):
     """An estimator ``metbench train`` can train (resumable, early-stopped: see
-    :mod:`metbench.training`)."""
+    :mod:`metbench.nn.training`)."""
 
     def fit(self, train: EventSource, val: EventSource, settings: TrainSettings) -> TrainState:
         """Train on ``train``, select on ``val`` (both with the truth attached), resuming from

@@ -60,6 +60,7 @@ import hashlib
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -389,16 +390,38 @@ def _module_file(root: Path, name: str) -> Path | None:
     return root / "__init__.py" if not parts else None
 
 
+def _walk_run_time(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of ``tree`` except the bodies of ``if TYPE_CHECKING:`` (never run)."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                stack.extend(child.orelse)
+            else:
+                stack.append(child)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def _imported_names(path: Path, module: str, is_package: bool) -> set[str]:
     """Every absolute module name an ``import`` statement of ``path`` may load, wherever in the
-    file it stands (inside functions too), with ``from a import b`` giving ``a`` and ``a.b``."""
+    file it stands (inside functions too; in metbench's modules not under ``if TYPE_CHECKING:``),
+    with ``from a import b`` giving ``a`` and ``a.b``."""
     try:
         tree = ast.parse(path.read_bytes(), filename=str(path))
     except (SyntaxError, ValueError):
         return set()  # the child reports the syntax error; the hash still covers the bytes
     package = module if is_package else module.rpartition(".")[0]
     names: set[str] = set()
-    for node in ast.walk(tree):
+    # metbench's own type-only imports never run; a submission's are followed whatever they say
+    nodes = ast.walk(tree) if module == "__submission__" else _walk_run_time(tree)
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -119,7 +119,7 @@ def closure_fit(
     import torch
 
     from metbench.nn.torch_training import fit_torch
-    from metbench.training import TrainSettings
+    from metbench.nn.training import TrainSettings
 
     torch.manual_seed(seed)
     train = torch.as_tensor(_toy_inputs(toy_ttbar(n_train, seed=seed)))
@@ -164,8 +164,8 @@ def closure_fit(
 def _dataset_inputs(folder: str, split: str, met: str) -> tuple[np.ndarray, np.ndarray]:
     from metbench.data.source import EventSource, to_event_batch
     from metbench.nn.deelema import deelema_inputs
+    from metbench.nn.training import read_sample
     from metbench.physics.puppi_met import stored_puppi_met
-    from metbench.training import read_sample
 
     batch = to_event_batch(read_sample(EventSource(folder, split, processes=["ttbar_2l2nu"]), None))
     nu = batch.truth["truth_neutrinos"]
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     elif args.command == "real":
         from metbench.nn.torch_training import fit_torch
-        from metbench.training import TrainSettings
+        from metbench.nn.training import TrainSettings
 
         xt, _ = _dataset_inputs(args.dataset, "train", "neutrinos")
         xv, _ = _dataset_inputs(args.dataset, "val", "neutrinos")

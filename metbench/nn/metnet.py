@@ -152,7 +152,7 @@ def _rotated_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and rotated true MET of a (capped) split, computed in chunks."""
     from metbench.data.source import to_event_batch
-    from metbench.training import read_sample
+    from metbench.nn.training import read_sample
 
     arr = read_sample(source, per_process)
     xs, ys = [], []
@@ -331,7 +331,7 @@ class METNetEstimator:
 
         from metbench.data.store import atomic_write_bytes
         from metbench.nn.torch_training import fit_torch
-        from metbench.training import describe
+        from metbench.nn.training import describe
 
         ckpt = settings.checkpoint_dir
         ckpt.mkdir(parents=True, exist_ok=True)

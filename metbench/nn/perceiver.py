@@ -609,7 +609,7 @@ class PerceiverEstimator:
         import awkward as ak
 
         from metbench.data.source import to_event_batch
-        from metbench.training import read_sample
+        from metbench.nn.training import read_sample
 
         wanted = self.recipe["processes"]
         if wanted is not None:
@@ -673,7 +673,7 @@ class PerceiverEstimator:
         """
         import torch
 
-        from metbench.training import bucketed_batches, flat_resample
+        from metbench.nn.training import bucketed_batches, flat_resample
 
         recipe, cfg = self.recipe, self.config
         events = np.arange(len(table))
@@ -716,7 +716,7 @@ class PerceiverEstimator:
         import torch
 
         from metbench.nn.torch_training import fit_torch
-        from metbench.training import describe
+        from metbench.nn.training import describe
 
         if self.threads:
             torch.set_num_threads(int(self.threads))

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from metbench.data.store import atomic_write_bytes
-from metbench.training import TrainSettings, TrainState, load_init_weights
+from metbench.nn.training import TrainSettings, TrainState, load_init_weights
 
 __all__ = ["fit_torch", "save_torch", "save_weights_and_history"]
 

@@ -98,7 +98,7 @@ class DeeLeMaEstimator:
     def _sample(self, source: Any, cap: int | None) -> np.ndarray:
         """The usable tt -> 2l2nu events' inputs, with the MET of ``train_met``."""
         from metbench.data.source import EventSource, to_event_batch
-        from metbench.training import read_sample
+        from metbench.nn.training import read_sample
 
         ttbar = EventSource(source.folder, source.split, processes=["ttbar_2l2nu"])
         arr = read_sample(ttbar, cap)
@@ -121,7 +121,7 @@ class DeeLeMaEstimator:
         import torch
 
         from metbench.nn.torch_training import fit_torch
-        from metbench.training import describe
+        from metbench.nn.training import describe
 
         xt = torch.as_tensor(self._sample(train, settings.train_events_per_process))
         xv = torch.as_tensor(self._sample(val, settings.val_events_per_process))

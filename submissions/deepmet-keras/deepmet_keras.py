@@ -19,7 +19,7 @@ from metbench.data.source import EventSource, to_event_batch
 from metbench.data.store import atomic_write_bytes
 from metbench.events import EventBatch
 from metbench.nn.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
-from metbench.training import (
+from metbench.nn.training import (
     TrainSettings,
     TrainState,
     bucketed_batches,
