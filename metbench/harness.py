@@ -69,6 +69,7 @@ from metbench.scoring.score import (
 from metbench.scoring.throughput import ThroughputSettings, hardware_info, versions
 
 __all__ = [
+    "TRUST_HINT",
     "DatasetInfo",
     "build_results",
     "dataset_info",
@@ -77,6 +78,7 @@ __all__ = [
     "results_paths",
     "run_entry",
     "score_file",
+    "score_predictions",
     "withdraw_met_headline",
 ]
 
@@ -430,11 +432,27 @@ def _record_isolation(parts: Path, isolation: Any, ran: bool, sandbox: bool) -> 
     atomic_write_json(parts / "isolation.json", weakest_isolation(previous, isolation))
 
 
+#: What a command that runs a submission's code in its own process says to be allowed to.
+TRUST_HINT = (
+    "this command runs the entry's code in this process, outside any sandbox; pass --trust if "
+    "you trust it (your own code), or use `metbench run`, which isolates it"
+)
+
+
 def build_estimator(
-    sub: Submission, entry: str, params: dict[str, Any], device: str = "cpu"
+    sub: Submission, entry: str, params: dict[str, Any], device: str = "cpu", trusted: bool = False
 ) -> Any:
     """An entry's estimator constructed in this process exactly as the isolated child constructs
-    it (for benchmarks and ``metbench bench``; runs go through :func:`predict_entry`)."""
+    it (for benchmarks, training and ``metbench bench``; runs go through :func:`predict_entry`).
+
+    Its code then runs unsandboxed with the user's rights: a folder from outside the repository
+    (category ``submission``) is refused unless ``trusted``; the repository's baselines,
+    references and oracle (only its own folders may take those categories) are built as they are.
+    """
+    if sub.manifest.category == "submission" and not trusted:
+        raise SubmissionError(
+            f"{sub.folder}: a submission from outside the repository; {TRUST_HINT}"
+        )
     job = PredictJob(
         label=entry, folder=str(sub.folder), entry=sub.manifest.entry,
         framework=sub.manifest.framework, parameters=params, device=device, dataset="",
@@ -527,7 +545,8 @@ def _merge_parts(
     covs: list[tuple[np.ndarray, np.ndarray | None]] = []
     nus: list[tuple[np.ndarray, np.ndarray | None]] = []
     for index, path in _part_files(parts, inputs, identity):
-        ids, part_met, cov, _ = read_predictions(path)
+        pred = read_predictions(path)
+        ids, part_met, cov = pred.event_id, pred.met, pred.covariance
         rows = _translate(main, index, ids, path, identity)
         position = main.position[rows]
         event_id[position] = main.event_id[rows]
@@ -553,7 +572,8 @@ def _merge_parts(
         muons_removed = read_mapping(recoil_inputs)
         if len(muons_removed.position):
             for index, path in _part_files(parts / _RECOIL_PARTS, recoil_inputs, identity):
-                ids, part_met, _, _ = read_predictions(path)
+                pred = read_predictions(path)
+                ids, part_met = pred.event_id, pred.met
                 rows = _translate(muons_removed, index, ids, path, identity)
                 recoil_met[muons_removed.position[rows]] = part_met
     try:
@@ -628,7 +648,8 @@ def _recoil_sample(
 
 def _calibration_sample(path: Path, dataset: DatasetInfo) -> CalibrationSample:
     """Validation-split estimates and truth of the events with neutrinos (and the recoil's)."""
-    event_id, met, _, meta = read_predictions(path)
+    pred = read_predictions(path)
+    event_id, met, meta = pred.event_id, pred.met, pred.metadata
     _check_made_on(path, meta, dataset, "val")
     truth = load_truth(dataset.folder, "val")
     index = align_predictions(event_id, truth, str(path))
@@ -652,7 +673,8 @@ def score_file(
 
     ``calibration``: the entry's predictions on the validation split, for the calibrated figures.
     """
-    event_id, met, cov, meta = read_predictions(predictions)
+    pred = read_predictions(predictions)
+    event_id, met, cov, meta = pred.event_id, pred.met, pred.covariance, pred.metadata
     _check_made_on(predictions, meta, dataset, split)
     truth = load_truth(dataset.folder, split)
     index = align_predictions(event_id, truth, str(predictions))
@@ -680,6 +702,37 @@ def score_file(
                 event_id=truth.event_id,
             )
     return scores, meta
+
+
+def score_predictions(
+    predictions: Path,
+    dataset: DatasetInfo,
+    split: str,
+    n_boot: int = 200,
+    seed: int = 0,
+    calibration: Path | None = None,
+) -> dict[str, Any]:
+    """The results document of a predictions file made outside ``metbench run`` (``metbench
+    score``): the entry as the file's metadata records it, else named after the file (content
+    hash: the file's sha256), without throughput.
+
+    ``calibration``: the entry's predictions on the validation split (default: the file
+    :func:`calibration_path` names, when it exists)."""
+    if calibration is None and calibration_path(predictions).is_file():
+        calibration = calibration_path(predictions)
+    scores, meta = score_file(predictions, dataset, split, n_boot, seed, calibration)
+    name = meta.get("entry") or predictions.name.removesuffix(".parquet").removesuffix(
+        ".predictions"
+    )
+    entry = {
+        "name": name,
+        "submission": meta.get("submission", name),
+        "category": meta.get("category", "submission"),
+        "framework": meta.get("framework", "unknown"),
+        "content_hash": meta.get("content_hash") or sha256_file(predictions),
+        "parameters": meta.get("parameters", {}),
+    }
+    return build_results(entry, dataset, split, predictions, scores)
 
 
 def build_results(

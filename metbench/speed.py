@@ -4,6 +4,7 @@ share: scoring time with bootstrap, and an estimator's throughput against a bare
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ from metbench.scoring.score import CalibrationSample, RecoilSample, Truth, score
 from metbench.scoring.throughput import time_call
 
 __all__ = [
+    "LatencyScaling",
+    "busiest_event",
+    "default_sizes",
     "latency_by_candidates",
+    "latency_scaling",
     "loading_versus_pyarrow",
     "numpy_sum_met",
     "scoring_extras",
@@ -136,6 +141,65 @@ def latency_by_candidates(
             }
         )
     return out
+
+
+def busiest_event(folder: Path, split: str, max_particles: int) -> EventBatch | None:
+    """The event of ``split`` with the most candidates (first of equals), as an estimator sees it
+    (no truth); ``None`` for an empty split."""
+    from metbench.data.source import EventSource
+
+    busiest = None
+    for batch in EventSource(folder, split, batch_size=256, max_particles=max_particles):
+        i = int(np.argmax(batch.mask.sum(1)))
+        if busiest is None or batch.mask[i].sum() > busiest.mask.sum():
+            busiest = batch.take(slice(i, i + 1)).for_estimator()
+    return busiest
+
+
+def default_sizes(n_max: int) -> list[int]:
+    """Candidate counts timed by default: 1/8, 1/4, 1/2 and all of ``n_max``."""
+    return sorted({max(n_max // k, 1) for k in (8, 4, 2, 1)})
+
+
+@dataclass(frozen=True)
+class LatencyScaling:
+    """Latency at batch 1 against the number of candidates N, with a straight-line fit.
+
+    Attributes
+    ----------
+    rows
+        :func:`latency_by_candidates`'s rows.
+    intercept_ms, slope_ms
+        ``median_ms ≈ intercept_ms + slope_ms × N`` (least squares).
+    """
+
+    rows: list[dict[str, float]]
+    intercept_ms: float
+    slope_ms: float
+
+    @property
+    def latency_ratio(self) -> float:
+        """Median latency at the largest N over that at the smallest."""
+        return self.rows[-1]["median_ms"] / self.rows[0]["median_ms"]
+
+    @property
+    def size_ratio(self) -> float:
+        """Largest N over smallest N."""
+        return self.rows[-1]["n_candidates"] / self.rows[0]["n_candidates"]
+
+
+def latency_scaling(
+    estimator: Any, event: EventBatch, sizes: list[int], min_duration_s: float = 1.0
+) -> LatencyScaling:
+    """:func:`latency_by_candidates` at ``sizes`` (sorted) and its straight-line fit."""
+    rows = latency_by_candidates(estimator, event, sorted(sizes), min_duration_s)
+    n = np.array([r["n_candidates"] for r in rows], dtype=float)
+    ms = np.array([r["median_ms"] for r in rows])
+    if len(rows) > 1:
+        slope, intercept = np.polyfit(n, ms, 1)
+    else:
+        slope, intercept = 0.0, ms[0]
+    return LatencyScaling(rows, float(intercept), float(slope))
 
 
 def loading_versus_pyarrow(

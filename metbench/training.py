@@ -78,6 +78,7 @@ def plan_training(
     overrides: dict[str, Any] | None = None,
     device: str = "cpu",
     init_weights: Path | None = None,
+    trusted: bool = False,
 ) -> TrainingPlan:
     """Check a submission can be trained as asked and build its estimators (before any data is
     read or generated, so that a mistake is reported at once).
@@ -88,6 +89,9 @@ def plan_training(
         The submission, one variant (``None``: all) and parameter overrides.
     device, init_weights
         As in :class:`TrainSettings`.
+    trusted
+        The training runs the entry's code in this process, unsandboxed: a folder from outside the
+        repository is refused unless ``trusted`` (:func:`metbench.harness.build_estimator`).
 
     Raises
     ------
@@ -107,7 +111,7 @@ def plan_training(
     trained: set[str] = set()
     for entry, params in sub.entries(variant, overrides):
         try:
-            estimator = build_estimator(sub, entry, params, device)
+            estimator = build_estimator(sub, entry, params, device, trusted)
         except UserError as exc:
             raise SubmissionError(f"{entry}: {exc}") from None
         if not satisfies(estimator, TrainableEstimator):

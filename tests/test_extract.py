@@ -204,8 +204,8 @@ def test_entries_of_one_results_folder_share_their_extract(tiny_dataset, tmp_pat
     assert extracts() == first and len(first) == 2  # the events and the recoil extract, untouched
     assert {name.split("-")[1] for name in first} == {"events", "recoil"}
     np.testing.assert_array_equal(  # both entries' predictions land on the same events
-        read_predictions(results / "pf.predictions.parquet")[0],
-        read_predictions(results / "track.predictions.parquet")[0],
+        read_predictions(results / "pf.predictions.parquet").event_id,
+        read_predictions(results / "track.predictions.parquet").event_id,
     )
     oracle = load_submission(ROOT / "submissions" / "oracle")
     predict_entry(oracle, "oracle", {}, info, "test", results / "oracle.predictions.parquet")
@@ -220,7 +220,8 @@ def test_an_honest_entry_predicts_exactly_as_before(tiny_dataset, tmp_path):
     sub = load_submission(ROOT / "submissions" / "pf")
     out = tmp_path / "r" / "pf.predictions.parquet"
     predict_entry(sub, "pf", {}, dataset_info(tiny_dataset), "test", out)
-    event_id, met, cov, _ = read_predictions(out)
+    pred = read_predictions(out)
+    event_id, met, cov = pred.event_id, pred.met, pred.covariance
     ids, expected_met, expected_recoil = _old_style_pf(tiny_dataset)
     np.testing.assert_array_equal(event_id, ids)  # the dataset's order, its ids
     np.testing.assert_array_equal(met, expected_met)
@@ -277,7 +278,8 @@ def test_the_child_cannot_tell_the_process_from_what_it_sees(tiny_dataset, tmp_p
     ids = [i for line in log.split("IDS ")[1:] for i in json.loads(line.splitlines()[0])]
     real = dataset_ids(tiny_dataset)
     assert len(ids) == len(real) and not set(ids) & set(real.tolist())
-    event_id, met, _, _ = read_predictions(out)
+    pred = read_predictions(out)
+    event_id, met = pred.event_id, pred.met
     code = event_id // 10**12
     assert np.mean(met[:, 0] == code) < 0.05
     for c in np.unique(code):  # events of one process get many different "codes"

@@ -21,7 +21,7 @@ from metbench.estimators.sandbox import (
     python_binds,
 )
 from metbench.estimators.submission import SubmissionError, load_submission
-from metbench.harness import dataset_info, predict_entry, run_entry
+from metbench.harness import build_estimator, dataset_info, predict_entry, run_entry
 from metbench.results import SELF_REPORTED, ResultsError, read_results, write_results
 from metbench.scoring.throughput import ThroughputSettings
 from tests.test_sandbox import MET, assert_one_line_error, cli, fast, write_submission
@@ -410,3 +410,50 @@ def test_a_results_file_with_escapes_is_shown_escaped(tmp_path, tiny_dataset):
     r = cli("show", path)
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout
+
+
+# ------------------------------------------- hole 12: commands that run an entry in this process
+
+PLANT = (
+    """
+import os
+
+open(os.environ["PLANTED"], "w").write("ran in the parent")
+
+class Estimator:
+    def fit(self, train, val, settings):
+        pass
+
+    def save(self, folder):
+        pass
+"""
+    + MET
+)
+
+
+def test_in_process_commands_refuse_a_strangers_code_without_trust(
+    tmp_path, tiny_dataset, monkeypatch
+):
+    """train, bench baseline/scaling and compare --resample build the estimator in this process,
+    unsandboxed: a folder from outside the repository needs --trust, and its code does not run
+    before it is given."""
+    planted = tmp_path / "planted"
+    monkeypatch.setenv("PLANTED", str(planted))
+    folder = write_submission(tmp_path / "subs", "plant", PLANT)
+    toml = folder / "metbench.toml"
+    toml.write_text(toml.read_text().replace("trainable = false", "trainable = true"))
+    for args in (
+        ("train", folder, "--dataset", tiny_dataset, "--epochs", "1", "--out", tmp_path / "t"),
+        ("bench", "baseline", folder, "--dataset", tiny_dataset),
+        ("bench", "scaling", folder, "--dataset", tiny_dataset),
+        ("compare", folder, "--stored", "RawMET", "--resample", "2", "--dataset", tiny_dataset),
+    ):
+        r = cli(*args)
+        assert_one_line_error(r, "pass --trust if you trust it")
+        assert not planted.exists(), args
+    sub = load_submission(folder, require_weights=False)
+    with pytest.raises(SubmissionError, match="outside the repository"):
+        build_estimator(sub, "plant", {})
+    assert not planted.exists()
+    build_estimator(sub, "plant", {}, trusted=True)  # the user's own decision
+    assert planted.read_text() == "ran in the parent"

@@ -232,7 +232,8 @@ def test_the_harness_survives_a_crash_and_goes_on(tmp_path, tiny_dataset):
     with pytest.raises(SubmissionError, match="SIGSEGV"):
         predict_entry(bad, "crash", {}, info, "test", tmp_path / "c.predictions.parquet")
     predict_entry(good, "good", {}, info, "test", tmp_path / "g.predictions.parquet")
-    event_id, _met, _, meta = read_predictions(tmp_path / "g.predictions.parquet")
+    pred = read_predictions(tmp_path / "g.predictions.parquet")
+    event_id, meta = pred.event_id, pred.metadata
     assert len(event_id) == info_n(tiny_dataset) and meta["content_hash"] == good.content_hash
 
 
@@ -286,8 +287,10 @@ def test_an_interrupted_run_resumes_from_the_last_finished_file(tmp_path, tiny_d
     assert r.returncode == 0, r.stderr
     info = dataset_info(tiny_dataset)
     _, pred_path = results_paths(results, info, "test", "resumable")
-    a_ids, a_met, _, _ = read_predictions(pred_path)
-    b_ids, b_met, _, _ = read_predictions(tmp_path / "clean.parquet")
+    pred = read_predictions(pred_path)
+    a_ids, a_met = pred.event_id, pred.met
+    pred = read_predictions(tmp_path / "clean.parquet")
+    b_ids, b_met = pred.event_id, pred.met
     order_a, order_b = np.argsort(a_ids), np.argsort(b_ids)
     np.testing.assert_array_equal(a_ids[order_a], b_ids[order_b])
     np.testing.assert_array_equal(a_met[order_a], b_met[order_b])
@@ -334,7 +337,8 @@ def test_predict_score_show_list_and_reuse(tmp_path, tiny_dataset):
     pred = tmp_path / "good.predictions.parquet"
     r = cli("predict", folder, "--dataset", tiny_dataset, "--out", pred)
     assert r.returncode == 0, r.stderr
-    _event_id, _met, cov, meta = read_predictions(pred)
+    read = read_predictions(pred)
+    cov, meta = read.covariance, read.metadata
     assert (
         cov is None
         and meta["dataset_manifest_sha256"] == dataset_info(tiny_dataset).manifest_sha256
@@ -510,7 +514,7 @@ def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_p
     assert 0 <= cov["coverage_1sigma"] <= cov["coverage_2sigma"] <= 1
     assert cov["pull_width_1"] > 0 and 0 <= cov["significance_auc"] <= 1
     _, pred = results_paths(results, dataset_info(tiny_dataset), "test", "withcov")
-    _, _, covariance, _ = read_predictions(pred)
+    covariance = read_predictions(pred).covariance
     np.testing.assert_array_equal(covariance[:, 0, 0], 400.0)
     # the same entry returning a non-positive-definite covariance is refused
     (folder / "model.py").write_text(code.replace("400.0", "-1.0"))

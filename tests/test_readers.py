@@ -55,7 +55,8 @@ def test_pf_on_pfnano_reproduces_raw_met(shared_data, tmp_path, cache):
         env=cache,
     )
     assert r.returncode == 0, r.stderr
-    event_id, met, _, _ = read_predictions(out)
+    pred = read_predictions(out)
+    event_id, met = pred.event_id, pred.met
     tree = uproot.open(shared_data / "pfnano.root")["Events"]
     file_events = tree["event"].array(library="np")
     order = np.array([np.flatnonzero(file_events == e)[0] for e in event_id])
@@ -309,7 +310,7 @@ def test_delphes_layout_by_branch_names(tmp_path, underscore, cache):
     out = tmp_path / "p.parquet"
     r = cli("predict", "submissions/pf", "--dataset", path, "--out", out, env=cache)
     assert r.returncode == 0, r.stderr
-    _, met, _, _ = read_predictions(out)
+    met = read_predictions(out).met
     px = -(ak.sum(c.pt * np.cos(c.phi), 1))
     np.testing.assert_allclose(met[:, 0], ak.to_numpy(px), rtol=1e-5, atol=1e-4)
 

@@ -101,7 +101,8 @@ def test_pf_recoil_through_the_harness_equals_a_hand_computation(mini_dataset, t
     path, _ = run_entry(sub, "pf", {}, info, "test", tmp_path, n_boot=0)
     result = read_results(path)
     pred = path.with_name("pf.predictions.parquet")
-    event_id, met, _, _ = read_predictions(pred)
+    read = read_predictions(pred)
+    event_id, met = read.event_id, read.met
     recoil = read_recoil(pred)
     by_id = {int(i): k for k, i in enumerate(event_id)}
 

@@ -288,7 +288,7 @@ def test_a_thread_left_running_does_not_fail_the_run(tmp_path, tiny_dataset):
     start = time.monotonic()
     report = predict_entry(sub, "threads", {}, info, "test", out, limits=Limits(time_s=120))
     assert time.monotonic() - start < 90
-    event_id, _, _, _ = read_predictions(out)
+    event_id = read_predictions(out).event_id
     from metbench.data.source import EventSource
 
     assert len(event_id) == report["n_events"] == len(EventSource(tiny_dataset, "test"))
@@ -457,6 +457,6 @@ def test_forged_parts_are_refused(tmp_path, tiny_dataset):
     assert "part_00000.parquet" not in kept and "part_00001.parquet" not in kept
     assert len(kept) >= 1  # the honest parts are kept for the resume
     for part in kept:
-        event_id, *_ = read_predictions(parts / part)
+        event_id = read_predictions(parts / part).event_id
         assert np.all(event_id >= 0)
     assert not list(out.parent.glob("*.sandbox.*")) and not list(out.parent.glob("*.truth"))

@@ -92,7 +92,8 @@ def test_swapped_predictions_are_caught(pf):
 
 def test_changed_prediction_value_is_caught_even_with_its_sha256_updated(pf):
     predictions = pf.with_name("pf.predictions.parquet")
-    event_id, met, cov, meta = read_predictions(predictions)
+    pred = read_predictions(predictions)
+    event_id, met, cov, meta = pred.event_id, pred.met, pred.covariance, pred.metadata
     met = met.copy()
     met[:50] *= 1.5
     write_predictions(

@@ -466,12 +466,12 @@ def _take_part(
         problem = _check_layout(incoming, n_events[relpath])
         if problem is not None:
             return f"{path.name}: {problem}"
-        event_id, _, _, meta = read_predictions(incoming)
+        pred = read_predictions(incoming)
         read_neutrinos(incoming)
         read_recoil(incoming)
-        if meta != json.loads(json.dumps(job.metadata)):
+        if pred.metadata != json.loads(json.dumps(job.metadata)):
             return f"{path.name}: its identity metadata is not this run's"
-        if not np.array_equal(event_id, _event_ids(job.dataset, relpath)):
+        if not np.array_equal(pred.event_id, _event_ids(job.dataset, relpath)):
             return f"{path.name}: its event ids are not those of {relpath}"
         incoming.replace(parts / path.name)
         return None

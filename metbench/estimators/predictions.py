@@ -11,6 +11,7 @@ selected dimuon (:mod:`metbench.recoil`; NaN for events without one). The file's
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +26,7 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "RECOIL_COLUMNS",
     "PredictionError",
+    "Predictions",
     "check_covariance",
     "check_met",
     "check_neutrinos",
@@ -46,6 +48,43 @@ _META_KEY: Final = b"metbench"
 
 class PredictionError(MetbenchError):
     """Predictions with the wrong shape, dtype or values."""
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """The MET predictions of one entry on one split, as read from a predictions file.
+
+    Attributes
+    ----------
+    event_id
+        Event numbers, ``(n,)`` int64, in the file's row order.
+    met
+        Estimated (MET_x, MET_y) [GeV], ``(n, 2)`` float64.
+    covariance
+        The estimator's 2x2 covariance of the MET [GeV^2], ``(n, 2, 2)``, or ``None``.
+    metadata
+        The file's ``metbench`` key-value metadata: the identity the harness wrote (entry,
+        submission, content hash, dataset and its sha256, split, ...); empty for a file written
+        by other means.
+    """
+
+    event_id: np.ndarray
+    met: np.ndarray
+    covariance: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+    @property
+    def entry(self) -> str | None:
+        """The entry's name the file records, if any."""
+        name = self.metadata.get("entry")
+        return name if isinstance(name, str) else None
+
+    def write(self, path: Path) -> None:
+        """Write the MET, covariance and metadata atomically (:func:`write_predictions`)."""
+        write_predictions(path, self.event_id, self.met, self.covariance, self.metadata)
 
 
 def check_met(pred: Any, n: int, where: str) -> np.ndarray:
@@ -158,11 +197,9 @@ def read_prediction_metadata(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def read_predictions(
-    path: Path,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, Any]]:
-    """Read and validate predictions: ``(event_id, met (n, 2), covariance (n, 2, 2) or None,
-    metadata)``."""
+def read_predictions(path: Path) -> Predictions:
+    """Read and validate the MET of a predictions file (the neutrinos and the recoil columns:
+    :func:`read_neutrinos`, :func:`read_recoil`)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -190,7 +227,7 @@ def read_predictions(
         covariance = check_covariance(
             np.stack([np.stack([xx, xy], -1), np.stack([xy, yy], -1)], 1), len(event_id), str(path)
         )
-    return event_id.astype(np.int64), met, covariance, metadata
+    return Predictions(event_id.astype(np.int64), met, covariance, metadata)
 
 
 def read_neutrinos(path: Path) -> np.ndarray | None:

@@ -1,0 +1,82 @@
+"""``metbench show`` and ``verify``: tables of results files, and checking them against their
+predictions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from metbench.cli.common import (
+    app,
+    console,
+    err_console,
+    load_all,
+    show_tables,
+)
+from metbench.errors import MetbenchError
+
+__all__ = ["show_cmd", "verify_cmd"]
+
+
+@app.command("show")
+def show_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Results files or folders")],
+    task: Annotated[
+        str,
+        typer.Option(
+            help="met (against generator MET), recoil (Z -> mu mu) or kinematics (tt -> 2l2nu neutrinos)"
+        ),
+    ] = "met",
+    bins: Annotated[
+        str | None,
+        typer.Option(help="Also print the headline figure in bins: truth, n_pu, n_pv, process"),
+    ] = None,
+) -> None:
+    """Print the headline table of results files (ranked; overlapping intervals are ties)."""
+    if task not in ("met", "recoil", "kinematics"):
+        raise MetbenchError(f"--task must be met, recoil or kinematics, got {task!r}")
+    results = load_all(paths)
+    if not results:
+        raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
+    show_tables(results, task, bins)
+
+
+@app.command("verify")
+def verify_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Results files or folders")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(
+            "--dataset",
+            help="Dataset folder (or name under $METBENCH_DATA) to re-score against (default: "
+            "the recorded path, else $METBENCH_DATA/<name>)",
+        ),
+    ] = None,
+    rescore: Annotated[
+        bool,
+        typer.Option(help="Re-score the predictions (--no-rescore: check their sha256 only)"),
+    ] = True,
+) -> None:
+    """Check results files against their predictions: the predictions' sha256, then the scores
+    recomputed from them on the recorded dataset with the recorded settings. One line per file;
+    exit status 1 if any fails."""
+    from metbench.results import find_results
+    from metbench.verify import verify_results
+
+    files = find_results(paths)
+    if not files:
+        raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
+    failed = 0
+    for path in files:
+        check = verify_results(path, dataset, rescore)
+        failed += not check.ok
+        console.print(check.line(), highlight=False, markup=False, soft_wrap=True)
+    err_console.print(
+        f"{len(files)} results: {len(files) - failed} ok, {failed} failed",
+        highlight=False,
+        markup=False,
+    )
+    if failed:
+        raise typer.Exit(1)
