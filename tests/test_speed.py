@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from metbench.data.source import EventSource
 from metbench.speed import loading_versus_pyarrow
-
-from .test_harness import cli
+from tests.commands import cli
 
 
 def test_loading_is_measured_against_a_plain_pyarrow_read(tiny_dataset):

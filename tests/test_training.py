@@ -1,112 +1,161 @@
-"""The generic training pieces against independent computations: the flat resampling, gradient
-clipping in the PyTorch loop, its constant-learning-rate option and the segment record of a
-resumed training."""
+"""`metbench train` writes into a training folder of its own, never over a submission's committed
+weights; `metbench adopt` copies a training's weights into the submission, and refuses weights of
+another dataset than the current ones' unless --change-dataset."""
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from metbench.nn.training import TrainSettings, TrainState, flat_resample, flat_sampling_weights
+from metbench.training import weights_dataset
 
-torch = pytest.importorskip("torch")
-
-
-def test_flat_sampling_weights_are_inverse_bin_counts():
-    values = np.array([5.0, 15.0, 12.0, 18.0, 25.0, 400.0, -3.0])
-    edges = np.array([0.0, 10.0, 20.0, 30.0])
-    # by hand: bins [0,10): 5 and -3 (under the range, in the first bin); [10,20): 15, 12, 18;
-    # [20,30]: 25 and 400 (over the range, in the last bin)
-    expected = np.array([1 / 2, 1 / 3, 1 / 3, 1 / 3, 1 / 2, 1 / 2, 1 / 2])
-    np.testing.assert_allclose(flat_sampling_weights(values, edges), expected)
-    with pytest.raises(ValueError, match="increasing"):
-        flat_sampling_weights(values, np.array([0.0, 0.0, 1.0]))
+ROOT = Path(__file__).resolve().parents[1]
+#: The dataset of the committed reference weights (their histories' checkpoint folders say so).
+COMMITTED_DATASET = "standard-abf69509b5b7"
 
 
-def test_flat_resample_flattens_an_exponential():
-    rng = np.random.default_rng(1)
-    met = rng.exponential(60.0, 20_000)  # falls by e^-6.7 from 0 to 400 GeV
-    edges = np.linspace(0.0, 400.0, 41)
-    drawn = flat_resample(met, edges, 200_000, np.random.default_rng(2))
-    counts, _ = np.histogram(np.clip(met[drawn], 0, 400), edges)
-    nonempty = np.histogram(np.clip(met, 0, 400), edges)[0] > 0
-    expected = counts[nonempty].sum() / nonempty.sum()
-    # every populated bin within 5 sigma of the same count (Poisson)
-    assert np.all(np.abs(counts[nonempty] - expected) < 5 * np.sqrt(expected))
-    # the unweighted sample is far from flat: the first bin holds ~150x the last populated ones
-    raw = np.histogram(met, edges)[0]
-    assert raw[0] > 50 * raw[nonempty][-1]
-    # same generator, same draw (a resumed epoch sees the same events)
-    again = flat_resample(met, edges, 200_000, np.random.default_rng(2))
-    np.testing.assert_array_equal(drawn, again)
+def sha256s(folder: Path) -> dict[str, str]:
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
-def _linear_fit(tmp_path, grad_clip, **kwargs):
-    """One SGD step of a bias-free linear model on one batch, through fit_torch."""
-    from metbench.nn.torch_training import fit_torch
-
-    x = torch.tensor([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]])
-    y = torch.tensor([[4.0], [-2.0]])
-    net = torch.nn.Linear(3, 1, bias=False)
-    with torch.no_grad():
-        net.weight.copy_(torch.tensor([[0.3, -0.2, 0.1]]))
-    settings = TrainSettings(tmp_path / "ckpt", epochs=1, progress=False, learning_rate=0.1)
-    fit_torch(
-        net,
-        lambda m, a, b: torch.nn.functional.mse_loss(m(a), b),
-        lambda epoch: [(x, y)],
-        lambda: [(x, y)],
-        settings,
-        optimizer_class="SGD",
-        grad_clip=grad_clip,
-        **kwargs,
+def metbench(*args: str, cwd: Path, submissions: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "METBENCH_SUBMISSIONS": str(submissions)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "metbench.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
     )
-    return net.weight.detach().numpy()[0]
 
 
-def test_gradient_clipping_is_applied(tmp_path):
-    w0 = np.array([0.3, -0.2, 0.1])
-    x = np.array([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]])
-    y = np.array([4.0, -2.0])
-    grad = 2 * (x @ w0 - y) @ x / len(y)  # d/dw of the mean squared error, by hand
-    assert np.linalg.norm(grad) > 0.5
-    clipped = grad * 0.5 / np.linalg.norm(grad)
-    np.testing.assert_allclose(_linear_fit(tmp_path / "a", 0.5), w0 - 0.1 * clipped, rtol=1e-5)
-    np.testing.assert_allclose(_linear_fit(tmp_path / "b", None), w0 - 0.1 * grad, rtol=1e-5)
-    # a bound above the norm changes nothing
-    np.testing.assert_allclose(_linear_fit(tmp_path / "c", 1e3), w0 - 0.1 * grad, rtol=1e-5)
+def test_committed_histories_say_which_dataset_they_were_trained_on():
+    """Histories written before the dataset was recorded take it from their checkpoint folder;
+    a recorded dataset wins; a history that says neither is unknown (adopt then asks for
+    --change-dataset)."""
+    histories = sorted((ROOT / "submissions").glob("*/weights/*.history.json"))
+    assert len(histories) >= 6
+    for path in histories:
+        assert weights_dataset(json.loads(path.read_text())) == COMMITTED_DATASET, path
+    recorded = {"checkpoint_dir": "/c/training/standard-abf69509b5b7/x", "dataset": {"key": "k"}}
+    assert weights_dataset({"settings": recorded}) == "k"
+    assert weights_dataset({"settings": {"checkpoint_dir": "/somewhere/else/x"}}) is None
+    assert weights_dataset({"epoch": 3}) is None
 
 
-def test_constant_learning_rate_and_segments(tmp_path):
-    from metbench.nn.torch_training import fit_torch
+def test_a_training_folder_inside_the_submission_is_refused_at_once():
+    """Before the dataset is looked at (a preset would otherwise be generated first)."""
+    r = metbench(
+        "train", "submissions/metnet-torch", "--dataset", "/nonexistent", "--out",
+        "submissions/metnet-torch/run", cwd=ROOT, submissions=ROOT / "submissions",
+    )  # fmt: skip
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "error: the training folder submissions/metnet-torch/run is inside the submission folder "
+        "submissions/metnet-torch; give --out a folder elsewhere (metbench adopt copies the "
+        "weights into the submission)"
+    )
+    assert not (ROOT / "submissions" / "metnet-torch" / "run").exists()
 
-    x, y = torch.ones(4, 1), torch.zeros(4, 1)
-    net = torch.nn.Linear(1, 1)
-    ckpt = tmp_path / "ckpt"
 
-    def run(epochs: int, scheduler: bool) -> TrainState:
-        # the validation loss never improves after epoch 1: a plateau scheduler would act
-        return fit_torch(
-            net,
-            lambda m, a, b: (m(a) - b).sum() * 0 + 1.0,
-            lambda epoch: [(x, y)],
-            lambda: [(x, y)],
-            TrainSettings(ckpt, epochs=epochs, patience=99, progress=False, learning_rate=0.01),
-            optimizer_class="SGD",
-            reduce_lr_on_plateau=scheduler,
-        )
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(m) for m in ("torch", "fastjet")),
+    reason="needs torch and fastjet",
+)
+def test_training_leaves_the_weights_alone_and_adopt_replaces_them(
+    mini_dataset, tmp_path, monkeypatch, capsys
+):
+    """A real one-epoch training on mini, of a copy of metnet-torch (the committed bytes): the
+    copy's files keep their sha256, the adopt command is printed; adopt refuses (other dataset than
+    the committed weights'), --change-dataset copies the files with the dataset recorded, the same
+    command resumes in the training folder, a changed file is refused, and a same-dataset training
+    is then adopted as is. (Trainings in subprocesses, adopt in this process: no imports of torch.)"""
+    from metbench.cli import main
+    from metbench.harness import dataset_info
 
-    state = run(2, False)
-    assert [s["start"] for s in state.segments] == ["scratch"]
-    state = run(5, False)  # resumed for three more epochs
-    assert [(s["first_epoch"], s["start"]) for s in state.segments] == [
-        (1, "scratch"),
-        (3, "checkpoint"),
-    ]
-    assert [h["learning_rate"] for h in state.history] == [0.01] * 5
-    assert TrainState.load(ckpt).segments == state.segments  # saved with the state
-    assert state.segments[1]["settings"]["epochs"] == 5
-    state = run(5, False)  # finished: nothing runs, no segment
-    assert len(state.segments) == 2
-    halved = run(12, True)  # the plateau scheduler, for comparison, halves it
-    assert halved.history[-1]["learning_rate"] < 0.01
+    def adopt(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["metbench", "adopt", "submissions/metnet-torch", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        return code, capsys.readouterr().err
+
+    subs = tmp_path / "submissions"
+    monkeypatch.setenv("METBENCH_SUBMISSIONS", str(subs))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(ROOT / "submissions" / "metnet-torch", subs / "metnet-torch")
+    committed = sha256s(ROOT / "submissions" / "metnet-torch")
+    key = dataset_info(mini_dataset).key
+    run_folder = Path("trainings") / "metnet-torch" / key
+    train = (
+        "train", "submissions/metnet-torch", "--dataset", str(mini_dataset), "--variant", "torch",
+        "--train-events", "20", "--val-events", "10", "--batch-size", "32",
+    )  # fmt: skip
+
+    r = metbench(*train, "--epochs", "1", cwd=tmp_path, submissions=subs)
+    assert r.returncode == 0, r.stderr
+    assert sha256s(subs / "metnet-torch") == committed
+    lines = r.stderr.strip().splitlines()
+    assert lines[-2] == (
+        f"to make them the submission's weights: metbench adopt submissions/metnet-torch {run_folder}"
+    )
+    assert COMMITTED_DATASET in lines[-1] and "--change-dataset" in lines[-1]
+    trained = sha256s(tmp_path / run_folder / "weights")
+    assert set(trained) == {"metnet.pt", "metnet.onnx", "metnet.history.json"}
+
+    code, err = adopt(str(run_folder))
+    assert code == 2
+    assert err.strip() == (
+        "error: submissions/metnet-torch: the current weights of metnet-torch-torch were trained "
+        f"on {COMMITTED_DATASET}, this training used {key}; add --change-dataset to replace them "
+        "with weights of another dataset"
+    )
+    assert sha256s(subs / "metnet-torch") == committed
+
+    code, err = adopt(str(run_folder), "--change-dataset")
+    assert code == 0, err
+    assert sha256s(subs / "metnet-torch" / "weights") == trained
+    history = json.loads((subs / "metnet-torch" / "weights" / "metnet.history.json").read_text())
+    assert weights_dataset(history) == key
+    assert (
+        history["settings"]["dataset"]["manifest_sha256"]
+        == dataset_info(mini_dataset).manifest_sha256
+    )
+
+    r = metbench(*train, "--epochs", "2", cwd=tmp_path, submissions=subs)  # the same command
+    assert r.returncode == 0, r.stderr
+    assert f"resumed after epoch 1 from {run_folder}/checkpoints/metnet-torch-torch" in r.stdout
+    assert sha256s(subs / "metnet-torch" / "weights") == trained
+    record = json.loads((tmp_path / run_folder / "training.json").read_text())
+    assert record["entries"]["metnet-torch-torch"]["epochs"] == 2
+
+    export = tmp_path / run_folder / "weights" / "metnet.onnx"
+    exported = export.read_bytes()
+    export.write_bytes(b"not the training's")
+    code, err = adopt(str(run_folder))
+    assert code == 2 and "changed since metbench train wrote it" in err
+    assert sha256s(subs / "metnet-torch" / "weights") == trained
+
+    export.write_bytes(exported)
+    code, err = adopt(str(run_folder))
+    assert code == 0, err
+    assert f"replaced weights trained on {key}" in err
+    assert sha256s(subs / "metnet-torch" / "weights") == sha256s(tmp_path / run_folder / "weights")
+    assert sha256s(subs / "metnet-torch" / "weights") != trained

@@ -21,8 +21,7 @@ from metbench.estimators.submission import load_submission
 from metbench.harness import dataset_info, run_entry
 from metbench.leaderboard.build import verify_for_site
 from metbench.verify import compare_scores, verify_paths, verify_results
-
-from .test_harness import cli
+from tests.commands import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
