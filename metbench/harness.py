@@ -50,8 +50,8 @@ from metbench.results import (
     SCHEMA_VERSION,
     SELF_REPORTED,
     ResultsError,
+    load_results,
     now_iso,
-    read_results,
     write_results,
 )
 from metbench.scoring.kinematics import load_chains, score_kinematics
@@ -832,7 +832,7 @@ def _check_same_folder(result_path: Path, sub: Submission, entry: str, force: bo
     if force or not result_path.exists():
         return
     try:
-        made_from = read_results(result_path)["entry"].get("folder")
+        made_from = load_results(result_path).entry.extra.get("folder")
     except ResultsError:
         return  # unreadable: it is redone
     if made_from and Path(made_from) != sub.folder:
@@ -865,15 +865,15 @@ def _run_locked(
     _check_same_folder(result_path, sub, entry, force)
     if result_path.exists() and not force:
         try:
-            old = read_results(result_path)
+            old = load_results(result_path)
             same = (
-                old["entry"]["content_hash"] == sub.content_hash
-                and old["entry"]["parameters"] == params
-                and old["dataset"]["manifest_sha256"] == dataset.manifest_sha256
-                and old["scores"]["n_boot"] == n_boot
-                and old["scores"]["seed"] == seed
-                and old.get("identity", {}).get("protocol") == PREDICTION_PROTOCOL
-                and (throughput is None or old.get("throughput") is not None)
+                old.entry.content_hash == sub.content_hash
+                and old.entry.parameters == params
+                and old.dataset.manifest_sha256 == dataset.manifest_sha256
+                and old.scores["n_boot"] == n_boot
+                and old.scores["seed"] == seed
+                and old.extra.get("identity", {}).get("protocol") == PREDICTION_PROTOCOL
+                and (throughput is None or old.throughput is not None)
             )
             if same:
                 return result_path, True

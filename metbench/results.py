@@ -6,7 +6,9 @@ to the predictions ``<entry>.predictions.parquet`` they were scored from.
 
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -20,8 +22,14 @@ __all__ = [
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "SELF_REPORTED",
+    "DatasetRecord",
+    "EntryRecord",
+    "Figure",
+    "Results",
     "ResultsError",
+    "as_results",
     "find_results",
+    "load_results",
     "now_iso",
     "read_results",
     "write_results",
@@ -300,6 +308,195 @@ def _validate(obj: Any, where: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A figure with its interval (``low``/``high``: the bootstrap interval, ``None`` without).
+
+    Units are the figure's own (GeV for S and widths, none for a response or an AUC)."""
+
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Figure:
+        return cls(obj.get("value"), obj.get("low"), obj.get("high"))
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value}
+        out.update({k: v for k, v in (("low", self.low), ("high", self.high)) if v is not None})
+        return out
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """The entry a result belongs to (the results file's ``entry`` block).
+
+    Attributes
+    ----------
+    name, submission
+        The entry (``<submission>`` or ``<submission>-<variant>``) and its submission folder's name.
+    category
+        ``baseline``, ``reference``, ``oracle`` or ``submission``.
+    framework
+        The manifest's framework (``unknown`` for predictions scored without one).
+    content_hash
+        sha256 of the code that made the predictions (:mod:`metbench.estimators.submission`).
+    parameters
+        The entry's parameters.
+    extra
+        The optional fields (paper, authors, description, met_source, folder, uses_truth, ...).
+    """
+
+    name: str
+    submission: str
+    category: str
+    framework: str
+    content_hash: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    _FIELDS = ("name", "submission", "category", "framework", "content_hash", "parameters")
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EntryRecord:
+        known = {k: obj[k] for k in cls._FIELDS}
+        return cls(**known, extra={k: v for k, v in obj.items() if k not in cls._FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self._FIELDS}, **self.extra}
+
+    @property
+    def met_source(self) -> str | None:
+        """The entry whose MET this one uses (it then sits in the kinematics table only)."""
+        return self.extra.get("met_source")
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.category == "oracle"
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The dataset and split a result was scored on (the ``dataset`` block)."""
+
+    name: str
+    version: str | int
+    manifest_sha256: str
+    split: str
+    n_events: int
+    extra: dict[str, Any] = field(default_factory=dict)  # pinned, path
+
+    _FIELDS = ("name", "version", "manifest_sha256", "split", "n_events")
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> DatasetRecord:
+        known = {k: obj[k] for k in cls._FIELDS}
+        return cls(**known, extra={k: v for k, v in obj.items() if k not in cls._FIELDS})
+
+    def to_json(self) -> dict[str, Any]:
+        return {**{k: getattr(self, k) for k in self._FIELDS}, **self.extra}
+
+    @property
+    def key(self) -> str:
+        """``<name>-<first 12 hex digits of the manifest sha256>``: the results folder's name."""
+        return f"{self.name}-{self.manifest_sha256[:12]}"
+
+
+@dataclass(frozen=True)
+class Results:
+    """One results file (:data:`RESULTS_SCHEMA`): an entry scored on a dataset split.
+
+    ``scores`` stays the schema's nested mapping (tasks, figures, bins; built by
+    :func:`metbench.scoring.score.score`); :meth:`task`, :meth:`figure` and :attr:`headline` read
+    it. :meth:`from_json` validates, :meth:`to_json` gives back the same document.
+    """
+
+    entry: EntryRecord
+    dataset: DatasetRecord
+    predictions: dict[str, Any]
+    scores: dict[str, Any]
+    environment: dict[str, Any]
+    created: str
+    extra: dict[str, Any] = field(default_factory=dict)  # throughput, identity, isolation, ...
+
+    _FIELDS = ("schema", "schema_version", "entry", "dataset", "predictions", "scores",
+               "environment", "created")  # fmt: skip
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "results", validate: bool = True) -> Results:
+        """A results document, validated unless ``validate`` is false (raises
+        :class:`ResultsError`)."""
+        if validate:
+            _validate(obj, where)
+        obj = copy.deepcopy(obj)
+        return cls(
+            entry=EntryRecord.from_json(obj["entry"]),
+            dataset=DatasetRecord.from_json(obj["dataset"]),
+            predictions=obj["predictions"],
+            scores=obj["scores"],
+            environment=obj["environment"],
+            created=obj["created"],
+            extra={k: v for k, v in obj.items() if k not in cls._FIELDS},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The results document (a deep copy: changing it leaves this object alone)."""
+        out = {
+            "schema": SCHEMA_NAME,
+            "schema_version": SCHEMA_VERSION,
+            "created": self.created,
+            "entry": self.entry.to_json(),
+            "dataset": self.dataset.to_json(),
+            "predictions": self.predictions,
+            "scores": self.scores,
+            "environment": self.environment,
+            **self.extra,
+        }
+        return copy.deepcopy(out)
+
+    @property
+    def throughput(self) -> dict[str, Any] | None:
+        """The throughput block (rows per batch size; ``None``: not measured)."""
+        return self.extra.get("throughput")
+
+    @property
+    def name(self) -> str:
+        """The entry's name."""
+        return self.entry.name
+
+    @property
+    def headline(self) -> dict[str, Any]:
+        """The results' headline block: S of the MET task, ranked or not and why."""
+        return dict(self.scores["headline"])
+
+    def task(self, name: str) -> dict[str, Any] | None:
+        """A task's scores (``met``, ``recoil``, ``fake``, ``kinematics``), or ``None``."""
+        task = self.scores["tasks"].get(name)
+        return task if isinstance(task, dict) else None
+
+    def figure(self, task: str, name: str, group: str = "overall") -> Figure | None:
+        """A figure of a task: ``group`` ``overall`` (or ``headline``) of ``met`` and ``recoil``,
+        a process group of ``fake`` (``all``), ``figures`` of ``kinematics``; ``None`` if absent."""
+        t = self.task(task)
+        if t is None:
+            return None
+        block = t.get("figures") if task == "kinematics" else t.get(group)
+        if task == "fake":
+            block = (t.get("groups") or {}).get(group if group != "overall" else "all")
+        value = (block or {}).get(name)
+        return Figure.from_json(value) if isinstance(value, dict) else None
+
+    def write(self, path: Path) -> None:
+        """Write atomically (:func:`write_results`)."""
+        write_results(path, self.to_json())
+
+
+def as_results(result: Results | dict[str, Any]) -> Results:
+    """``result`` as :class:`Results`; a document is taken as :func:`read_results` validated it."""
+    return result if isinstance(result, Results) else Results.from_json(result, validate=False)
+
+
 def now_iso() -> str:
     """The current UTC time, ISO 8601 to the second."""
     return datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -309,9 +506,11 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
-def write_results(path: Path, results: dict[str, Any]) -> None:
+def write_results(path: Path, results: dict[str, Any] | Results) -> None:
     """Validate and write a results file atomically (indented, key-sorted JSON; NaN and
     infinities are refused: they are not JSON, and the site's JSON encoder rejects them)."""
+    if isinstance(results, Results):
+        results = results.to_json()
     _validate(results, str(path))
     try:
         text = json.dumps(results, indent=2, sort_keys=True, allow_nan=False) + "\n"
@@ -322,8 +521,14 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
     atomic_write_bytes(Path(path), text.encode())
 
 
+def load_results(path: Path) -> Results:
+    """Read and validate a results file as :class:`Results`."""
+    return Results.from_json(read_results(path), str(path))
+
+
 def read_results(path: Path) -> dict[str, Any]:
-    """Read and validate a results file."""
+    """Read and validate a results file: the JSON document (what the site publishes;
+    :func:`load_results` for the typed view)."""
     path = Path(path)
     try:
         obj = json.loads(path.read_text(encoding="utf-8"), parse_constant=_not_json)

@@ -7,13 +7,16 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 import metbench
 from metbench.errors import MetbenchError
+
+if TYPE_CHECKING:
+    from metbench.results import Results
 
 __all__ = [
     "INTERRUPTED",
@@ -292,21 +295,20 @@ def check_device(device: str) -> None:
         raise MetbenchError(f"--device must be cpu or cuda, got {device!r}")
 
 
-def load_all(paths: list[Path]) -> list[dict[str, Any]]:
-    from metbench.results import find_results, read_results
+def load_all(paths: list[Path]) -> list[Results]:
+    from metbench.results import find_results, load_results
 
-    return [read_results(p) for p in find_results(paths)]
+    return [load_results(p) for p in find_results(paths)]
 
 
-def show_tables(results: list[dict[str, Any]], task: str, bins: str | None) -> None:
+def show_tables(results: list[Results], task: str, bins: str | None) -> None:
     from metbench.scoring.table import bins_table, headline_table, kinematics_table
 
-    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str], list[Results]] = {}
     for r in results:
-        d = r["dataset"]
-        groups.setdefault((d["name"], d["manifest_sha256"][:12], d["split"]), []).append(r)
-    for (name, digest, split), rs in sorted(groups.items()):
-        title = f"{name} ({name}-{digest}), split {split}, task {task}"
+        groups.setdefault((r.dataset.key, r.dataset.split), []).append(r)
+    for (key, split), rs in sorted(groups.items()):
+        title = f"{rs[0].dataset.name} ({key}), split {split}, task {task}"
         if task == "kinematics":
             print_frame(kinematics_table(rs), title)
             continue

@@ -70,7 +70,7 @@ def run_cmd(
     from rich.progress import TaskID
 
     from metbench.harness import dataset_info, run_entry
-    from metbench.results import read_results
+    from metbench.results import load_results
     from metbench.scoring.table import headline_table, kinematics_table
 
     check_device(device)
@@ -113,7 +113,7 @@ def run_cmd(
         )
         paths.append(path)
     if paths:
-        documents = [read_results(p) for p in paths]
+        documents = [load_results(p) for p in paths]
         print_frame(headline_table(documents), f"{info.name} ({info.key}), split {split}")
         kinematics = kinematics_table(documents)
         if len(kinematics):

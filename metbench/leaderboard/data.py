@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any, Final, cast
 
 from metbench.frameworks import FRAMEWORKS
-from metbench.results import SCHEMA_VERSION
+from metbench.results import SCHEMA_VERSION, as_results
 from metbench.scoring.metrics import FAKE_SIGNAL_MIN_TRUTH, FIGURES
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
@@ -266,12 +266,10 @@ def _label_ranks(rows: list[dict[str, Any]], keyed: dict[str, RankedValue]) -> N
 def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]]:
     """The table of a task for all events (ranked) and each process and n_pu bin (S in that
     selection, ordered by value: the paired intervals are kept for the headline only)."""
-    having = [
-        r for r in results if task_name in r["scores"]["tasks"] and not r["entry"].get("met_source")
-    ]
+    having = [r for r in map(as_results, results) if r.task(task_name) and not r.entry.met_source]
     if not having:
         return []
-    first = having[0]["scores"]["tasks"][task_name]
+    first = having[0].scores["tasks"][task_name]
     selections: list[tuple[str, str, str | None, int | None]] = [("all", "all events", None, None)]
     for binning, prefix in (("process", "process"), ("n_pu", "true pileup n_pu")):
         if binning in first["bins"]:
@@ -282,12 +280,12 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
         rows = []
         keyed: dict[str, RankedValue] = {}
         for r in having:
-            task = r["scores"]["tasks"][task_name]
-            oracle = r["entry"]["category"] == "oracle"
+            task = r.scores["tasks"][task_name]
+            oracle = r.entry.is_oracle
             head = task["headline"]
             if selected is None:
                 cal = task.get("calibrated") or {}
-                fake = (r["scores"]["tasks"].get("fake") or {}).get("groups", {}).get("all", {})
+                auc = r.figure("fake", "auc")
                 figures = {
                     "S": _value(head["S"]),
                     "S_par": _value(head["S_par"]),
@@ -296,10 +294,10 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
                     "calibrated_S": _value(cal.get("S")),
                     "cms_sigma_perp_over_r": _value(head.get("cms_sigma_perp_over_r")),
                     "tail_50": _value(task["overall"].get("tail_50")),
-                    "fake_auc": _value(fake.get("auc") if task_name == "met" else None),
+                    "fake_auc": _value(auc.to_json() if auc and task_name == "met" else None),
                 }
                 n = task["overall"]["n"]["value"]
-                keyed[r["entry"]["name"]] = ranked_value(task, r["scores"], oracle)
+                keyed[r.name] = ranked_value(task, r.scores, oracle)
             else:
                 assert index is not None
                 b = task["bins"].get(selected)
@@ -308,9 +306,9 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
                 figures = {k: _bin_figure(task, selected, index, k) for k in TABLE_FIGURES}
                 n = _bin_figure(task, selected, index, "n")["value"]
                 value = figures["S"]["value"]
-                keyed[r["entry"]["name"]] = RankedValue(value, ranked=head["ranked"] and not oracle)
+                keyed[r.name] = RankedValue(value, ranked=head["ranked"] and not oracle)
             rows.append(
-                {"entry": r["entry"]["name"], "n": n, "figures": figures, "oracle": oracle,
+                {"entry": r.name, "n": n, "figures": figures, "oracle": oracle,
                  "reason": head.get("reason")}
             )  # fmt: skip
         _label_ranks(rows, keyed)
@@ -342,8 +340,8 @@ def _plots(result: dict[str, Any]) -> dict[str, Any]:
 def _counts(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Events of the MET task per process and per true n_pu bin (the first result that has
     them: every entry of a dataset is scored on the same events)."""
-    for r in results:
-        bins = (r["scores"]["tasks"].get("met") or {}).get("bins") or {}
+    for r in map(as_results, results):
+        bins = (r.task("met") or {}).get("bins") or {}
         if "process" not in bins:
             continue
         out = {}
@@ -391,8 +389,8 @@ def site_data(
         rs = sorted(rs, key=lambda r: r["entry"]["name"])
         entries = {}
         for r in rs:
-            e = r["entry"]
-            tp = r.get("throughput") or {}
+            e, res = r["entry"], as_results(r)
+            tp = res.throughput or {}
             entries[e["name"]] = {
                 "name": e["name"],
                 "submission": e.get("submission", e["name"]),
@@ -422,22 +420,22 @@ def site_data(
                 "versions": r.get("environment", {}).get("versions", {}),
                 "created": r.get("created"),
                 "plots": _plots(r),
-                "pileup_fit": (r["scores"]["tasks"].get("met") or {}).get("pileup_fit"),
-                "headline": r["scores"]["headline"],
+                "pileup_fit": (res.task("met") or {}).get("pileup_fit"),
+                "headline": res.headline,
                 "met_source": e.get("met_source"),
-                "kinematics": (r["scores"]["tasks"].get("kinematics") or {}).get("figures"),
+                "kinematics": (res.task("kinematics") or {}).get("figures"),
                 "isolation": r.get("isolation"),
                 "marks": entry_marks(r, check_of[id(r)]),
                 "n_parameters_measured_by": e.get("n_parameters_measured_by"),
                 "twin": twin_key(e),
             }
         kinematics = []
-        for r in rs:
-            k = r["scores"]["tasks"].get("kinematics")
+        for res in map(as_results, rs):
+            k = res.task("kinematics")
             if k and k.get("figures"):
                 kinematics.append(
                     {
-                        "entry": r["entry"]["name"],
+                        "entry": res.name,
                         "n": k["n_events"],
                         "figures": {f: _value(k["figures"].get(f)) for f in KINEMATIC_FIGURES},
                     }
@@ -456,7 +454,7 @@ def site_data(
             kinds.extend(m["kind"] for m in e["marks"])
         tasks = {
             task: _views(rs, task) for task in ("met", "recoil")
-            if any(task in r["scores"]["tasks"] for r in rs)
+            if any(as_results(r).task(task) for r in rs)
         }  # fmt: skip
         for task, views in tasks.items():
             rows: list[dict[str, Any]] = next((v["rows"] for v in views if v["id"] == "all"), [])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
+from metbench.results import Results, as_results
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
 
@@ -48,9 +50,9 @@ def _value(entry: dict[str, Any] | None, digits: int = 1) -> str:
     return f"{entry['value']:.{digits}f}"
 
 
-def throughput_at(result: dict[str, Any], batch_size: int | None = None) -> float | None:
+def throughput_at(result: Results | dict[str, Any], batch_size: int | None = None) -> float | None:
     """Events/s at ``batch_size`` (default: the largest measured)."""
-    tp = result.get("throughput") or {}
+    tp = (result.throughput if isinstance(result, Results) else result.get("throughput")) or {}
     batches = [b for b in tp.get("batches", []) if "events_per_s" in b]
     if batch_size is not None:
         batches = [b for b in batches if b["batch_size"] == batch_size]
@@ -110,7 +112,9 @@ S_DEFINITION = (
 )
 
 
-def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd.DataFrame:
+def headline_table(
+    results: Sequence[Results | dict[str, Any]], task: str = HEADLINE[0]
+) -> pd.DataFrame:
     """One row per results file, ranked by S of ``task`` (``met`` or ``recoil``) from paired
     bootstrap differences (:mod:`metbench.scoring.ranking`).
 
@@ -125,17 +129,16 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
     keyed: dict[str, RankedValue] = {}
     notes: list[str] = []
     borrowed: list[str] = []
-    for r in results:
-        name = r["entry"]["name"]
-        if r["entry"].get("met_source"):
-            borrowed.append(f"{name} ({r['entry']['met_source']})")
+    for r in map(as_results, results):
+        name = r.name
+        if r.entry.met_source:
+            borrowed.append(f"{name} ({r.entry.met_source})")
             continue
-        scores = r["scores"]
-        t = scores["tasks"].get(task)
+        t = r.task(task)
         if t is None:
             continue
-        oracle = r["entry"]["category"] == "oracle"
-        keyed[name] = ranked_value(t, scores, oracle)
+        oracle = r.entry.is_oracle
+        keyed[name] = ranked_value(t, r.scores, oracle)
         head = t["headline"]
         if not head["ranked"]:
             notes.append(f"{name}: no S — {head['reason']}")
@@ -145,7 +148,7 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
         tp = throughput_at(r)
         row = {
             "entry": name + (" (truth)" if oracle else ""),
-            "category": r["entry"]["category"],
+            "category": r.entry.category,
             "S [GeV]": format_figure(head["S"]),
             "S∥": _value(head["S_par"]),
             "S⊥": _value(head["S_perp"]),
@@ -158,9 +161,9 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
             "S(n_pu=200)": _value(fit.get("extrapolated")),
         }
         if task == "met":
-            fake = (scores["tasks"].get("fake") or {}).get("groups", {}).get("all", {})
-            row["fake AUC"] = _value(fake.get("auc"), 3)
-            row["fake rate"] = _value(fake.get("fake_rate"), 3)
+            auc, rate = r.figure("fake", "auc"), r.figure("fake", "fake_rate")
+            row["fake AUC"] = _value(auc.to_json() if auc else None, 3)
+            row["fake rate"] = _value(rate.to_json() if rate else None, 3)
         row["events/s"] = "—" if tp is None else f"{tp:,.0f}"
         rows.append({**row, "_name": name, "_value": keyed[name].value, "_oracle": oracle})
     if borrowed:
@@ -172,17 +175,20 @@ def headline_table(results: list[dict[str, Any]], task: str = HEADLINE[0]) -> pd
 
 
 def bins_table(
-    results: list[dict[str, Any]], binning: str, figure: str = "S", task: str = HEADLINE[0]
+    results: Sequence[Results | dict[str, Any]],
+    binning: str,
+    figure: str = "S",
+    task: str = HEADLINE[0],
 ) -> pd.DataFrame:
     """One row per entry, one column per bin of ``binning`` (``truth``, ``n_pu``, ``n_pv``,
     ``process``): the figure with its interval (S in n_pu, n_pv and process bins; in truth bins
     the per-bin ``rc_sigma``, the RMS per component of e/R_k - t)."""
     rows = {}
     labels: list[str] = []
-    for r in results:
-        if r["entry"].get("met_source"):
+    for r in map(as_results, results):
+        if r.entry.met_source:
             continue
-        t = r["scores"]["tasks"].get(task)
+        t = r.task(task)
         if t is None or binning not in t["bins"]:
             continue
         b = t["bins"][binning]
@@ -191,28 +197,28 @@ def bins_table(
         f = b["figures"].get(name)
         if f is None:
             continue
-        rows[r["entry"]["name"]] = [
+        rows[r.name] = [
             format_figure({k: f[k][i] for k in ("value", "low", "high") if k in f})
             for i in range(len(labels))
         ]
     return pd.DataFrame.from_dict(rows, orient="index", columns=labels)
 
 
-def kinematics_table(results: list[dict[str, Any]]) -> pd.DataFrame:
+def kinematics_table(results: Sequence[Results | dict[str, Any]]) -> pd.DataFrame:
     """The kinematic-reconstruction task (tt -> 2l2nu): one row per result that has it, ranked by
     the RMS of the neutrino pz residual (bias included) from paired bootstrap differences when
     the entries share resamples. Entries with truth-matched inputs are marked."""
     rows = []
     keyed: dict[str, RankedValue] = {}
-    for r in results:
-        k = r["scores"]["tasks"].get("kinematics")
+    for r in map(as_results, results):
+        k = r.task("kinematics")
         if k is None or not k.get("figures"):
             continue
         f = k["figures"]
-        name = r["entry"]["name"]
+        name = r.name
         pz = f.get("nu_pz_rms", f["nu_pz_sigma"])
         keyed[name] = RankedValue(pz.get("value"))
-        truth_inputs = [u for u in r["entry"].get("uses_truth", []) if u != "truth_is_pileup"]
+        truth_inputs = [u for u in r.entry.extra.get("uses_truth", []) if u != "truth_is_pileup"]
         rows.append(
             {
                 "entry": name + (" (truth-matched inputs)" if truth_inputs else ""),
