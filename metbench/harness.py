@@ -32,6 +32,7 @@ from metbench.errors import MetbenchError
 from metbench.estimators.inputs import InputMap, prepare_inputs, read_mapping
 from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
+    ChildReport,
     Limits,
     run_isolated,
     weakest_isolation,
@@ -227,7 +228,7 @@ def predict_entry(
     scheduler: str | None = None,
     sandbox: bool = True,
     on_wait: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> ChildReport:
     """Write an entry's predictions to ``out`` (in a sandboxed child process, resumable) and
     return the child's report (events, device, wall time, peak memory, throughput when asked,
     and ``isolation``: how the predictions and the measurement were isolated).
@@ -268,7 +269,7 @@ def _predict_locked(
     log_path: Path | None,
     scheduler: str | None,
     sandbox: bool,
-) -> dict[str, Any]:
+) -> ChildReport:
     identity = _identity(sub, entry, params, dataset, split)
     parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
     for stale in out.parent.glob(f".{out.name}.sandbox.*"):  # left by a killed run
@@ -278,7 +279,7 @@ def _predict_locked(
     made_with = meta.pop("isolation", None) if isinstance(meta, dict) else None
     reuse = not force and meta == identity
     if reuse and throughput is None:
-        return {"reused": True, "isolation": weakest_isolation(made_with)}
+        return ChildReport(reused=True, isolation=weakest_isolation(made_with))
     if force:
         shutil.rmtree(parts, ignore_errors=True)
     if parts.is_dir():
@@ -323,30 +324,27 @@ def _predict_locked(
     if scheduler is not None and not reuse:
         (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
         report = _predict_on_dask(job, scheduler, on_progress, limits, sandbox)
-        recorded = [report.get("isolation")]
+        recorded = [report.isolation]
         if recoil_inputs and (recoil_job := _recoil_job(job, recoil_inputs, log)) is not None:
             second = _predict_on_dask(recoil_job, scheduler, None, limits, sandbox)
-            recorded.append(second["isolation"])
+            recorded.append(second.isolation)
         if all(i is not None for i in recorded):
             _record_isolation(parts, weakest_isolation(*recorded), ran=True, sandbox=sandbox)
         if throughput is not None:  # measured here, on the machine that reports it
             measured = run_isolated(replace(job, predict=False), limits, sandbox=sandbox)
-            report.update({k: v for k, v in measured.items() if k != "isolation"})
+            report = replace(measured, n_events=report.n_events, n_truncated=report.n_truncated,
+                             isolation=report.isolation)  # fmt: skip
     else:
         report = _run_recorded(job, parts, limits, on_progress, sandbox, ran=not reuse)
         if recoil_inputs and (recoil_job := _recoil_job(job, recoil_inputs, log)) is not None:
-            second = _run_recorded(recoil_job, parts, limits, None, sandbox, ran=True)
-            report["wall_s"] = report.get("wall_s", 0.0) + second.get("wall_s", 0.0)
-            report["peak_rss_mb"] = max(
-                report.get("peak_rss_mb", 0.0), second.get("peak_rss_mb", 0.0)
-            )
+            report.add_run(_run_recorded(recoil_job, parts, limits, None, sandbox, ran=True))
     if not reuse:
         isolation = _merge_parts(parts, out, identity, inputs, recoil_inputs)
     else:  # throughput only: no part was written, no resume state to keep
-        isolation = weakest_isolation(made_with, report.get("isolation"))
+        isolation = weakest_isolation(made_with, report.isolation)
         shutil.rmtree(parts, ignore_errors=True)
-    report["reused"] = reuse
-    report["isolation"] = isolation
+    report.reused = reuse
+    report.isolation = isolation
     return report
 
 
@@ -357,14 +355,14 @@ def _run_recorded(
     on_progress: Callable[[int], None] | None,
     sandbox: bool,
     ran: bool,
-) -> dict[str, Any]:
+) -> ChildReport:
     """:func:`run_isolated`, keeping how it was isolated in the resume state ``state`` also when
     it fails (it may have written parts)."""
-    report: dict[str, Any] | None = None
+    report: ChildReport | None = None
     try:
         report = run_isolated(job, limits, on_progress, sandbox=sandbox)
     finally:  # the parts made so far, and how: the resume state
-        isolation = report.get("isolation") if report is not None else None
+        isolation = report.isolation if report is not None else None
         _record_isolation(state, isolation, ran=ran, sandbox=sandbox)
     return report
 
@@ -468,7 +466,7 @@ def _predict_on_dask(
     on_progress: Callable[[int], None] | None,
     limits: Limits = DEFAULT_LIMITS,
     sandbox: bool = True,
-) -> dict[str, Any]:
+) -> ChildReport:
     """Predict every file of the job's input extract (``job.dataset``) as its own task on a Dask
     cluster; parts already written are skipped.
 
@@ -506,7 +504,7 @@ def _predict_on_dask(
         )
         for i, f in pending
     ]
-    report: dict[str, Any] = {"n_events": 0, "n_truncated": 0}
+    report = ChildReport()
     isolation: list[Any] = []
     done = len(source) - sum(n_events[f]["n_events"] for _, f in pending)
     try:
@@ -516,16 +514,19 @@ def _predict_on_dask(
             listed={"submission": Path(job.folder), "input extract": Path(job.dataset)},
             write={"results": parts.parent},
         ):
-            done += info["n_events"]
-            report["n_truncated"] += info.get("n_truncated", 0)
-            report.update({k: info[k] for k in ("device", "n_parameters") if k in info})
-            isolation.append(info.get("isolation"))
+            part = ChildReport.from_json(info)
+            done += part.n_events
+            report.n_truncated += part.n_truncated
+            report.device = part.device if part.device is not None else report.device
+            if part.n_parameters is not None:
+                report.n_parameters = part.n_parameters
+            isolation.append(part.isolation)
             if on_progress is not None:
                 on_progress(done)
     except SubmissionError as exc:
         raise SubmissionError(f"{exc} (on a Dask worker)") from None
-    report["n_events"] = done
-    report["isolation"] = weakest_isolation(*isolation)
+    report.n_events = done
+    report.isolation = weakest_isolation(*isolation)
     return report
 
 
@@ -894,7 +895,7 @@ def _run_locked(
         scheduler=scheduler,
         sandbox=sandbox,
     )
-    isolation = [report.get("isolation")]
+    isolation = [report.isolation]
     calibration = None
     if split != "val" and has_validation_events(dataset) and not sub.manifest.met_source:
         # the validation split, for the calibrated figures (no throughput measured there)
@@ -904,11 +905,11 @@ def _run_locked(
             None, log_path=calibration.with_name(calibration.name.replace(".parquet", ".log")),
             scheduler=scheduler, sandbox=sandbox,
         )  # fmt: skip
-        isolation.append(val.get("isolation"))
+        isolation.append(val.isolation)
     scores, _ = score_file(pred_path, dataset, split, n_boot, seed, calibration)
     withdraw_met_headline(scores, sub.manifest.met_source)
     m = sub.manifest
-    n_parameters = report.get("n_parameters")
+    n_parameters = report.n_parameters
     entry_info = {
         "name": entry,
         "submission": sub.name,
@@ -929,17 +930,19 @@ def _run_locked(
     measured = None
     if throughput is not None:
         measured = {
-            "device": report.get("device", device),
+            "device": report.device or device,
             "measured_by": SELF_REPORTED,
             "settings": {
                 "warmup_calls": throughput.warmup_calls,
                 "min_duration_s": throughput.min_duration_s,
                 "min_calls": throughput.min_calls,
             },
-            "batches": report.get("throughput", []),
+            "batches": report.throughput or [],
         }
     extra: dict[str, Any] = {
-        k: report[k] for k in ("n_truncated", "wall_s", "peak_rss_mb", "device") if k in report
+        k: v
+        for k, v in report.to_json().items()
+        if k in ("n_truncated", "wall_s", "peak_rss_mb", "device")
     }
     results = build_results(
         entry_info,

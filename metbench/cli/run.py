@@ -159,7 +159,7 @@ def predict_cmd(
         None, force,
         log_path=out.with_name(out.stem + ".log"), sandbox=not no_sandbox, on_wait=say,
     )  # fmt: skip
-    state = "up to date" if report.get("reused") else f"{report['n_events']} events"
+    state = "up to date" if report.reused else f"{report.n_events} events"
     console.print(f"{entry}: {state} -> {out}", highlight=False, markup=False)
 
 

@@ -52,7 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -77,6 +77,7 @@ __all__ = [
     "LOG_CAP",
     "MAX_PRIVATE_FILES",
     "MESSAGE_CAP",
+    "ChildReport",
     "Limits",
     "run_isolated",
     "weakest_isolation",
@@ -141,6 +142,64 @@ class Limits:
 
 
 DEFAULT_LIMITS: Final = Limits()
+
+
+@dataclass
+class ChildReport:
+    """What a prediction child reported (checked field by field, :data:`DONE_FIELDS`) and what
+    the parent measured of it.
+
+    Attributes
+    ----------
+    n_events, n_truncated
+        Events predicted, and of them those cut to the entry's ``max_particles``.
+    has_covariance
+        Whether the entry gave a covariance.
+    device
+        Where it ran (``cpu``, ``cuda:<name>``), as the child reported it.
+    n_parameters
+        Trainable parameters, as the child reported them (``None``: not an ML entry).
+    peak_rss_mb, wall_s
+        Peak resident memory of the child and its descendants [MiB] and its wall time [s], as the
+        parent measured them.
+    throughput
+        The throughput rows per batch size, when measured.
+    isolation
+        ``{"sandbox": "bubblewrap" | "unshare" | "none", "sandboxed": bool}``.
+    reused
+        Set by the harness: the predictions were up to date and not made again.
+    """
+
+    n_events: int = 0
+    n_truncated: int = 0
+    has_covariance: bool | None = None
+    device: str | None = None
+    n_parameters: int | None = None
+    peak_rss_mb: float | None = None
+    wall_s: float | None = None
+    throughput: list[dict[str, Any]] | None = None
+    isolation: dict[str, Any] | None = None
+    reused: bool = False
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> ChildReport:
+        """From :meth:`to_json`'s mapping (e.g. across a Dask worker); unknown keys are an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(obj) - known)
+        if unknown:
+            raise ValueError(f"a child report has unknown field(s) {unknown}")
+        return cls(**obj)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields that are set (``None`` left out)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def add_run(self, other: ChildReport) -> None:
+        """Account for a second child of the same prediction (the recoil's): wall times add up,
+        the peak memory is the larger."""
+        self.wall_s = (self.wall_s or 0.0) + (other.wall_s or 0.0)
+        self.peak_rss_mb = max(self.peak_rss_mb or 0.0, other.peak_rss_mb or 0.0)
+
 
 _STRENGTH: Final = ("none", "unshare", "bubblewrap")
 
@@ -550,10 +609,10 @@ def run_isolated(
     on_progress: Callable[[int], None] | None = None,
     *,
     sandbox: bool = True,
-) -> dict[str, Any]:
-    """Run a prediction job in a sandboxed child process and return its ``done`` payload (with
-    the ``throughput`` list when measured, ``peak_rss_mb``, ``wall_s`` and ``isolation``:
-    ``{"sandbox": "bubblewrap" | "unshare" | "none", "sandboxed": bool}``).
+) -> ChildReport:
+    """Run a prediction job in a sandboxed child process and return its :class:`ChildReport`
+    (the ``done`` payload, the throughput rows when measured, the peak memory, the wall time and
+    how it was isolated).
 
     What the child reports is checked field by field (:data:`DONE_FIELDS`: integers in their
     ranges, a device this job may use; throughput rows for the requested batch sizes with finite
@@ -655,7 +714,7 @@ def _run(
     kind: str,
     private: Path,
     log_path: Path,
-) -> dict[str, Any]:
+) -> ChildReport:
     child_job, binds = _child_job(job, kind, private)
     (private / "job.json").write_text(job_to_json(child_job))
     receive, send = os.pipe()
@@ -987,7 +1046,7 @@ def _outcome(
     rejected: list[str],
     log: Path,
     start: float,
-) -> dict[str, Any]:
+) -> ChildReport:
     prefix = f"submission {job.label}"
     where = f"; log: {log}"
     if state.killed:
@@ -1014,10 +1073,10 @@ def _outcome(
                 f"{prefix} crashed: killed by {_signal_name(signalled)}{hint}{last}{where}"
             )
         raise SubmissionError(f"{prefix} exited with status {code} before finishing{last}{where}")
-    done = dict(state.done)
-    done["peak_rss_mb"] = state.peak / 2**20
-    done["wall_s"] = time.monotonic() - start
-    if state.throughput is not None:
-        done["throughput"] = state.throughput
-    done["isolation"] = {"sandbox": kind, "sandboxed": kind != "none"}
-    return done
+    return ChildReport(
+        **state.done,
+        peak_rss_mb=state.peak / 2**20,
+        wall_s=time.monotonic() - start,
+        throughput=state.throughput,
+        isolation={"sandbox": kind, "sandboxed": kind != "none"},
+    )

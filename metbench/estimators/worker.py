@@ -259,7 +259,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
 def predict_on_dask_worker(
     job: PredictJob, limits: Any = None, sandbox: bool = True
 ) -> dict[str, Any]:
-    """A Dask task: predict ``job.files`` (files of the input extract, ``job.dataset``, which
+    """A Dask task (its result: :meth:`ChildReport.to_json`, plain data): predict ``job.files`` (files of the input extract, ``job.dataset``, which
     the client wrote on the shared filesystem) into their parts in a sandboxed child of the worker,
     exactly as a local run does (:func:`metbench.estimators.isolation.run_isolated`, with
     ``limits``, default its defaults, and ``sandbox``), so the worker's machine isolates the
@@ -267,7 +267,8 @@ def predict_on_dask_worker(
     :class:`~metbench.estimators.submission.SubmissionError`."""
     from metbench.estimators.isolation import DEFAULT_LIMITS, run_isolated
 
-    return run_isolated(job, DEFAULT_LIMITS if limits is None else limits, sandbox=sandbox)
+    limits = DEFAULT_LIMITS if limits is None else limits
+    return run_isolated(job, limits, sandbox=sandbox).to_json()
 
 
 def _instantiate_and_predict(job: PredictJob, send: Any) -> tuple[Any, dict[str, Any]]:

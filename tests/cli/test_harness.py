@@ -379,8 +379,8 @@ def test_isolation_reports_progress_and_memory(tmp_path, tiny_dataset):
         log_path=str(tmp_path / "log.txt"),
     )  # fmt: skip
     report = run_isolated(job, Limits(time_s=120, memory_gb=4), on_progress=seen.append)
-    assert seen == sorted(seen) and seen[-1] == report["n_events"] == info_n(tiny_dataset)
-    assert report["peak_rss_mb"] > 50
+    assert seen == sorted(seen) and seen[-1] == report.n_events == info_n(tiny_dataset)
+    assert report.peak_rss_mb > 50
 
 
 def test_cuda_is_refused_clearly_without_a_gpu(tmp_path, tiny_dataset):

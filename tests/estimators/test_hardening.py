@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from metbench.errors import safe_text
-from metbench.estimators.isolation import Limits
+from metbench.estimators.isolation import ChildReport, Limits
 from metbench.estimators.sandbox import (
     _python_binds,
     available_sandbox,
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(
 QUICK = ThroughputSettings(batch_sizes=(1, 8), warmup_calls=1, min_duration_s=0.05, min_calls=2)
 
 
-def predict(tmp_path: Path, dataset: Path, name: str, body: str, **kwargs) -> dict:
+def predict(tmp_path: Path, dataset: Path, name: str, body: str, **kwargs) -> ChildReport:
     sub = load_submission(write_submission(tmp_path, name, body))
     out = tmp_path / "r" / f"{name}.predictions.parquet"
     return predict_entry(sub, name, {}, dataset_info(dataset), "test", out, **kwargs)

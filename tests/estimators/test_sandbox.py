@@ -195,7 +195,7 @@ def test_the_unshare_fallback_hides_the_same(tmp_path, tiny_dataset, monkeypatch
     sub = load_submission(write_submission(tmp_path, "tamper", TAMPER, parameters))
     out = tmp_path / "results" / "tamper.predictions.parquet"
     report = predict_entry(sub, "tamper", sub.manifest.parameters, info, "test", out)
-    assert report["isolation"] == {"sandbox": "unshare", "sandboxed": True}
+    assert report.isolation == {"sandbox": "unshare", "sandboxed": True}
     log = out.with_name("tamper.log").read_text()
     seen = json.loads(log.split("PROBE ", 1)[1].splitlines()[0])
     for key in ("hostname_file", "tcp", "rewrite_results", "read_truth", "write_manifest",
@@ -259,7 +259,7 @@ def test_a_thread_left_running_does_not_fail_the_run(tmp_path, tiny_dataset):
     event_id = read_predictions(out).event_id
     from metbench.data.source import EventSource
 
-    assert len(event_id) == report["n_events"] == len(EventSource(tiny_dataset, "test"))
+    assert len(event_id) == report.n_events == len(EventSource(tiny_dataset, "test"))
     assert "still running 5 s after it was done: killed" in out.with_name("threads.log").read_text()
 
 
