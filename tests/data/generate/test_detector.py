@@ -179,7 +179,9 @@ def test_pion_tracking_efficiency_and_momentum_resolution():
 def test_soft_charged_particles_curl_before_the_barrel_calorimeter():
     # a charged particle at eta 0 reaches the barrel (r = 1.29 m) only if 2R = 2 pt / (0.3 B) >= 1.29 m,
     # i.e. pt >= 0.735 GeV; a neutral of the same momentum flies straight
-    from metbench.data.generate.detector import _propagate_to_calorimeter
+    from metbench.data.generate.calorimetry import (
+        propagate_to_calorimeter as _propagate_to_calorimeter,
+    )
 
     cfg = DetectorConfig()
     pt = np.array([0.5, 0.5, 1.0])
