@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from metbench.errors import MetbenchError
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
 from metbench.leaderboard.pages import dataset_body, metrics_body, render_markdown, submit_body
 from metbench.leaderboard.speed import continuous_demo, read_speed_history, speed_body
@@ -29,7 +30,7 @@ from metbench.scoring.table import format_figure
 if TYPE_CHECKING:
     from metbench.verify import Verification
 
-__all__ = ["build_site", "entry_slug", "verify_for_site"]
+__all__ = ["build_site", "current_content_hashes", "entry_slug", "verify_for_site"]
 
 PLOT_BINNINGS = ("truth", "n_pu", "n_pv", "process")
 #: Axis labels of the figures in matplotlib's mathtext (the PDF fonts lack some symbols).
@@ -91,6 +92,24 @@ def verify_for_site(
         results.append(check.results)
         marks.append({"status": check.status, "detail": check.note})
     return results, marks, failures
+
+
+def current_content_hashes(submissions: Path, names: set[str]) -> dict[str, str]:
+    """The content hash of each submission of ``names`` that ``submissions`` holds as it is now
+    (code, weights and the metbench modules it imports): a result whose recorded hash differs was
+    made by other code. Folders that are missing or do not load are left out (no mark)."""
+    from metbench.estimators.submission import load_submission
+
+    out = {}
+    for name in sorted(names):
+        folder = Path(submissions) / name
+        if not folder.is_dir():
+            continue
+        try:
+            out[name] = load_submission(folder, require_weights=False).content_hash
+        except MetbenchError:
+            continue
+    return out
 
 
 def _json_for_script(data: Any) -> str:
@@ -502,7 +521,8 @@ def build_site(
         Where to find each entry's README and manifest (``<submissions>/<submission>/``).
     verification
         How each of ``results`` was checked (:func:`verify_for_site`), shown as a mark
-        ("verified" or "not re-scored"); None: no mark.
+        ("verified" or "not re-scored"; "stale" when the submission's code in ``submissions``
+        now has another content hash than the one that made the predictions); None: no mark.
     figures
         Also draw the mplhep figures (PNG and PDF; the slow part of a build).
     speed
@@ -514,7 +534,16 @@ def build_site(
     Path
         ``out / "index.html"``.
     """
-    data = site_data(results, list(verification) if verification is not None else None)
+    checks = list(verification) if verification is not None else None
+    if checks is not None and submissions is not None:
+        current = current_content_hashes(submissions, {r["entry"]["submission"] for r in results})
+        checks = [
+            None
+            if c is None
+            else {**c, "current_content_hash": current.get(r["entry"]["submission"])}
+            for r, c in zip(results, checks, strict=True)
+        ]
+    data = site_data(results, checks)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

@@ -154,6 +154,11 @@ MARKS: Final[dict[str, tuple[str, str]]] = {
         "the predictions' sha256 matched, but the scores were not recomputed when the site was "
         "built (the dataset was not on the building machine, or the build skipped re-scoring)",
     ),
+    "stale": (
+        "stale",
+        "made by code that is no longer the submission's: its content hash (code, weights and the "
+        "metbench modules it imports) has changed since; `metbench run` makes it again",
+    ),
     "unpinned": (
         "unpinned",
         "the dataset is not the published one for its preset and seed (or the results do not "
@@ -178,7 +183,9 @@ def entry_marks(
 ) -> list[dict[str, str]]:
     """The marks of an entry's results: ``unsandboxed`` (``isolation.sandboxed`` not true; an
     absent key counts as not sandboxed) and, when the results were checked at build time,
-    ``verified`` (re-scored) or ``not re-scored``. Each mark is ``{kind, label, title}``."""
+    ``verified`` (re-scored) or ``not re-scored``, and ``stale`` when the check carries the
+    submission's current content hash and it is not the recorded one. Each mark is
+    ``{kind, label, title}``."""
     marks = []
     isolation = result.get("isolation")
     if not (isinstance(isolation, dict) and isolation.get("sandboxed") is True):
@@ -192,6 +199,9 @@ def entry_marks(
             marks.append(_mark("verified"))
         else:
             marks.append(_mark("not-rescored", check.get("detail")))
+        current, made = check.get("current_content_hash"), result["entry"].get("content_hash")
+        if current and made and current != made:
+            marks.append(_mark("stale", f"made by {made[:12]}…, the code is now {current[:12]}…"))
     return marks
 
 

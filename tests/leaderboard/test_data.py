@@ -165,3 +165,38 @@ def test_columns_twins_and_parameter_counts():
     )
     table = rst_to_html(metrics.__doc__ or "")
     assert "<td><code>sigma_perp_over_r</code></td><td>sigma_perp / R</td><td>GeV</td>" in table
+
+
+def test_a_result_made_by_other_code_is_marked_stale(tmp_path, monkeypatch):
+    """The site compares each result's content hash with the submission's as it is now: a
+    change in the folder (here a comment appended to the entry's module) marks its results
+    "stale"; the untouched submission's are not."""
+    import shutil
+
+    from metbench.leaderboard.build import current_content_hashes
+
+    results = [r for r in _committed() if r["entry"]["name"] in ("pf", "chs")]
+    results = [r for r in results if r["dataset"]["name"] == results[0]["dataset"]["name"]]
+    subs = tmp_path / "submissions"
+    monkeypatch.setenv("METBENCH_SUBMISSIONS", str(subs))  # the copies are the repository's
+    for name in ("pf", "chs"):
+        shutil.copytree(ROOT / "submissions" / name, subs / name)
+    before = current_content_hashes(subs, {"pf", "chs"})
+    for r in results:  # as if made by the code as it is: no mark
+        r["entry"]["content_hash"] = before[r["entry"]["submission"]]
+    with (subs / "pf" / "pf.py").open("a") as f:
+        f.write("# a change\n")
+    now = current_content_hashes(subs, {"pf", "chs", "not-here"})
+    assert set(now) == {"pf", "chs"} and now["pf"] != before["pf"] and now["chs"] == before["chs"]
+    checks = [
+        {
+            "status": "verified",
+            "detail": None,
+            "current_content_hash": now[r["entry"]["submission"]],
+        }
+        for r in results
+    ]
+    (group,) = site_data(results, checks)["groups"]
+    kinds = {n: [m["kind"] for m in e["marks"]] for n, e in group["entries"].items()}
+    assert kinds == {"pf": ["verified", "stale"], "chs": ["verified"]}
+    assert before["pf"][:12] in group["entries"]["pf"]["marks"][1]["title"]
