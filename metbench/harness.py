@@ -443,13 +443,15 @@ def build_estimator(
     """An entry's estimator constructed in this process exactly as the isolated child constructs
     it (for benchmarks, training and ``metbench bench``; runs go through :func:`predict_entry`).
 
-    Its code then runs unsandboxed with the user's rights: a folder from outside the repository
-    (category ``submission``) is refused unless ``trusted``; the repository's baselines,
-    references and oracle (only its own folders may take those categories) are built as they are.
+    Its code then runs unsandboxed with the user's rights: a submission (category
+    ``submission``: any folder from outside the repository, and a new one inside it) is refused
+    unless ``trusted``; the repository's baselines, references and oracle (only its own folders
+    may take those categories) are built as they are.
     """
     if sub.manifest.category == "submission" and not trusted:
         raise SubmissionError(
-            f"{sub.folder}: a submission from outside the repository; {TRUST_HINT}"
+            f"{sub.folder}: a submission (category 'submission', not one of the repository's "
+            f"baselines or references); {TRUST_HINT}"
         )
     job = PredictJob(
         label=entry, folder=str(sub.folder), entry=sub.manifest.entry,
@@ -504,7 +506,7 @@ def _predict_on_dask(
         )
         for i, f in pending
     ]
-    report = ChildReport()
+    report = ChildReport(n_events=0, n_truncated=0)
     isolation: list[Any] = []
     done = len(source) - sum(n_events[f]["n_events"] for _, f in pending)
     try:
@@ -515,8 +517,8 @@ def _predict_on_dask(
             write={"results": parts.parent},
         ):
             part = ChildReport.from_json(info)
-            done += part.n_events
-            report.n_truncated += part.n_truncated
+            done += part.n_events or 0
+            report.n_truncated = (report.n_truncated or 0) + (part.n_truncated or 0)
             report.device = part.device if part.device is not None else report.device
             if part.n_parameters is not None:
                 report.n_parameters = part.n_parameters

@@ -424,12 +424,16 @@ class Results:
                "environment", "created")  # fmt: skip
 
     @classmethod
-    def from_json(cls, obj: Any, where: str = "results", validate: bool = True) -> Results:
+    def from_json(
+        cls, obj: Any, where: str = "results", validate: bool = True, copied: bool = True
+    ) -> Results:
         """A results document, validated unless ``validate`` is false (raises
-        :class:`ResultsError`)."""
+        :class:`ResultsError`); ``copied=False`` shares the document's nested objects (a view
+        for reading)."""
         if validate:
             _validate(obj, where)
-        obj = copy.deepcopy(obj)
+        if copied:
+            obj = copy.deepcopy(obj)
         return cls(
             entry=EntryRecord.from_json(obj["entry"]),
             dataset=DatasetRecord.from_json(obj["dataset"]),
@@ -493,8 +497,11 @@ class Results:
 
 
 def as_results(result: Results | dict[str, Any]) -> Results:
-    """``result`` as :class:`Results`; a document is taken as :func:`read_results` validated it."""
-    return result if isinstance(result, Results) else Results.from_json(result, validate=False)
+    """``result`` as :class:`Results`; a document is taken as :func:`read_results` validated it,
+    and read through (not copied)."""
+    if isinstance(result, Results):
+        return result
+    return Results.from_json(result, validate=False, copied=False)
 
 
 def now_iso() -> str:

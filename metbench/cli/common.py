@@ -276,7 +276,7 @@ TrustOpt = Annotated[
     bool,
     typer.Option(
         "--trust",
-        help="Run a submission from outside the repository in this process, outside any sandbox "
+        help="Run a submission (category 'submission') in this process, outside any sandbox "
         "(only for code you trust, e.g. your own)",
     ),
 ]

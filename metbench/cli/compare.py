@@ -60,6 +60,8 @@ def compare_cmd(
             f"{submission} has variants ({', '.join(sub.manifest.variants)}); choose one with --variant"
         )
     entry, params = entries[0]
+    if resample < 0:
+        raise MetbenchError(f"--resample must be >= 0, got {resample}")
     if resample and not trust and sub.manifest.category == "submission":
         from metbench.harness import TRUST_HINT
 

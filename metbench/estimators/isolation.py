@@ -152,7 +152,8 @@ class ChildReport:
     Attributes
     ----------
     n_events, n_truncated
-        Events predicted, and of them those cut to the entry's ``max_particles``.
+        Events predicted, and of them those cut to the entry's ``max_particles`` (``None``: this
+        child did not predict, e.g. it only measured throughput or the predictions were reused).
     has_covariance
         Whether the entry gave a covariance.
     device
@@ -170,8 +171,8 @@ class ChildReport:
         Set by the harness: the predictions were up to date and not made again.
     """
 
-    n_events: int = 0
-    n_truncated: int = 0
+    n_events: int | None = None
+    n_truncated: int | None = None
     has_covariance: bool | None = None
     device: str | None = None
     n_parameters: int | None = None
@@ -187,7 +188,10 @@ class ChildReport:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(obj) - known)
         if unknown:
-            raise ValueError(f"a child report has unknown field(s) {unknown}")
+            raise SubmissionError(
+                f"a child's report has unknown field(s) {safe_text(unknown, 200)} (a worker with "
+                "another metbench version?)"
+            )
         return cls(**obj)
 
     def to_json(self) -> dict[str, Any]:

@@ -156,8 +156,9 @@ MARKS: Final[dict[str, tuple[str, str]]] = {
     ),
     "stale": (
         "stale",
-        "made by code that is no longer the submission's: its content hash (code, weights and the "
-        "metbench modules it imports) has changed since; `metbench run` makes it again",
+        "made by code that is no longer the submission's: its content hash (code, weights, the "
+        "metbench modules it imports and the metbench version) has changed since; `metbench run` "
+        "makes it again",
     ),
     "unpinned": (
         "unpinned",

@@ -453,7 +453,7 @@ def test_in_process_commands_refuse_a_strangers_code_without_trust(
         assert_one_line_error(r, "pass --trust if you trust it")
         assert not planted.exists(), args
     sub = load_submission(folder, require_weights=False)
-    with pytest.raises(SubmissionError, match="outside the repository"):
+    with pytest.raises(SubmissionError, match="category 'submission'"):
         build_estimator(sub, "plant", {})
     assert not planted.exists()
     build_estimator(sub, "plant", {}, trusted=True)  # the user's own decision

@@ -9,6 +9,7 @@ import json
 import pytest
 
 from metbench.estimators.isolation import ChildReport
+from metbench.estimators.submission import SubmissionError
 
 
 def test_report_round_trips_through_json_and_refuses_unknown_fields():
@@ -20,8 +21,15 @@ def test_report_round_trips_through_json_and_refuses_unknown_fields():
     plain = json.loads(json.dumps(report.to_json()))  # what a Dask worker hands back
     assert "n_parameters" not in plain  # unset fields are left out
     assert ChildReport.from_json(plain) == report
-    with pytest.raises(ValueError, match="unknown field"):
+    with pytest.raises(SubmissionError, match="unknown field"):
         ChildReport.from_json({**plain, "is_admin": True})
+
+
+def test_a_report_without_predictions_claims_no_counts():
+    """Reused predictions (or a throughput-only child) say nothing about truncation: the
+    results must not record ``n_truncated: 0`` for them."""
+    assert "n_truncated" not in ChildReport(reused=True).to_json()
+    assert "n_events" not in ChildReport(reused=True).to_json()
 
 
 def test_a_second_child_adds_its_time_and_the_larger_peak():

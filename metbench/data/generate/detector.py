@@ -11,13 +11,13 @@ are not corrected for the z of the interaction; a track keeps its own momentum i
 may rescale it towards the calorimeter energy); bremsstrahlung and photon conversions are not
 simulated.
 
+Units: GeV, cm, radians (Delphes uses metres and mm; converted here).
+
 The subsystems are modules of their own, each with its dataclass: :mod:`.tracking` (efficiency,
 momentum and impact-parameter smearing, lepton identification: :class:`~.tracking.Tracks`),
 :mod:`.vertexing` (vertices, the primary vertex, ``fromPV``: :class:`~.vertexing.Vertices`) and
 :mod:`.calorimetry` (towers, resolutions, E-flow neutrals: :class:`~.calorimetry.NeutralCandidates`);
 :func:`simulate_detector` runs them in this order (which fixes the random numbers each draws).
-
-Units: GeV, cm, radians (Delphes uses metres and mm; converted here).
 """
 
 from __future__ import annotations
