@@ -81,6 +81,7 @@ __all__ = [
     "load_submission",
     "parse_parameter",
     "repository_submissions",
+    "shared_data_folder",
 ]
 
 MANIFEST_FILE: Final = "metbench.toml"
@@ -301,9 +302,17 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     if not isinstance(weights, list) or not all(isinstance(w, str) for w in weights):
         raise _fail(path, "'weights' must be a list of paths inside the submission folder")
     root = folder.resolve()
+    category = data.get("category", "submission")
+    shared = shared_data_folder() if category in PRIVILEGED_CATEGORIES else None
     for w in weights:
+        named = Path(os.path.normpath(root / w))
         target = (folder / w).resolve()
-        if not target.is_relative_to(root):
+        # a repository entry may link a weights file into the shared reference data beside the
+        # project (never copied into it); a submission's weights are its own files
+        linked_to_shared = (
+            shared is not None and named.is_relative_to(root) and target.is_relative_to(shared)
+        )
+        if not (target.is_relative_to(root) or linked_to_shared):
             raise _fail(
                 path,
                 f"weights path {w!r} points outside the submission folder {folder}; keep weights inside it",
@@ -315,7 +324,6 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
                 else ""
             )
             raise _fail(path, f"weights file {w!r} does not exist in {folder}{hint}")
-    category = data.get("category", "submission")
     if category not in CATEGORIES:
         raise _fail(path, f"category {category!r} is not one of {', '.join(CATEGORIES)}")
     uses_truth = data.get("uses_truth", [])
@@ -519,6 +527,17 @@ def repository_submissions() -> Path | None:
         folder = Path(configured)
     else:
         folder = Path(metbench.__file__).resolve().parent.parent / "submissions"
+    return folder.resolve() if folder.is_dir() else None
+
+
+def shared_data_folder() -> Path | None:
+    """The shared reference data beside the project (``<repository>/../shared/data``: the real
+    experiment files and CMS's DeepMET graphs), which the repository's own entries may link
+    weights into; None without a repository or without the folder."""
+    repository = repository_submissions()
+    if repository is None:
+        return None
+    folder = repository.parent.parent / "shared" / "data"
     return folder.resolve() if folder.is_dir() else None
 
 

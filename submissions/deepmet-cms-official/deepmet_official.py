@@ -24,17 +24,20 @@ class DeepMetOfficial:
     Parameters
     ----------
     graph
-        Path of the GraphDef, relative to the project root or absolute.
+        Path of the GraphDef, relative to the submission folder (the manifest's ``graphs/``
+        links into ``../shared/data/cms-deepmet``, listed as weights so that the sandbox shows
+        their targets) or absolute.
     weights_dir
         The submission folder (given by the harness).
     """
 
     def __init__(self, graph: str, weights_dir: str | None = None) -> None:
-        root = Path(weights_dir).parents[1] if weights_dir else Path.cwd()
+        root = Path(weights_dir) if weights_dir else Path(__file__).resolve().parent
         path = Path(graph) if Path(graph).is_absolute() else (root / graph)
         if not path.is_file():
             raise FileNotFoundError(
-                f"the DeepMET graph {path} is not there (../shared/data/cms-deepmet)"
+                f"the DeepMET graph {path} is not there (graphs/ links into "
+                "../shared/data/cms-deepmet, beside the project)"
             )
         self.path = path.resolve()
         graph_weights(self.path)  # fails early on a file that is not a DeepMET graph

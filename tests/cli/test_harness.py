@@ -88,6 +88,23 @@ def test_symlinks_other_than_listed_weights_are_refused(tmp_path):
         load_submission(folder)
 
 
+def test_weights_may_link_only_a_repository_entry_into_the_shared_data(tmp_path, monkeypatch):
+    """A weights link pointing outside the folder is refused, except for the repository's own
+    entries linking into ``../shared/data`` (deepmet-cms-official's graphs): a stranger's link
+    would have the sandbox show the link's target, e.g. another folder's files, to its code."""
+    shared = load_submission(ROOT / "submissions" / "deepmet-cms-official")
+    assert all((shared.folder / w).is_symlink() for w in shared.manifest.weights)
+    graph = (shared.folder / shared.manifest.weights[0]).resolve()
+    for target, category in ((graph, "submission"), (Path("/etc/hostname"), "reference")):
+        folder = write_submission(
+            tmp_path / category, "linker", extra=f'category = "{category}"\nweights = ["w.bin"]\n'
+        )
+        (folder / "w.bin").symlink_to(target)
+        monkeypatch.setenv("METBENCH_SUBMISSIONS", str(ROOT / "submissions"))
+        with pytest.raises(SubmissionError, match="points outside the submission folder"):
+            load_submission(folder)
+
+
 def test_bad_command_line_parameters_give_one_line(tmp_path):
     folder = write_submission(tmp_path, "p")
     r = cli("run", folder, "--param", "x=" + "a" * 300, *fast(tmp_path / "results"))
