@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from metbench.leaderboard.data import site_data
 from metbench.results import SCHEMA_VERSION, find_results, read_results
@@ -200,3 +201,20 @@ def test_a_result_made_by_other_code_is_marked_stale(tmp_path, monkeypatch):
     kinds = {n: [m["kind"] for m in e["marks"]] for n, e in group["entries"].items()}
     assert kinds == {"pf": ["verified", "stale"], "chs": ["verified"]}
     assert before["pf"][:12] in group["entries"]["pf"]["marks"][1]["title"]
+
+
+def test_only_results_and_predictions_are_committed_beside_them():
+    """A run's resume state, its child's private folder, locks, logs and input extracts stay
+    on the machine that ran it (git-ignored); the published folder holds results documents and
+    the predictions they were scored from."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "ls-files", "leaderboard/results"], cwd=ROOT, capture_output=True, text=True
+    )
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout")
+    files = listed.stdout.split()
+    assert files
+    odd = [f for f in files if not f.endswith((".json", ".parquet")) or "/." in f]
+    assert not odd, odd[:5]
