@@ -234,7 +234,7 @@ def test_metnetsig_runs_through_the_harness_with_its_committed_weights(tiny_data
     """The entry as users run it: weights found in its folder, MET and covariance scored."""
     import json
 
-    from .test_harness import cli
+    from tests.commands import cli
 
     r = cli(
         "run", "submissions/metnetsig-torch", "--variant", "onnx", "--dataset", tiny_dataset,

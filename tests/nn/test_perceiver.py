@@ -117,7 +117,7 @@ def test_committed_weights_have_a_matching_onnx_export(batch):
 
 
 def test_bench_scaling_prints_latency_per_size(tiny_dataset):
-    from .test_harness import cli
+    from tests.commands import cli
 
     r = cli(
         "bench", "scaling", "submissions/pf", "--dataset", tiny_dataset,

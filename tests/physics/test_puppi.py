@@ -305,7 +305,7 @@ def test_default_puppi_entry_is_cms_puppi_met_with_no_lepton_weights(mini_datase
 
 
 def test_puppi_met_recomputes_with_the_phase2_tune_in_chunks(mini_dataset):
-    from .shipped import shipped
+    from tests.shipped import shipped
 
     PuppiMet = shipped("puppi")
     from metbench.data.source import EventSource

@@ -81,7 +81,7 @@ def test_run_on_dask_predicts_the_same_as_locally(tiny_dataset, tmp_path, cluste
     scores as the local child process."""
     import pyarrow.parquet as pq
 
-    from .test_harness import cli
+    from tests.commands import cli
 
     local, remote = tmp_path / "local", tmp_path / "remote"
     common = ["--dataset", tiny_dataset, "--no-throughput", "--n-boot", "0"]
@@ -107,7 +107,8 @@ def test_run_on_dask_predicts_the_same_as_locally(tiny_dataset, tmp_path, cluste
 
 
 def test_a_failing_submission_on_dask_is_one_line(tiny_dataset, tmp_path, cluster):
-    from .test_harness import cli, write_submission
+    from tests.cli.test_harness import write_submission
+    from tests.commands import cli
 
     folder = write_submission(
         tmp_path / "subs", "broken",
