@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +35,7 @@ from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
     ChildReport,
     Limits,
+    require_sandbox,
     run_isolated,
     weakest_isolation,
 )
@@ -76,6 +78,7 @@ __all__ = [
     "dataset_info",
     "entry_lock",
     "predict_entry",
+    "remove_abandoned_parts",
     "results_paths",
     "run_entry",
     "score_file",
@@ -147,6 +150,34 @@ def has_validation_events(dataset: DatasetInfo) -> bool:
 
 #: Version of what a predictions file holds (2: the muon-removed recoil estimates).
 PREDICTION_PROTOCOL = 2
+
+#: A failed run's finished files (``.<predictions>.parts/``) are kept this long for the same
+#: command to resume [s]; older ones, and any without an identity, are removed by the next run.
+PARTS_KEPT_S = 7 * 24 * 3600
+
+
+def remove_abandoned_parts(
+    folder: Path, keep: Path | None = None, older_than_s: float = PARTS_KEPT_S
+) -> list[Path]:
+    """Remove the resume folders (``.*.parts``) in a results ``folder`` that no run will take up:
+    those not touched for ``older_than_s`` seconds, and those without ``identity.json`` (a run
+    killed before it began) after an hour. ``keep`` (the running entry's own) is left alone; a
+    run in progress writes its folder at least every file, so it is never this old.
+
+    Returns the removed folders.
+    """
+    removed = []
+    now = time.time()
+    for parts in sorted(Path(folder).glob(".*.parts")):
+        if not parts.is_dir() or parts.is_symlink() or parts == keep:
+            continue
+        times = [p.lstat().st_mtime for p in (parts, *parts.iterdir())]
+        age = now - max(times)
+        has_identity = (parts / "identity.json").is_file()
+        if age > older_than_s or (not has_identity and age > 3600):
+            shutil.rmtree(parts, ignore_errors=True)
+            removed.append(parts)
+    return removed
 
 
 def _wants_recoil(sub: Submission) -> bool:
@@ -274,12 +305,15 @@ def _predict_locked(
     parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
     for stale in out.parent.glob(f".{out.name}.sandbox.*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
+    remove_abandoned_parts(out.parent, keep=parts)
     # the identity is in the file's footer; the data are validated when they are scored
     meta = read_prediction_metadata(out)
     made_with = meta.pop("isolation", None) if isinstance(meta, dict) else None
     reuse = not force and meta == identity
     if reuse and throughput is None:
         return ChildReport(reused=True, isolation=weakest_isolation(made_with))
+    if sandbox and scheduler is None:
+        require_sandbox(entry)  # refused before anything is written (the workers check their own)
     if force:
         shutil.rmtree(parts, ignore_errors=True)
     if parts.is_dir():

@@ -181,7 +181,7 @@ def generation_callback(progress: Any, prefix: str = "") -> Callable[[str, int, 
             label = {"pool": "pileup pool shards", "verify": "files verified"}.get(
                 stage, "event shards"
             )
-            tasks[stage] = progress.add_task(prefix + label, total=total)
+            tasks[stage] = progress.add_task(escape_text(prefix) + label, total=total)
         progress.update(tasks[stage], completed=done)
 
     return on_progress

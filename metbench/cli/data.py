@@ -73,7 +73,9 @@ def data_generate(
         )
     n = sum(sum(p["events"].values()) for p in manifest["processes"].values())
     console.print(
-        f"dataset {manifest['name']} v{manifest['version']} (seed {seed}): {n} events in {out}"
+        f"dataset {manifest['name']} v{manifest['version']} (seed {seed}): {n} events in {out}",
+        highlight=False,
+        markup=False,
     )
 
 

@@ -87,7 +87,7 @@ def run_cmd(
             from metbench.data.source import EventSource
 
             total = len(EventSource(folder, split, verify=False))
-            task = progress.add_task(f"{entry}: predicting", total=total)
+            task = progress.add_task(f"{escape_text(entry)}: predicting", total=total)
 
             def on_progress(done: int, task: TaskID = task) -> None:
                 progress.update(task, completed=done)

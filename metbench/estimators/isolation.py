@@ -79,6 +79,7 @@ __all__ = [
     "MESSAGE_CAP",
     "ChildReport",
     "Limits",
+    "require_sandbox",
     "run_isolated",
     "weakest_isolation",
 ]
@@ -597,6 +598,16 @@ def _hidden_caches(folder: Path) -> list[Bind]:
         for d in sorted(folder.rglob("__pycache__"))
         if d.is_dir() and not d.is_symlink()
     ]
+
+
+def require_sandbox(label: str) -> str:
+    """The sandbox a child of submission ``label`` will run in here (``bubblewrap`` or
+    ``unshare``); :class:`SubmissionError` (what to install, or ``--no-sandbox``) if none works.
+    Called before any work so that a refused run leaves nothing behind."""
+    kind = available_sandbox()
+    if kind is None:
+        raise SubmissionError(_no_sandbox_message(label))
+    return kind
 
 
 def _no_sandbox_message(label: str) -> str:

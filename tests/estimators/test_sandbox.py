@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import textwrap
 import time
 from pathlib import Path
@@ -74,6 +75,15 @@ def wait_until_gone(marker: str, seconds: float) -> list[psutil.Process]:
     while (left := processes_with(marker)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
+
+
+def wait_until_started(harness: subprocess.Popen[str], marker: str) -> None:
+    """Until a process with ``marker`` in its command line runs (the submission started)."""
+    deadline = time.monotonic() + 120
+    while not processes_with(marker) and time.monotonic() < deadline:
+        assert harness.poll() is None, harness.communicate()
+        time.sleep(0.2)
+    assert processes_with(marker), "the submission never started"
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -309,11 +319,7 @@ def test_killing_the_harness_kills_the_child_and_its_children(tmp_path, tiny_dat
     harness = popen_cli("predict", folder, "--dataset", tiny_dataset,
                         "--out", tmp_path / "r" / "o.parquet")  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not processes_with(marker) and time.monotonic() < deadline:
-            assert harness.poll() is None, harness.communicate()
-            time.sleep(0.2)
-        assert processes_with(marker), "the submission never started"
+        wait_until_started(harness, marker)
         harness.send_signal(signal.SIGKILL)
         harness.wait(10)
         assert not wait_until_gone(marker, 5), "the submission's child survived the harness"
@@ -428,3 +434,106 @@ def test_forged_parts_are_refused(tmp_path, tiny_dataset):
         event_id = read_predictions(parts / part).event_id
         assert np.all(event_id >= 0)
     assert not list(out.parent.glob("*.sandbox.*")) and not list(out.parent.glob("*.truth"))
+
+
+# -------------------------------------------------------------------------------------- peek
+
+PEEK = """
+import gc, sys
+
+TRUTH = {"process", "n_pu", "gen_met_x", "gen_met_y", "gen_qt_x", "gen_qt_y",
+         "truth_is_pileup", "truth_neutrinos", "truth_leptons", "truth_b_quarks"}
+
+def truth_in(value):
+    # truth columns held as data (an array per name), not merely named (as in dtype tables)
+    found = set()
+    if isinstance(value, dict):
+        found |= {k for k, v in value.items() if k in TRUTH and isinstance(v, np.ndarray)}
+    names = getattr(value, "column_names", None)  # an Arrow table or record batch
+    if isinstance(names, list):
+        found |= set(names) & TRUTH
+    for attr in ("event", "truth"):  # an EventBatch
+        inner = getattr(value, attr, None)
+        if isinstance(inner, dict):
+            found |= truth_in(inner)
+    return found
+
+class Estimator:
+    def predict(self, batch):
+        found = set()
+        frame = sys._getframe(0)
+        while frame is not None:  # every caller up to the child's first frame
+            for value in frame.f_locals.values():
+                found |= truth_in(value)
+            frame = frame.f_back
+        for value in gc.get_objects():  # and everything alive in the child
+            try:
+                found |= truth_in(value)
+            except Exception:
+                pass
+        print("PEEK " + ",".join(sorted(found)), flush=True)
+        for owner in (batch.event, batch.truth):
+            if "gen_met_x" in owner:  # the old attack: hand the truth back
+                return np.stack([owner["gen_met_x"], owner["gen_met_y"]], 1)
+        return self.pf(batch)
+""" + MET.replace("def predict", "def pf")
+
+
+def test_a_frame_walking_submission_finds_no_truth(tmp_path, tiny_dataset):
+    """The `peek` attack: the submission walks ``sys._getframe`` up through the child's callers
+    and every object alive in it for truth columns, and would hand them back as its MET."""
+    folder = write_submission(tmp_path, "peek", PEEK)
+    results = tmp_path / "results"
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
+    assert r.returncode == 0, r.stderr
+    info = dataset_info(tiny_dataset)
+    path, _ = results_paths(results, info, "test", "peek")
+    seen = [line for line in path.with_suffix(".log").read_text().splitlines() if "PEEK" in line]
+    assert seen and all(line.strip() == "PEEK" for line in seen), seen[:3]
+    document = json.loads(path.read_text())
+    assert document["entry"]["uses_truth"] == []
+    # what it returned is its PF MET, not the truth: a realistic σ, far from zero
+    sigma = document["scores"]["tasks"]["met"]["overall"]["sigma_perp"]["value"]
+    assert sigma > 5.0, sigma
+
+
+def test_ctrl_c_during_run_exits_130_and_leaves_no_child(tmp_path, tiny_dataset):
+    marker = f"metbench-test-marker-{tmp_path.name}"
+    folder = write_submission(tmp_path, "stopped", HANG, f'[parameters]\nmarker = "{marker}"\n')
+    harness = popen_cli("run", folder, "--dataset", tiny_dataset, *fast(tmp_path / "results"))
+    try:
+        wait_until_started(harness, marker)
+        harness.send_signal(signal.SIGINT)
+        _, err = harness.communicate(timeout=60)
+        assert harness.returncode == 130, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert lines == ["interrupted; the same command resumes"], err
+        assert not wait_until_gone(marker, 5), "the submission's child survived Ctrl-C"
+        assert not wait_until_gone(str(folder), 5), "the child survived Ctrl-C"
+    finally:
+        harness.kill()
+        harness.communicate()
+        for p in processes_with(marker):
+            p.kill()
+
+
+def test_without_a_sandbox_tool_run_refuses_unless_told(tmp_path, tiny_dataset):
+    """No bubblewrap and no unshare on PATH: `run` refuses in one line; with --no-sandbox it runs
+    and the results say unsandboxed. The entry name with its --param (``[k=v]``) is shown as it
+    is in the progress bar, not eaten as rich markup."""
+    body = "class Estimator:\n    def __init__(self, weights):\n        pass\n" + MET
+    folder = write_submission(tmp_path, "plain", body, '[parameters]\nweights = "all"\n')
+    (tmp_path / "bin").mkdir()
+    no_tools = {"PATH": str(tmp_path / "bin")}
+    results = tmp_path / "results"
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results), env=no_tools)
+    assert_one_line_error(r, "no sandbox works here", "--no-sandbox")
+    assert not list(results.rglob("*.json"))
+    terminal = {**no_tools, "TTY_COMPATIBLE": "1", "COLUMNS": "200"}  # rich draws its bars
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results), "--no-sandbox",
+            "--param", "weights=nolep", env=terminal)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "plain[weights=nolep]: predicting" in r.stderr, r.stderr
+    path, _ = results_paths(results, dataset_info(tiny_dataset), "test", "plain[weights=nolep]")
+    document = json.loads(path.read_text())
+    assert document["isolation"] == {"sandbox": "none", "sandboxed": False}
