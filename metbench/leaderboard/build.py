@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import quote, urlencode
 
 from metbench.errors import MetbenchError
 from metbench.leaderboard.data import PLOT_FIGURES, legend_line, site_data
@@ -28,9 +29,18 @@ from metbench.leaderboard.speed import continuous_demo, read_speed_history, spee
 from metbench.scoring.table import format_figure
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from metbench.verify import Verification
 
-__all__ = ["build_site", "current_content_hashes", "entry_slug", "verify_for_site"]
+__all__ = [
+    "build_site",
+    "current_content_hashes",
+    "entry_slug",
+    "met_figure",
+    "mpl_style",
+    "verify_for_site",
+]
 
 PLOT_BINNINGS = ("truth", "n_pu", "n_pv", "process")
 #: Axis labels of the figures in matplotlib's mathtext (the PDF fonts lack some symbols).
@@ -97,13 +107,19 @@ def verify_for_site(
 def current_content_hashes(submissions: Path, names: set[str]) -> dict[str, str]:
     """The content hash of each submission of ``names`` that ``submissions`` holds as it is now
     (code, weights and the metbench modules it imports): a result whose recorded hash differs was
-    made by other code. Folders that are missing or do not load are left out (no mark)."""
+    made by other code. Folders that are missing or do not load are left out (no mark), and so
+    are names that are not a submission folder's name (``../x``, ``a/b``: results files are
+    data, never joined to a path as they are)."""
     from metbench.estimators.submission import load_submission
 
     out = {}
+    root = Path(submissions).resolve()
     for name in sorted(names):
-        folder = Path(submissions) / name
-        if not folder.is_dir():
+        # a results file is data: a name with "/" or ".." must not lead outside submissions/
+        if not isinstance(name, str) or not _SUBMISSION_NAME.fullmatch(name):
+            continue
+        folder = (root / name).resolve()
+        if folder.parent != root or not folder.is_dir():
             continue
         try:
             out[name] = load_submission(folder, require_weights=False).content_hash
@@ -123,6 +139,7 @@ def _json_for_script(data: Any) -> str:
 #: The site's pages in its navigation bar: file -> label.
 NAV: Final[dict[str, str]] = {
     "index.html": "Leaderboard",
+    "compare.html": "Compare",
     "metrics.html": "Metrics",
     "dataset.html": "Datasets",
     "submit.html": "How to submit",
@@ -203,75 +220,164 @@ def _results_csv(result: dict[str, Any]) -> str:
     return out.getvalue()
 
 
-def _robust_ylim(ax: Any) -> None:
-    """Limit the y axis to the bulk of the points (a bin where R -> 0 makes sigma/R explode)."""
+#: The kinds in the order the figures' legends group them.
+KIND_ORDER: Final = ("baseline", "ML", "submission", "reference", "stored", "oracle")
+#: The site's styles (``MB.style`` in ``site.js``): 8 colours, 6 markers and 4 dashes; series i
+#: takes colour i % 8, marker i % 6 and dash i % 4, so 24 series have 24 combinations.
+MPL_COLOURS: Final = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#332288",
+                      "#7a7a00")  # fmt: skip
+MPL_MARKERS: Final = ("o", "s", "^", "D", "v", "P")
+MPL_DASHES: Final = ("-", "--", ":", "-.")
+#: The x label of the |t| bins per task.
+TRUTH_LABELS: Final = {"met": "true |MET| [GeV]", "recoil": "qT [GeV]"}
+
+
+def mpl_style(i: int) -> tuple[str, str, str]:
+    """``(colour, marker, linestyle)`` of series ``i`` (distinct for ``i < 24``)."""
+    return (MPL_COLOURS[i % len(MPL_COLOURS)], MPL_MARKERS[i % len(MPL_MARKERS)],
+            MPL_DASHES[i % len(MPL_DASHES)])  # fmt: skip
+
+
+def _robust_limits(values: list[float]) -> tuple[float, float] | None:
+    """y limits around the bulk of the points (a bin where R -> 0 makes sigma/R explode); None
+    when there are too few points to tell (matplotlib's own limits then)."""
     import numpy as np
 
-    lines = [np.asarray(line.get_ydata(), float) for line in ax.get_lines()]
-    values = np.concatenate(lines) if lines else np.zeros(0)
-    values = values[np.isfinite(values)]
-    if len(values) > 4:
-        lo, hi = np.percentile(values, [5, 95])
-        span = hi - lo or abs(hi) or 1.0
-        ax.set_ylim(lo - 0.5 * span, hi + 0.5 * span)
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if len(v) <= 4:
+        return None
+    lo, hi = np.percentile(v, [5, 95])
+    span = hi - lo or abs(hi) or 1.0
+    lo, hi = max(v.min(), lo - 0.5 * span), min(v.max(), hi + 0.5 * span)
+    pad = 0.08 * (hi - lo or abs(hi) or 1.0)
+    return float(lo - pad), float(hi + pad)
 
 
-def _figures(data: dict[str, Any], out: Path) -> dict[str, dict[str, str]]:
-    """mplhep figures (PNG and PDF) of each group's binned figures; returns their paths."""
+def met_figure(
+    group: dict[str, Any], binning: str, figure: str, task: str = "met"
+) -> Figure | None:
+    """The mplhep figure (CMS style) of one binned figure of every entry of a dataset.
+
+    Series are grouped by kind (:data:`KIND_ORDER`, then by name), each with its own colour,
+    marker and dash (:func:`mpl_style`); the legend is outside the axes, on the right, with a
+    header per kind. On a categorical axis (processes) the points have markers and no line. The
+    y axis follows the bulk of the points; a point beyond it is drawn as a triangle at the
+    frame's edge pointing its way (``gid`` ``"clipped"``).
+
+    Parameters
+    ----------
+    group
+        A group of :func:`metbench.leaderboard.data.site_data`.
+    binning, figure, task
+        Which bins (``truth``, ``n_pu``, ``n_pv``, ``process``), figure (a key of
+        :data:`~metbench.leaderboard.data.PLOT_FIGURES`) and task.
+
+    Returns
+    -------
+    matplotlib.figure.Figure or None
+        The figure (the caller saves and closes it), or None when no entry has these bins.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mplhep
+    from matplotlib.lines import Line2D
+
+    def order(item: tuple[str, dict[str, Any]]) -> tuple[int, str]:
+        kind = item[1].get("kind", "")
+        return (KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER), item[0])
+
+    series = []
+    for name, entry in sorted(group["entries"].items(), key=order):
+        b = entry["plots"].get(task, {}).get(binning)
+        if b is not None:
+            series.append((name, entry.get("kind", ""), b))
+    if not series:
+        return None
+    categorical = binning == "process"
+    with plt.style.context(mplhep.style.CMS):
+        fig, ax = plt.subplots(figsize=(10, 5.5))
+        limits = _robust_limits(
+            [v for _, _, b in series for v in b["figures"][figure]["value"] if v is not None]
+        )
+        handles: list[Any] = []
+        labels: list[str] = []
+        kind_of_last = None
+        labels_x: list[str] = []
+        for i, (name, kind, b) in enumerate(series):
+            f = b["figures"][figure]
+            n = len(f["value"])
+            values = [v if v is not None else float("nan") for v in f["value"]]
+            lows = f.get("low") or [None] * n
+            highs = f.get("high") or [None] * n
+            err = [
+                [max(v - lo, 0) if v is not None and lo is not None else 0 for v, lo in zip(f["value"], lows, strict=True)],
+                [max(hi - v, 0) if v is not None and hi is not None else 0 for v, hi in zip(f["value"], highs, strict=True)],
+            ]  # fmt: skip
+            # side by side on a categorical axis (the same x for every series otherwise)
+            shift = 0.7 * (i / max(len(series) - 1, 1) - 0.5) if categorical else 0.0
+            x = [k + shift for k in range(n)]
+            colour, marker, dash = mpl_style(i)
+            container = ax.errorbar(
+                x, values, yerr=err, color=colour, marker=marker, ms=5, capsize=2,
+                linestyle="none" if categorical else dash, linewidth=1.4, label=name,
+            )  # fmt: skip
+            if kind != kind_of_last:
+                handles.append(Line2D([], [], linestyle="none", marker="none"))
+                labels.append(f"{kind}:")
+                kind_of_last = kind
+            handles.append(container)
+            labels.append(name)
+            if len(b["labels"]) > len(labels_x):
+                labels_x = list(b["labels"])
+            if limits is not None:
+                lo, hi = limits
+                for xi, v in zip(x, values, strict=True):
+                    if v > hi or v < lo:
+                        ax.plot([xi], [hi if v > hi else lo], linestyle="none",
+                                marker="^" if v > hi else "v", ms=9, color=colour,
+                                markeredgecolor="black", clip_on=False, gid="clipped",
+                                label="_clipped")  # fmt: skip
+        if limits is not None:
+            ax.set_ylim(*limits)
+        ax.set_xticks(range(len(labels_x)), labels_x, rotation=45, ha="right", fontsize=9)
+        if categorical:
+            ax.set_xlim(-0.5, len(labels_x) - 0.5)
+        xlabel = (
+            TRUTH_LABELS.get(task, "|t| [GeV]") if binning == "truth" else BINNING_LABELS[binning]
+        )
+        ax.set_xlabel(xlabel, fontsize=13)
+        ax.set_ylabel(MPL_LABELS[figure], fontsize=13)
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0,
+                  fontsize=8, ncol=2 if len(handles) > 22 else 1, frameon=False)  # fmt: skip
+        d = group["dataset"]
+        title = f"{d['name']} {d['split']}: {'MET' if task == 'met' else 'recoil'}"
+        ax.set_title(title, fontsize=11, loc="left")
+        if any(line.get_gid() == "clipped" for line in ax.get_lines()):
+            ax.text(1.0, 1.01, "triangles at the frame: points beyond the axis", transform=ax.transAxes, ha="right",
+                    va="bottom", fontsize=8)  # fmt: skip
+    return fig
+
+
+def _figures(data: dict[str, Any], out: Path) -> dict[str, dict[str, str]]:
+    """mplhep figures (PNG and PDF) of each group's binned figures; returns their paths."""
+    import matplotlib.pyplot as plt
 
     made: dict[str, dict[str, str]] = {}
     for g_index, group in enumerate(data["groups"]):
         for binning in PLOT_BINNINGS:
             for figure in PLOT_FIGURES:
-                fig, ax = plt.subplots(figsize=(7, 5))
-                with plt.style.context(mplhep.style.CMS):
-                    plotted = 0
-                    for name, entry in group["entries"].items():
-                        b = entry["plots"].get("met", {}).get(binning)
-                        if b is None:
-                            continue
-                        f = b["figures"][figure]
-                        values = [v if v is not None else float("nan") for v in f["value"]]
-                        x = list(range(len(values)))
-                        low = [
-                            v - lo if v is not None and lo is not None else 0
-                            for v, lo in zip(
-                                f["value"], f.get("low") or [None] * len(values), strict=True
-                            )
-                        ]
-                        high = [
-                            hi - v if v is not None and hi is not None else 0
-                            for v, hi in zip(
-                                f["value"], f.get("high") or [None] * len(values), strict=True
-                            )
-                        ]
-                        ax.errorbar(
-                            x, values, yerr=[low, high], marker="o", ms=4, capsize=2, label=name
-                        )
-                        ax.set_xticks(x, b["labels"], rotation=45, ha="right", fontsize=8)
-                        plotted += 1
-                    if not plotted:
-                        plt.close(fig)
-                        continue
-                    _robust_ylim(ax)
-                    ax.set_xlabel(BINNING_LABELS[binning], fontsize=11)
-                    ax.set_ylabel(MPL_LABELS[figure], fontsize=11)
-                    ax.legend(fontsize=7, ncol=2)
-                    ax.set_title(
-                        f"{group['dataset']['name']} {group['dataset']['split']}: MET", fontsize=10
-                    )
-                    fig.tight_layout()
-                    stem = f"g{g_index}_met_{figure}_vs_{binning}"
-                    paths = {}
-                    for ext in ("png", "pdf"):
-                        fig.savefig(out / "figures" / f"{stem}.{ext}", dpi=110)
-                        paths[ext] = f"figures/{stem}.{ext}"
-                    made[stem] = paths
+                fig = met_figure(group, binning, figure)
+                if fig is None:
+                    continue
+                stem = f"g{g_index}_met_{figure}_vs_{binning}"
+                paths = {}
+                for ext in ("png", "pdf"):
+                    fig.savefig(out / "figures" / f"{stem}.{ext}", dpi=110, bbox_inches="tight")
+                    paths[ext] = f"figures/{stem}.{ext}"
+                made[stem] = paths
                 plt.close(fig)
     return made
 
@@ -330,7 +436,7 @@ _BETTER: Final = {
     "higher": " <span class='better'>↑ better</span>",
     "one": " <span class='better'>best at 1</span>",
 }
-_THREE_DIGITS: Final = frozenset({"response", "tail_50", "fake_auc"})
+_THREE_DIGITS: Final = frozenset({"response", "tail_25", "tail_50", "tail_100", "fake_auc"})
 
 
 def _parameter_count(entry: dict[str, Any], manifest: dict[str, Any] | None) -> str:
@@ -354,6 +460,7 @@ def _entry_body(
     columns: list[dict[str, Any]] | None = None,
     elsewhere: Sequence[tuple[str, str]] = (),
     manifest: dict[str, Any] | None = None,
+    group: str = "",
 ) -> str:
     e = {
         k: html.escape(str(v))
@@ -411,7 +518,10 @@ def _entry_body(
 <section id="headline"><h2>Headline figures</h2>{standing}
 <p class="note">Lower is better for S, S∥, S⊥ and the resolutions; R is best at 1. <a
 href="../metrics.html">What the figures are</a>.</p></section>
+<section id="pileup"><h2>Pileup dependence</h2>{_pileup_fit(entry.get("pileup_fit"))}</section>
 <section id="elsewhere"><h2>This entry on other datasets</h2>{other}</section>
+<section id="compare-with"><h2>Compare</h2><p><a class="compare-link" href="../compare.html#{html.escape(_compare_hash(group, entry["name"]))}">Compare this
+entry with another on this dataset</a> (binned curves overlaid, paired differences).</p></section>
 <section>
 <h2>About</h2>
 <div class="table-scroll"><table class="meta">
@@ -435,15 +545,51 @@ the measurement; the harness checks that the figures are plausible (the requeste
 finite positive rates, no more timed calls than the run lasted), it cannot check that they are
 true.</p>
 <div id="throughput-table"></div></section>
-<section><h2>Binned figures</h2><div id="binned"></div></section>
+<section><h2>Binned figures</h2><div id="entry-charts"></div><div id="binned"></div></section>
 <section><h2>README</h2>{readme_html}</section>
 </main>
 """
 
 
+def _compare_hash(group: str, name: str) -> str:
+    """The compare page's hash state for dataset ``group`` with ``name`` as entry A."""
+    return urlencode({"ds": group, "a": name}, quote_via=quote)
+
+
+def _pileup_fit(fits: dict[str, Any] | None) -> str:
+    """The pileup fit of the MET task's figures (escaped HTML): ``a``, ``b`` and the value
+    extrapolated to ``at_n_pu`` with their intervals; a sentence when the results have none."""
+    if not fits:
+        return (
+            "<p class='empty'>These results have no pileup fit (too few n_pu bins with enough "
+            "events).</p>"
+        )
+    rows = []
+    for figure, fit in fits.items():
+        at = float(fit.get("at_n_pu") or 200)
+        rows.append(
+            f"<tr data-figure='{html.escape(figure)}'><th scope='row'>{html.escape(figure)}</th>"
+            f"<td class='fit-a'>{format_figure(fit.get('a'), 1, html=True)}</td>"
+            f"<td class='fit-b'>{format_figure(fit.get('b'), 2, html=True)}</td>"
+            f"<td class='fit-at'>{at:g}</td>"
+            f"<td class='fit-extrapolated'>{format_figure(fit.get('extrapolated'), 1, html=True)}"
+            "</td></tr>"
+        )
+    return (
+        "<p>The resolution in bins of the true pileup n_pu, fitted with S² = a² + b²·n_pu "
+        "(weighted least squares; <a href='../metrics.html'>metrics</a>): a is the resolution "
+        "without pileup, b the growth per √interaction, and the fit's value extrapolated to the "
+        "n_pu of the table (200: HL-LHC) with its 95% bootstrap interval. A negative a or b marks a fit whose square "
+        "came out negative.</p><div class='table-scroll'><table class='doc pileup-fit'><thead>"
+        "<tr><th>figure</th><th>a [GeV]</th><th>b [GeV/√n_pu]</th><th>n_pu</th>"
+        "<th>extrapolated [GeV]</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
+    )
+
+
 def _linkified(text: str) -> str:
-    """Escaped text with http(s) URLs, arXiv identifiers and DOIs as links (a paper field)."""
-    rendered = render_markdown(text.replace("\n", " ")).strip()
+    """Escaped text with http(s) URLs, arXiv identifiers, DOIs and GitHub repositories written
+    as ``owner/repo`` as links (a paper field)."""
+    rendered = render_markdown(text.replace("\n", " "), github=True).strip()
     return rendered.removeprefix("<p>").removesuffix("</p>")
 
 
@@ -490,10 +636,28 @@ def _summary(data: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in data.items() if k != "groups"}
     out["groups"] = [
         {"id": g["id"], "dataset": g["dataset"], "n_entries": len(g["entries"]),
-         "script": f"data/{g['id']}.js", "legend": g["legend"]}
+         "script": f"data/{g['id']}.js", "compare_script": f"data/{g['id']}.compare.js",
+         "legend": g["legend"]}
         for g in data["groups"]
     ]  # fmt: skip
     return out
+
+
+def _compare_body() -> str:
+    """The compare page's frame (its script fills it from the dataset's data files)."""
+    return """<header>
+<h1>Compare two entries</h1>
+<p>Two entries of one dataset and task: their binned curves overlaid, and the differences of
+their figures (B − A). Both are scored on the same events with the same bootstrap resamples, so
+the interval of S(B) − S(A) is that of the paired differences: an interval above 0 means A is
+better (lower S). The results keep the bootstrap replicas of S only; the other figures'
+differences are shown without an interval, each entry's own interval beside them.
+<a href="metrics.html">What the figures are</a>.</p>
+</header>
+<main id="compare" aria-live="polite"><p class="loading">Loading…</p></main>
+<noscript><p>This page needs JavaScript; every entry's figures are also in its results
+files.</p></noscript>
+"""
 
 
 def build_site(
@@ -551,7 +715,7 @@ def build_site(
         for folder in ("assets", "figures", "entry", "results", "data"):
             (tmp / folder).mkdir()
         assets = resources.files("metbench.leaderboard") / "assets"
-        for name in ("style.css", "site.js", "index.js", "entry.js"):
+        for name in ("style.css", "site.js", "index.js", "entry.js", "compare.js"):
             (tmp / "assets" / name).write_text(
                 (assets / name).read_text(encoding="utf-8"), encoding="utf-8"
             )
@@ -594,20 +758,31 @@ def build_site(
                 }
                 body = _entry_body(
                     entry, readme, downloads, group["dataset"]["marks"], group["dataset"],
-                    columns, elsewhere, manifest,
+                    columns, elsewhere, manifest, group["id"],
                 )  # fmt: skip
                 (tmp / "entry" / f"{slug}.html").write_text(
                     _page(f"{name} — metbench", body, page_data, "entry.js", depth=1),
                     encoding="utf-8",
                 )
+            shown = {k: v for k, v in group.items() if k != "compare"}
             (tmp / "data" / f"{group['id']}.js").write_text(
-                f"MB.receive({_json_for_script(group['id'])}, {_json_for_script(group)});\n",
+                f"MB.receive({_json_for_script(group['id'])}, {_json_for_script(shown)});\n",
+                encoding="utf-8",
+            )
+            compare_id = _json_for_script(f"{group['id']}.compare")
+            (tmp / "data" / f"{group['id']}.compare.js").write_text(
+                f"MB.receive({compare_id}, {_json_for_script(group['compare'])});\n",
                 encoding="utf-8",
             )
         summary = _summary(data)
         (tmp / "index.html").write_text(
             _page("metbench leaderboard", _index_body(data), summary, "index.js",
                   current="index.html"),
+            encoding="utf-8",
+        )  # fmt: skip
+        (tmp / "compare.html").write_text(
+            _page("Compare two entries — metbench", _compare_body(), summary, "compare.js",
+                  current="compare.html"),
             encoding="utf-8",
         )  # fmt: skip
         for file, title, body in (

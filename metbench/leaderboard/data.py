@@ -10,10 +10,12 @@ definition of every number.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from typing import Any, Final, cast
 
 from metbench.frameworks import FRAMEWORKS
+from metbench.leaderboard.compare import compare_data
 from metbench.results import SCHEMA_VERSION, as_results
 from metbench.scoring.metrics import FAKE_SIGNAL_MIN_TRUTH, FIGURES
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
@@ -23,12 +25,15 @@ from metbench.scoring.table import S_DEFINITION
 __all__ = [
     "KINEMATIC_FIGURES",
     "MARKS",
+    "OPTIONAL_FIGURES",
     "PLOT_FIGURES",
     "TABLE_FIGURES",
     "dataset_marks",
     "entry_marks",
     "group_id",
     "legend_line",
+    "seed_key",
+    "seed_spreads",
     "site_data",
     "table_columns",
     "twin_key",
@@ -42,9 +47,16 @@ TABLE_FIGURES: Final[dict[str, str]] = {
     "response": "R",
     "calibrated_S": "S calibrated [GeV]",
     "cms_sigma_perp_over_r": "CMS σ⊥/R [GeV]",
+    "rms_par": "RMS∥ [GeV]",
+    "rms_perp": "RMS⊥ [GeV]",
+    "tail_25": "f(|Δ|>25 GeV)",
     "tail_50": "f(|Δ|>50 GeV)",
+    "tail_100": "f(|Δ|>100 GeV)",
     "fake_auc": "fake-MET AUC",
 }
+#: Columns of :data:`TABLE_FIGURES` that the front page hides until chosen (the table stays
+#: narrow; the column chooser shows them).
+OPTIONAL_FIGURES: Final[tuple[str, ...]] = ("rms_par", "rms_perp", "tail_25", "tail_100")
 #: Figures plotted against the bins (in |t| bins, S is the bin's own RMS, ``rc_sigma``).
 PLOT_FIGURES: Final[tuple[str, ...]] = (
     "S", "S_par", "S_perp", "response", "sigma_perp_over_r",
@@ -101,7 +113,14 @@ def table_columns() -> dict[str, list[dict[str, Any]]]:
         "calibrated_S": "S of the estimate calibrated by a response curve fitted on the "
         "validation split (— without validation predictions)",
         "cms_sigma_perp_over_r": cms_line,
-        "tail_50": defs.get("tail_<T>", "").replace(" T ", " 50 "),
+        **{
+            f"tail_{t}": defs.get("tail_<T>", "").replace(" T ", f" {t} ")
+            for t in ("25", "50", "100")
+        },
+        "rms_par": f"RMS∥: {defs.get('rms_par', 'standard deviation of e_par - |t|')}, all events "
+        "of the task",
+        "rms_perp": f"RMS⊥: {defs.get('rms_perp', 'standard deviation of e_perp')}, all events "
+        "of the task",
         "fake_auc": f"AUC of |e| separating events without neutrinos from events with |t| > "
         f"{FAKE_SIGNAL_MIN_TRUTH:g} GeV",
     }
@@ -128,6 +147,42 @@ def twin_key(entry: dict[str, Any]) -> str | None:
     params.pop("runtime")
     params.pop("weights_file", None)
     return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+def seed_key(entry: dict[str, Any]) -> str | None:
+    """Entries that differ only in ``parameters.seed`` are one entry trained with several seeds:
+    the same submission and the same other parameters (None without a ``seed`` parameter)."""
+    params = dict(entry.get("parameters") or {})
+    if "seed" not in params:
+        return None
+    params.pop("seed")
+    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+def seed_spreads(results: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """The spread of the headline S over the seeds of each entry (results of one dataset).
+
+    The results schema has no record of seeds of its own: an entry run with several seeds is
+    several results that differ only in ``entry.parameters.seed`` (:func:`seed_key`). For each
+    such entry with at least two seeds whose S is defined: ``{"n", "min", "max", "std"}`` (std
+    with ``ddof = 1``) [GeV]; None for every other entry (the site shows —).
+    """
+    by_key: dict[str, list[tuple[str, float | None]]] = {}
+    for r in results:
+        key = seed_key(r["entry"])
+        if key is not None:
+            by_key.setdefault(key, []).append((r["entry"]["name"], as_results(r).headline["value"]))
+    out: dict[str, dict[str, Any] | None] = {r["entry"]["name"]: None for r in results}
+    for members in by_key.values():
+        values = [v for _, v in members if v is not None and math.isfinite(v)]
+        if len(values) < 2:
+            continue
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        spread = {"n": len(values), "min": min(values), "max": max(values), "std": std}
+        for name, _ in members:
+            out[name] = spread
+    return out
 
 
 def group_id(dataset: dict[str, Any]) -> str:
@@ -304,7 +359,10 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
                     "response": _value(task["overall"].get("response")),
                     "calibrated_S": _value(cal.get("S")),
                     "cms_sigma_perp_over_r": _value(head.get("cms_sigma_perp_over_r")),
-                    "tail_50": _value(task["overall"].get("tail_50")),
+                    **{
+                        k: _value(task["overall"].get(k))
+                        for k in ("rms_par", "rms_perp", "tail_25", "tail_50", "tail_100")
+                    },
                     "fake_auc": _value(auc.to_json() if auc and task_name == "met" else None),
                 }
                 n = task["overall"]["n"]["value"]
@@ -399,6 +457,7 @@ def site_data(
     for (name, digest, split), rs in sorted(groups.items(), key=most_events_first):
         rs = sorted(rs, key=lambda r: r["entry"]["name"])
         entries = {}
+        spreads = seed_spreads(rs)
         for r in rs:
             e, res = r["entry"], as_results(r)
             tp = res.throughput or {}
@@ -439,6 +498,7 @@ def site_data(
                 "marks": entry_marks(r, check_of[id(r)]),
                 "n_parameters_measured_by": e.get("n_parameters_measured_by"),
                 "twin": twin_key(e),
+                "seed_spread": spreads[e["name"]],
             }
         kinematics = []
         for res in map(as_results, rs):
@@ -491,6 +551,7 @@ def site_data(
                 ),
                 "tasks": tasks,
                 "kinematics": kinematics,
+                "compare": compare_data(rs, tasks),
             }
         )  # fmt: skip
     seen: Counter[str] = Counter()

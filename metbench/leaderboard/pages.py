@@ -444,7 +444,31 @@ _LINKIFY: Final = re.compile(
 )
 
 
+#: A GitHub repository written as ``owner/repo`` (owner: GitHub's user-name rule), a whole word:
+#: not part of a path or URL. Linked in the paper field only (``render_markdown(github=True)``).
+_GITHUB: Final = re.compile(
+    r"(?<![\w./:@-])(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38})"
+    r"/(?P<repo>[A-Za-z0-9_-](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9_-])?)(?![\w/@.-]*[\w/@-])"
+)
+
+
+def _github_reference(text: str, match: re.Match[str]) -> bool:
+    """Whether an ``owner/repo`` match is taken as a repository: not a pair of acronyms or
+    numbers (``CDF/D0``, ``W/Z``, ``1/2``: no lower-case letter in either part), not a pair of
+    short words (``and/or``, ``px/py``: both at most 3 characters) and not a CMSSW package
+    (``CMSSW RecoMET/METPUSubtraction``: the word before it is ``CMSSW``)."""
+    owner, repo = match.group("owner"), match.group("repo")
+    if not any(c.islower() for c in owner + repo) or not any(c.isalpha() for c in owner):
+        return False
+    if len(owner) <= 3 and len(repo) <= 3:
+        return False
+    before = text[: match.start()].rstrip().rsplit(None, 1)
+    return not (before and before[-1].upper() == "CMSSW")
+
+
 def _href(match: re.Match[str]) -> str:
+    if "owner" in match.groupdict():
+        return f"https://github.com/{match.group('owner')}/{match.group('repo')}"
     if match.group("url"):
         return match.group("url")
     if match.group("arxiv"):
@@ -474,11 +498,23 @@ def _linkify_rule(state: Any) -> None:
                 if depth == 0:
                     continue  # the close of a dropped link
                 depth -= 1
-            if tok.type != "text" or depth > 0 or not _LINKIFY.search(tok.content):
+            if tok.type != "text" or depth > 0:
+                children.append(tok)
+                continue
+            matches = list(_LINKIFY.finditer(tok.content))
+            if state.env.get("github"):
+                taken = [(m.start(), m.end()) for m in matches]
+                matches += [
+                    m for m in _GITHUB.finditer(tok.content)
+                    if _github_reference(tok.content, m)
+                    and not any(s < m.end() and m.start() < e for s, e in taken)
+                ]  # fmt: skip
+                matches.sort(key=lambda m: m.start())
+            if not matches:
                 children.append(tok)
                 continue
             pos = 0
-            for m in _LINKIFY.finditer(tok.content):
+            for m in matches:
                 if m.start() > pos:
                     children.append(_text(tok.content[pos : m.start()]))
                 link = Token("link_open", "a", 1)
@@ -506,7 +542,7 @@ def _demote_headings(state: Any) -> None:
             tok.tag = f"h{min(6, int(tok.tag[1]) + 2)}"
 
 
-def render_markdown(text: str) -> str:
+def render_markdown(text: str, github: bool = False) -> str:
     """A README as HTML: CommonMark and tables, raw HTML off (shown as text), no images (the
     site loads nothing from the network), links only to http(s) (others become text) and
     http(s) URLs, arXiv identifiers and DOIs made links.
@@ -515,6 +551,9 @@ def render_markdown(text: str) -> str:
     ----------
     text
         Markdown from a submission (untrusted).
+    github
+        Also link GitHub repositories written as ``owner/repo`` to ``https://github.com/owner/repo``
+        (for the paper field, a list of references; in prose ``and/or`` would be one).
 
     Returns
     -------
@@ -527,4 +566,4 @@ def render_markdown(text: str) -> str:
     md.enable("table").disable("image")
     md.core.ruler.push("metbench_linkify", _linkify_rule)
     md.core.ruler.push("metbench_headings", _demote_headings)
-    return md.render(text)
+    return md.render(text, {"github": github})

@@ -4,6 +4,7 @@ submissions as text."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -14,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from metbench.leaderboard import build_site
-from metbench.leaderboard.build import verify_for_site
-from metbench.results import find_results
+from metbench.leaderboard.build import current_content_hashes, met_figure, verify_for_site
+from metbench.leaderboard.data import site_data
+from metbench.results import find_results, read_results
 from tests.commands import cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -113,8 +115,8 @@ def browser():
         b.close()
 
 
-def open_page(browser, url):
-    page = browser.new_page()
+def open_page(browser, url, viewport=None):
+    page = browser.new_page(viewport=viewport) if viewport else browser.new_page()
     problems, requests = [], []
     page.on(
         "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
@@ -237,3 +239,105 @@ def test_downloads_exist(site):
     data = json.loads((out / "results" / csv_file.with_suffix(".json").name).read_text())
     assert data["schema"] == "metbench-results"
     assert list((out / "figures").glob("*.png")) and list((out / "figures").glob("*.pdf"))
+
+
+def _pu200() -> list[dict]:
+    root = Path(__file__).resolve().parents[2] / "leaderboard" / "results"
+    return [r for r in map(read_results, find_results([root])) if r["dataset"]["name"] == "pu200"]
+
+
+def test_mplhep_figures_legend_outside_distinct_styles_and_clipped_points():
+    """The paper figures: the legend right of the axes, 24 series in 24 (colour, marker, dash)
+    styles grouped by kind, markers without lines on the process axis, a point beyond the y
+    axis drawn as a triangle at the frame, the task's x label."""
+    import matplotlib.pyplot as plt
+
+    results = _pu200()
+    copies = []
+    for i in range(24 - len(results)):
+        c = copy.deepcopy(results[i % len(results)])
+        c["entry"]["name"] = f"copy-{i:02d}"
+        copies.append(c)
+    outlier = next(r for r in results if r["entry"]["name"] == "pf")
+    outlier["scores"]["tasks"]["met"]["bins"]["truth"]["figures"]["rc_sigma"]["value"][-1] = 1e4
+    group = site_data([*results, *copies])["groups"][0]
+    kinds = {name: e["kind"] for name, e in group["entries"].items()}
+    assert len(kinds) == 24 and len(set(kinds.values())) >= 3
+
+    fig = met_figure(group, "truth", "S")
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    legend = ax.get_legend()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # outside, on the right
+    lines = [c.lines[0] for c in ax.containers]
+    styles = {(ln.get_color(), ln.get_marker(), ln.get_linestyle()) for ln in lines}
+    assert len(lines) == len(styles) == 24
+    names = [t.get_text() for t in legend.get_texts()]
+    series = [n for n in names if n in kinds]
+    assert len(series) == 24
+    order = [kinds[n] for n in series]  # grouped: each kind in one run, its header first
+    assert len(set(order)) == sum(a != b for a, b in zip(["", *order], order, strict=False))
+    for kind in set(order):
+        assert names.index(f"{kind}:") == names.index(series[order.index(kind)]) - 1
+    clipped = [ln for ln in ax.get_lines() if ln.get_gid() == "clipped"]
+    assert len(clipped) == 1 and clipped[0].get_marker() == "^"
+    assert clipped[0].get_ydata()[0] == ax.get_ylim()[1]
+    assert ax.get_xlabel() == "true |MET| [GeV]" and ax.get_ylabel().startswith("$S$")
+    plt.close(fig)
+
+    fig = met_figure(group, "process", "response")
+    ax = fig.axes[0]
+    lines = [c.lines[0] for c in ax.containers]
+    assert lines and all(ln.get_linestyle() == "None" for ln in lines)  # categorical
+    assert all(ln.get_marker() not in (None, "", "None") for ln in lines)
+    assert ax.get_xlabel() == "process" and ax.get_ylabel() == "response $R$"
+    plt.close(fig)
+    fig = met_figure(group, "truth", "response", task="recoil")
+    assert fig.axes[0].get_xlabel() == "qT [GeV]"
+    plt.close(fig)
+    assert met_figure(group, "no-such-binning", "S") is None
+
+
+def test_hostile_submission_names_publish_nothing_from_outside_submissions(tmp_path, monkeypatch):
+    """A results file whose ``entry.submission`` is a path (``../../x``, ``a/b``) is published
+    without anything from outside ``submissions/``: no README, no manifest, no content hash of
+    a folder there; ``current_content_hashes`` never joins such a name."""
+    from metbench.estimators import submission
+
+    outside = evil_submission(tmp_path)  # a loadable submission folder, outside submissions/
+    (outside / "README.md").write_text("TOP-SECRET README outside submissions\n")
+    submissions = tmp_path / "repo" / "submissions"
+    submissions.mkdir(parents=True)
+    shutil.copytree(outside, submissions / "evil")
+    (submissions / "evil" / "README.md").write_text("# evil, inside\n")
+    hostile = ["../../evil", "../../../" + str(outside).lstrip("/"), "evil/../../../evil"]
+    assert (submissions / hostile[0]).resolve() == outside.resolve()  # it would be read
+    loaded: list[Path] = []
+    load = submission.load_submission
+
+    def spy(folder, *args, **kwargs):
+        loaded.append(Path(folder).resolve())
+        return load(folder, *args, **kwargs)
+
+    monkeypatch.setattr(submission, "load_submission", spy)
+    hashes = current_content_hashes(submissions, {*hostile, "evil", "..", "a/b"})
+    assert hashes.keys() == {"evil"} and loaded == [(submissions / "evil").resolve()]
+
+    base = next(r for r in _pu200() if r["entry"]["name"] == "pf")
+    docs = []
+    for i, name in enumerate(hostile):
+        doc = copy.deepcopy(base)
+        doc["entry"]["name"] = f"hostile-{i}"
+        doc["entry"]["submission"] = name
+        docs.append(doc)
+    checks = [{"status": "predictions", "detail": None}] * len(docs)
+    index = build_site(docs, tmp_path / "site", submissions, verification=checks, figures=False)
+    assert loaded == [(submissions / "evil").resolve()]  # the build joined no hostile name
+    for path in index.parent.rglob("*"):
+        if path.is_file():
+            assert "TOP-SECRET" not in path.read_text(errors="replace"), path
+    pages = sorted((index.parent / "entry").glob("*.html"))
+    assert len(pages) == len(hostile)
+    for page in pages:
+        text = page.read_text()
+        assert "No README found." in text and "mark-stale" not in text

@@ -5,8 +5,8 @@ round-trip through the permalink, downloads hold the rows shown, the keyboard re
 controls, the Pareto plot and its front, the charts' styles and legend, and the entry pages.
 
 The site is built once for the module (without the mplhep figures) from the committed pu200
-results and a copy of them posing as a second dataset with throughput rows, a runtime twin and a
-kinematics task.
+results and a copy of them posing as a second dataset with throughput rows (pf's on a GPU), a
+runtime twin, an entry run with two seeds and a kinematics task.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pytest
 
 from metbench.data.published import PUBLISHED_MANIFESTS
@@ -69,6 +70,16 @@ def built(tmp_path_factory):
     twin["entry"]["name"] = "metnet-torch-onnx"
     twin["entry"]["parameters"] = {"runtime": "onnx", "weights_file": "weights/metnet.onnx"}
     second.append(twin)
+    gpu = next(r for r in second if r["entry"]["name"] == "pf")
+    gpu["throughput"]["device"] = "cuda:0"
+    for seed, shift in ((1, 0.0), (2, 3.0)):  # one entry, two seeds: S 3 GeV apart
+        seeded = copy.deepcopy(next(r for r in second if r["entry"]["name"] == "chs"))
+        seeded["entry"]["name"] = f"chs-seed{seed}"
+        seeded["entry"]["parameters"] = {"seed": seed}
+        s = seeded["scores"]["tasks"]["met"]["headline"]["S"]["value"] + shift
+        seeded["scores"]["tasks"]["met"]["headline"]["S"]["value"] = s
+        seeded["scores"]["headline"]["value"] = s
+        second.append(seeded)
     kin = next(r for r in second if r["entry"]["name"] == "puppi")
     f = {"value": 50.0, "low": 45.0, "high": 55.0}
     kin["scores"]["tasks"]["kinematics"] = {
@@ -87,8 +98,9 @@ def built(tmp_path_factory):
 
 def _pages(index: Path) -> list[Path]:
     out = index.parent
-    return [index, out / "metrics.html", out / "dataset.html", out / "submit.html",
-            out / "speed.html", *sorted((out / "entry").glob("*.html"))]  # fmt: skip
+    return [index, out / "compare.html", out / "metrics.html", out / "dataset.html",
+            out / "submit.html", out / "speed.html",
+            *sorted((out / "entry").glob("*.html"))]  # fmt: skip
 
 
 def _wait(page) -> None:
@@ -108,8 +120,10 @@ def test_front_page_is_small_and_loads_each_dataset_on_demand(built, browser):
     assert [g["id"] for g in embedded["groups"]] == ["pu200-37baec8534c2-test", SECOND]
     assert all("entries" not in g and "tasks" not in g for g in embedded["groups"])
     assert sorted(p.name for p in (out / "data").iterdir()) == [
-        "mini-abababababab-test.js", "pu200-37baec8534c2-test.js",
+        "mini-abababababab-test.compare.js", "mini-abababababab-test.js",
+        "pu200-37baec8534c2-test.compare.js", "pu200-37baec8534c2-test.js",
     ]  # fmt: skip
+    assert all("compare" not in p.read_text()[:300] for p in (out / "data").glob("*t.js"))
     page, problems, requests = open_page(browser, index.as_uri())
     _wait(page)
     assert not any(SECOND in u for u in requests)  # not loaded until asked for
@@ -162,6 +176,8 @@ def test_every_page_fits_the_screen_without_errors_and_its_links_resolve(
     urls = [p.as_uri() for p in _pages(index)] + [
         f"{index.as_uri()}#d={SECOND}",
         f"{index.as_uri()}#task=recoil&ptask=recoil&bin=process&fig=response",
+        f"{index.as_uri()}#d={SECOND}&hide=",  # every column
+        f"{index.parent.as_uri()}/compare.html#ds={SECOND}&task=recoil&a=pf&b=track",
     ]
     ids_of: dict[Path, list[str]] = {}
     links = 0
@@ -170,6 +186,8 @@ def test_every_page_fits_the_screen_without_errors_and_its_links_resolve(
         page.wait_for_load_state("load")
         if url.startswith(index.as_uri()):
             _wait(page)
+        if "compare.html" in url:
+            page.wait_for_selector("table.compare-table")
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
@@ -205,9 +223,11 @@ def _headers(page) -> list[str]:
     )
 
 
-def test_filters_sort_and_columns_round_trip_through_the_permalink(built, browser):
+@pytest.mark.parametrize("width,height", SIZES)
+def test_filters_sort_and_columns_round_trip_through_the_permalink(built, browser, width, height):
     index, second = built
-    page, problems, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}")
+    size = {"width": width, "height": height}
+    page, problems, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}", size)
     _wait(page)
     everyone = _names(page)
     assert "metnet-torch-onnx" in everyone and "metnet-torch-torch" in everyone
@@ -235,7 +255,7 @@ def test_filters_sort_and_columns_round_trip_through_the_permalink(built, browse
     url = page.url
     assert "#" in url and "kind=baseline" in url and "sort=response" in url and "dir=-1" in url
 
-    again, again_problems, _ = open_page(browser, url)
+    again, again_problems, _ = open_page(browser, url, size)
     _wait(again)
     assert _names(again) == shown and _headers(again) == headers
     assert again.locator("select.kind-filter").input_value() == "baseline"
@@ -253,7 +273,7 @@ def test_filters_sort_and_columns_round_trip_through_the_permalink(built, browse
     assert _names(again) == ["oracle"]  # the one entry that reads truth
     assert again.locator("select.truth-filter").input_value() == "yes"
     # the default view has no hash state at all
-    plain, plain_problems, _ = open_page(browser, index.as_uri())
+    plain, plain_problems, _ = open_page(browser, index.as_uri(), size)
     _wait(plain)
     assert "oracle" in _names(plain) and "kind" in _headers(plain)
     assert problems == again_problems == plain_problems == []
@@ -279,14 +299,17 @@ def test_download_holds_the_rows_and_columns_shown(built, browser):
     assert problems == []
 
 
-def test_keyboard_reaches_every_kind_of_control(built, browser):
+@pytest.mark.parametrize("width,height", SIZES)
+def test_keyboard_reaches_every_kind_of_control(built, browser, width, height):
     """Tabbing from the top reaches the dataset buttons, filters, search, column chooser,
-    downloads, sortable headers and legend buttons; Enter sorts, Space toggles a series."""
+    downloads, the compare link, sortable headers and legend buttons; Enter sorts, Space toggles
+    a series."""
     index, _ = built
-    page, problems, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}")
+    size = {"width": width, "height": height}
+    page, problems, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}", size)
     _wait(page)
     wanted = ("dataset-button", "kind-filter", "search", "hide-oracle", "download-csv",
-              "sort|th", "legend-item", "legend-none", "mark")  # fmt: skip
+              "compare-link", "sort|th", "legend-item", "legend-none", "mark")  # fmt: skip
     reached: set[str] = set()
     for _ in range(400):
         page.keyboard.press("Tab")
@@ -328,19 +351,31 @@ def test_pareto_plot_front_and_missing_throughput(built, browser):
 
     page, problems2, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}")
     _wait(page)
-    pts = []
+    pts: dict[str, list] = {"cpu": [], "gpu": []}
     for r in second:
         s = r["scores"]["tasks"]["met"]["headline"]["S"]["value"]
         if r["entry"]["category"] == "oracle" or s is None or r["entry"].get("met_source"):
             continue
-        pts += [(b["events_per_s"], s) for b in r["throughput"]["batches"]]
-    front = [p for p in pts if not any(q != p and q[0] >= p[0] and q[1] <= p[1] for q in pts)]
+        device = "gpu" if r["throughput"]["device"].startswith("cuda") else "cpu"
+        pts[device] += [(b["events_per_s"], s) for b in r["throughput"]["batches"]]
+    # a front per device: the GPU's events/s do not compete with the CPUs'
+    fronts = {
+        d: [p for p in ps if not any(q != p and q[0] >= p[0] and q[1] <= p[1] for q in ps)]
+        for d, ps in pts.items()
+    }
+    assert len(pts["gpu"]) == 2 and fronts["gpu"]  # pf, batch 1 and 64
     chart = page.locator(".pareto-chart")
     n_series = len({r["entry"]["name"] for r in second}) - 1  # all but the oracle
     assert chart.locator("svg g.series").count() == n_series
-    assert chart.locator("svg.chart .point").count() == len(pts)
-    assert chart.locator("svg.chart .on-front").count() == len(front) >= 1
-    assert chart.locator("svg polyline.front-line").count() == (1 if len(front) > 1 else 0)
+    assert chart.locator("svg.chart .point").count() == len(pts["cpu"]) + len(pts["gpu"])
+    assert chart.locator("svg.chart .point.device-gpu").count() == len(pts["gpu"])
+    assert chart.locator("g.series[data-entry='pf'] .point.device-cpu").count() == 0
+    assert chart.locator("svg.chart .on-front").count() == sum(map(len, fronts.values()))
+    lines = chart.locator("svg polyline.front-line")
+    assert lines.count() == sum(len(f) > 1 for f in fronts.values())
+    assert "GPU" in chart.locator("svg .axis-label").first.text_content()
+    assert "hollow ones on a GPU" in page.locator("p.pareto-legend").inner_text()
+    assert "(CPU, GPU)" in page.locator("h3", has_text="Throughput versus batch size").inner_text()
     assert problems == problems2 == []
 
 
@@ -454,3 +489,182 @@ def test_readme_markdown_is_escaped_and_links_only_arxiv_doi_and_http():
         "https://github.com/a/b",
     ]
     assert "javascript" not in " ".join(hrefs) and "<code>arXiv:1111.11111</code>" in out
+
+
+def test_paper_field_links_github_repositories_and_nothing_else():
+    """``owner/repo`` is a GitHub link in the paper field (not in READMEs, where "and/or" is
+    prose); acronym pairs, short word pairs, CMSSW packages and paths are not; raw HTML stays
+    text."""
+    text = (
+        "M. Leigh, mattcleigh/METNetwork; Yonsei-HEP-COSMO/DeeLeMa. CDF/D0 and/or; "
+        "CMSSW RecoMET/METPUSubtraction; weights/a/b.pt; https://example.org/x/y "
+        "<a href='javascript:x'>slowmoyang/KSC-RnD-2024-Transformer4MET</a>"
+    )
+    out = render_markdown(text, github=True)
+    hrefs = re.findall(r'href="([^"]*)"', out)
+    assert hrefs == [
+        "https://github.com/mattcleigh/METNetwork",
+        "https://github.com/Yonsei-HEP-COSMO/DeeLeMa",
+        "https://example.org/x/y",
+        "https://github.com/slowmoyang/KSC-RnD-2024-Transformer4MET",
+    ]
+    assert "&lt;a href=" in out and "<a href='javascript" not in out
+    assert 'href="https://github.com' not in render_markdown(text)  # READMEs: off
+
+
+def _paired(second: list[dict], a: str, b: str) -> tuple[float, float, float]:
+    """S(B) - S(A) and the 95% interval of the paired replica differences, from the results."""
+    head = {r["entry"]["name"]: r["scores"]["tasks"]["met"]["headline"] for r in second}
+    diff = np.asarray(head[b]["replicas"]) - np.asarray(head[a]["replicas"])
+    low, high = np.quantile(diff[np.isfinite(diff)], [0.025, 0.975])
+    return head[b]["S"]["value"] - head[a]["S"]["value"], float(low), float(high)
+
+
+def test_compare_view_overlays_curves_and_pairs_the_differences(built, browser):
+    """compare.html#ds=…&a=…&b=… shows both entries' binned curves and S(B) − S(A) with the
+    interval of the paired bootstrap differences; swapping negates it; the view round-trips
+    through the hash; the main table and the entry pages link to it."""
+    index, second = built
+    url = (
+        f"{index.parent.as_uri()}/compare.html#ds={SECOND}&task=met&a=pf&b=deepmet-keras-resolution"
+    )
+    page, problems, requests = open_page(browser, url)
+    page.wait_for_selector("table.compare-table")
+    assert any(u.endswith(f"data/{SECOND}.compare.js") for u in requests)
+    assert page.locator("select.a-select").input_value() == "pf"
+    assert page.locator("select.b-select").input_value() == "deepmet-keras-resolution"
+    value, low, high = _paired(second, "pf", "deepmet-keras-resolution")
+    cell = page.locator("table.compare-table tbody tr").first.locator("td.c-diff").inner_text()
+    assert cell == f"{value:.2f} [{low:.2f}, {high:.2f}]"
+    verdict = page.locator("table.compare-table tbody tr").first.locator("td.c-verdict")
+    expected = "B better" if high < 0 else "A better" if low > 0 else "no significant"
+    assert verdict.inner_text().startswith(expected)
+    # a secondary figure: the difference of the values, without an interval
+    rows = {r["entry"]["name"]: r for r in second}
+    r_diff = (
+        rows["deepmet-keras-resolution"]["scores"]["tasks"]["met"]["overall"]["response"]["value"]
+        - rows["pf"]["scores"]["tasks"]["met"]["overall"]["response"]["value"]
+    )
+    response = page.locator("table.compare-table tbody tr[data-entry='response']")
+    assert response.locator("td.c-diff").inner_text() == f"{r_diff:.4f}"
+    charts = page.locator(".compare-chart")
+    assert charts.count() == 4
+    for k in range(4):
+        drawn = charts.nth(k).locator("svg g.series")
+        if drawn.count():
+            names = drawn.evaluate_all("gs => gs.map(g => g.dataset.entry)")
+            assert names == ["pf", "deepmet-keras-resolution"]
+    assert "true |MET| [GeV]" in charts.first.locator("svg .axis-label").first.text_content()
+    page.locator("button.swap").click()
+    page.wait_for_function("location.hash.includes('a=deepmet-keras-resolution')")
+    cell = page.locator("table.compare-table tbody tr").first.locator("td.c-diff").inner_text()
+    assert cell == f"{-value:.2f} [{-high:.2f}, {-low:.2f}]"
+    again, again_problems, _ = open_page(browser, page.url)
+    again.wait_for_selector("table.compare-table")
+    assert again.locator("select.a-select").input_value() == "deepmet-keras-resolution"
+    assert again.locator("td.c-diff").first.inner_text() == cell
+    # linked from the table (the first two rows shown) and from every entry page
+    front, front_problems, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}")
+    _wait(front)
+    shown = _names(front)
+    href = front.locator("a.compare-link").get_attribute("href")
+    state = dict(p.split("=", 1) for p in unquote(href.split("#", 1)[1]).split("&"))
+    assert state == {"ds": SECOND, "task": "met", "a": shown[0], "b": shown[1]}
+    entry = next((index.parent / "entry").glob("g1-pf-*.html"))
+    link = re.search(r'class="compare-link" href="([^"]+)"', entry.read_text())[1]
+    assert html.unescape(link) == f"../compare.html#ds={SECOND}&a=pf"
+    assert problems == again_problems == front_problems == []
+
+
+def test_entry_page_charts_pileup_fit_and_github_links(built, browser):
+    """An entry page draws its binned curves (SVG, the site's chart), shows the pileup fit
+    S² = a² + b²·n_pu with its extrapolation to n_pu = 200, and links owner/repo to GitHub."""
+    index, second = built
+    doc = next(r for r in second if r["entry"]["name"] == "metnet-torch-torch")
+    path = next((index.parent / "entry").glob("g1-metnet-torch-torch-*.html"))
+    page, problems, _ = open_page(browser, path.as_uri())
+    charts = page.locator("#entry-charts .entry-chart")
+    tasks = doc["scores"]["tasks"]
+    assert charts.count() == sum("bins" in tasks.get(t, {}) for t in ("met", "recoil")) == 2
+    met = page.locator("#entry-charts .entry-chart[data-task='met']")
+    assert met.locator("svg g.series[data-entry='metnet-torch-torch']").count() == 1
+    labels = met.locator("svg .axis-label").all_text_contents()
+    assert labels[0] == "true |MET| [GeV]" and labels[1].startswith("S [GeV]")
+    recoil = page.locator("#entry-charts .entry-chart[data-task='recoil'] svg .axis-label")
+    assert recoil.first.text_content() == "qT [GeV]"
+    page.locator("select.entry-binning").first.select_option("process")
+    assert met.locator("svg .point").count() == len(
+        doc["scores"]["tasks"]["met"]["bins"]["process"]["labels"]
+    )
+    assert met.locator("svg polyline.line").count() == 0  # categorical: markers only
+    fit = doc["scores"]["tasks"]["met"]["pileup_fit"]["S"]
+    row = page.locator("table.pileup-fit tr[data-figure='S']")
+    ex = fit["extrapolated"]
+    assert row.locator("td.fit-extrapolated").inner_text() == (
+        f"{ex['value']:.1f} [{ex['low']:.1f}, {ex['high']:.1f}]"
+    )
+    assert row.locator("td.fit-b").inner_text().startswith(f"{fit['b']['value']:.2f}")
+    assert row.locator("td.fit-at").inner_text() == "200"
+    github = page.locator("td.paper a[href='https://github.com/mattcleigh/METNetwork']")
+    assert github.inner_text() == "mattcleigh/METNetwork"
+    assert problems == []
+
+
+def test_column_chooser_columns_legend_state_and_axis_labels(built, browser):
+    """The optional columns (RMS∥/⊥, the other tails, parameters, latency p99, peak memory,
+    pileup slope, S over seeds) show the results' figures; events/s names its batch size; the
+    series hidden in a legend are in the permalink and come back from it, in every chart."""
+    index, second = built
+    page, problems, _ = open_page(browser, f"{index.as_uri()}#d={SECOND}")
+    _wait(page)
+    optional = ["rms_par", "rms_perp", "tail_25", "tail_100", "params", "p99", "rss",
+                "pu_slope", "seeds"]  # fmt: skip
+    assert not set(optional) & set(_headers(page))  # hidden until chosen
+    page.locator("details.columns summary").click()
+    for key in optional:
+        page.locator(f"input.column-toggle[data-key='{key}']").check()
+    assert set(optional) <= set(_headers(page))
+    assert "hide=" in page.url
+    speed = page.locator("table.met-table thead th[data-key='speed']").inner_text()
+    assert "@ batch 64" in speed
+    rows = {r["entry"]["name"]: r for r in second}
+    table = page.locator("table.met-table")
+
+    def cell(entry: str, key: str) -> str:
+        return table.locator(f"tbody tr[data-entry='{entry}'] .c-{key}").inner_text()
+
+    met = rows["puppi"]["scores"]["tasks"]["met"]
+    assert cell("puppi", "rms_par").startswith(f"{met['overall']['rms_par']['value']:.1f} [")
+    assert cell("puppi", "tail_100").startswith(f"{met['overall']['tail_100']['value']:.3f} [")
+    assert cell("puppi", "pu_slope").startswith(f"{met['pileup_fit']['S']['b']['value']:.2f} [")
+    assert cell("metnet-torch-torch", "params") == "283,138" and cell("pf", "params") == "—"
+    assert cell("puppi", "p99") == "2.00" and cell("puppi", "rss") == "300"
+    assert "GPU" in cell("pf", "speed")
+    s = [rows[f"chs-seed{k}"]["scores"]["headline"]["value"] for k in (1, 2)]
+    spread = cell("chs-seed1", "seeds")
+    assert spread.startswith(f"{min(s):.1f}–{max(s):.1f}") and "2 seeds" in spread
+    assert f"σ {np.std(s, ddof=1):.2f}" in spread
+    assert cell("chs", "seeds") == "—" and cell("puppi", "seeds") == "—"
+    # the x label names the task's |t|
+    assert page.locator("#chart-0 svg .axis-label").first.text_content() == "true |MET| [GeV]"
+    page.locator("select.plot-task").select_option("recoil")
+    assert page.locator("#chart-0 svg .axis-label").first.text_content() == "qT [GeV]"
+    # legend state: hidden series in the hash, back from it, in every chart
+    page.locator("#chart-0 .legend-item[data-entry='puppi']").click()
+    page.locator("#chart-0 .legend-item[data-entry='chs-seed2']").click()
+    assert "off=" in page.url
+    assert page.locator(".pareto-chart svg g.series[data-entry='puppi']").evaluate(
+        "g => g.classList.contains('hidden')"
+    )
+    again, again_problems, _ = open_page(browser, page.url)
+    _wait(again)
+    for name in ("puppi", "chs-seed2"):
+        item = again.locator(f"#chart-0 .legend-item[data-entry='{name}']")
+        assert item.get_attribute("aria-pressed") == "false"
+        hidden = again.locator(f".pareto-chart svg g.series[data-entry='{name}']")
+        assert hidden.evaluate("g => getComputedStyle(g).display") == "none"
+    assert again.locator("#chart-0 .legend-item[aria-pressed='false']").count() == 2
+    assert set(optional) <= set(_headers(again))
+    again.locator("#chart-0 .legend-all").click()
+    assert "off=" not in again.url
+    assert problems == again_problems == []
