@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,10 +45,25 @@ def mini_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, tiny_spec) -> Path:
-    """A few events per process: for tests of the harness machinery, not of physics."""
-    out = tmp_path_factory.mktemp("tiny") / "tiny"
-    generate_dataset(tiny_spec, out, seed=3, workers=1)
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory, tiny_spec, worker_id: str) -> Path:
+    """A few events per process: for tests of the harness machinery, not of physics.
+
+    Generated once per test run: the pytest-xdist workers share it (the first one generates it
+    under a lock, the others wait and verify it). Tests read it; one that damages a dataset
+    copies it first.
+    """
+    base = tmp_path_factory.getbasetemp()
+    root = base if worker_id == "master" else base.parent  # the workers' common folder
+    out = root / "tiny-seed3" / "tiny"
+    with (root / "tiny-seed3.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / "manifest.json").is_file():
+            manifest = manifest_of(out)
+            for relpath in manifest["files"]:
+                verify_file(out, relpath, manifest)
+        else:
+            shutil.rmtree(out.parent, ignore_errors=True)
+            generate_dataset(tiny_spec, out, seed=3, workers=1)
     return out
 
 

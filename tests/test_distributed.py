@@ -16,17 +16,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from metbench.data.generate.presets import get_preset
 from metbench.data.generate.run import generate_dataset
 from metbench.distributed import PROBE_PREFIX, _probe_on_worker, check_workers_see
 from metbench.errors import MetbenchError
-from tests.commands import assert_error, cli
+from tests.commands import assert_error, assert_one_line_error, cli
 
 distributed = pytest.importorskip("distributed")
 
@@ -146,14 +148,21 @@ def generated(cluster: Cluster, client_dir: Path) -> Path:
     return client_dir / "gen" / "mini"
 
 
+@pytest.fixture(scope="module")
+def local(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same dataset generated locally, on one process."""
+    out = tmp_path_factory.mktemp("local") / "mini"
+    generate_dataset(get_preset("mini").scaled(EVENTS_PER_PROCESS), out, seed=1, workers=1)
+    return out
+
+
 @pytest.mark.slow
 def test_generation_lands_at_the_clients_relative_path(
-    generated: Path, cluster: Cluster, tmp_path: Path
+    generated: Path, cluster: Cluster, local: Path
 ) -> None:
+    """Bit-identical to the local generation (the manifest holds every file's sha256)."""
     assert (generated / "manifest.json").is_file()
     assert not list(cluster.folder.rglob("gen")), "shards went to a worker's folder"
-    local = tmp_path / "local"
-    generate_dataset(get_preset("mini").scaled(EVENTS_PER_PROCESS), local, seed=1, workers=1)
     assert (generated / "manifest.json").read_bytes() == (local / "manifest.json").read_bytes()
     manifest = json.loads((generated / "manifest.json").read_text())
     on_disk = sorted(
@@ -182,9 +191,73 @@ def test_run_on_the_cluster_scores_as_a_local_run(
     ]
     assert results[0]["scores"] == results[1]["scores"]
     assert results[1]["isolation"] == results[0]["isolation"]  # sandboxed on the workers too
+    a, b = (
+        pq.read_table(next((client_dir / folder).rglob("pf.predictions.parquet")))
+        for folder in ("local", "remote")
+    )
+    assert a.schema.equals(b.schema, check_metadata=False)
+    assert a.to_pandas().equals(b.to_pandas())  # the same predictions (NaN recoil equal to NaN)
     assert not list(cluster.folder.rglob("remote")), "parts went to a worker's folder"
     assert not [p for p in client_dir.rglob(f"{PROBE_PREFIX}*")], "a probe file was left behind"
     assert not list((client_dir / "remote").rglob("*.parts")), "the parts were not merged"
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_and_duplicates_nothing(
+    cluster: Cluster, local: Path, tmp_path: Path
+) -> None:
+    """A worker SIGKILLed once a shard is done (its nanny starts another): every shard is still
+    there once, with the local generation's bytes."""
+    out = tmp_path / "mini"
+    with distributed.Client(cluster.address) as client:
+        pids = list(client.run(os.getpid).values())
+    killed: list[int] = []
+
+    def kill_once_a_shard_is_done() -> None:
+        progress = out / ".progress"  # the generator records each finished shard here
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            done = list(progress.glob("*.json")) if progress.is_dir() else []
+            if [p for p in done if p.name != "identity.json"]:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_once_a_shard_is_done)
+    killer.start()
+    spec = get_preset("mini").scaled(EVENTS_PER_PROCESS)
+    generate_dataset(spec, out, seed=1, scheduler=cluster.address)
+    killer.join()
+    assert killed, "no worker was killed: the generation finished before a shard was recorded"
+    assert (out / "manifest.json").read_bytes() == (local / "manifest.json").read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    on_disk = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
+    assert on_disk == sorted(manifest["files"])  # no stray duplicate or partial file
+    cluster.wait_for_workers(2)  # the nanny's new worker, for the tests after this one
+
+
+@pytest.mark.slow
+def test_a_failing_submission_on_the_cluster_is_one_line(
+    generated: Path, cluster: Cluster, client_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "model.py").write_text(
+        "class Estimator:\n"
+        "    def predict(self, batch):\n"
+        "        raise ValueError('no MET today')\n"
+    )
+    (folder / "metbench.toml").write_text(
+        'name = "broken"\nentry = "model:Estimator"\nframework = "numpy"\n'
+        'category = "submission"\ndescription = "fails"\npaper = "none"\nauthors = ["test"]\n'
+        "trainable = false\nbatch_size = 64\n"
+    )
+    r = cli(
+        "run", folder, "--dataset", generated.relative_to(client_dir), "--results", "broken",
+        *FAST, "--scheduler", cluster.address, cwd=client_dir,
+    )  # fmt: skip
+    assert_one_line_error(r, "no MET today")
 
 
 @pytest.mark.slow

@@ -17,7 +17,6 @@ BY_SUBJECT = {
     "tests/nn/test_deepmet_graph.py",
     "tests/scoring/test_headline.py",
     "tests/data/generate/test_repair.py",
-    "tests/data/generate/test_dask.py",
     "tests/submissions/test_baselines.py",
     "tests/data/readers/test_readers.py",  # every reader against the real files
 }

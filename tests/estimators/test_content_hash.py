@@ -111,8 +111,9 @@ def test_editing_a_building_block_makes_results_stale(tiny_dataset, tmp_path):
 
     def run() -> str:
         r = subprocess.run(
-            [sys.executable, "-m", "metbench.cli", "run", str(puppi), "--dataset", str(tiny_dataset),
-             "--results", str(results), "--no-throughput", "--n-boot", "0"],
+            [sys.executable, "-m", "metbench.cli", "run", str(puppi), "--variant", "stored",
+             "--dataset", str(tiny_dataset), "--results", str(results), "--no-throughput",
+             "--n-boot", "0"],
             capture_output=True, text=True, cwd=tmp_path, timeout=600,
             env={**os.environ, **_copied(pkg)},
         )  # fmt: skip
