@@ -193,9 +193,11 @@ def speed_body(series: list[SpeedSeries], how: str = "") -> str:
     chart and a table (oldest commit first)."""
     out = [
         "<h1>Speed history</h1>",
-        "<p>asv benchmarks run on each of the last commits of <code>main</code> (lower is faster "
-        "for times and memory). Every point is one commit; a gap is a run that failed, usually "
-        "because the benchmark used an interface the commit did not have yet.</p>",
+        "<p>asv benchmarks run on each commit of a stretch of <code>main</code>, on one machine "
+        "(lower is faster for times and memory; the charts name the first and the last commit; "
+        "<code>python benchmarks/history.py --commits N</code> adds the newer ones). Every point "
+        "is one commit; a gap is a run that failed, usually because the benchmark used an "
+        "interface the commit did not have yet.</p>",
     ]
     if how:
         out.append(how)
