@@ -28,6 +28,31 @@
     ));
   }
 
+  // the binned curves as charts, one per task: a figure against a binning
+  const chartsBox = document.getElementById("entry-charts");
+  const plotFigures = ["S", "S_par", "S_perp", "response", "sigma_perp_over_r"];
+  const lowerIsBetter = new Set(["S", "S_par", "S_perp", "sigma_perp_over_r"]);
+  for (const [task, binningsOf] of Object.entries(e.plots)) {
+    const choice = { fig: "S", bin: binningsOf.truth ? "truth" : Object.keys(binningsOf)[0] };
+    const box = MB.el("div", { class: "chart-holder entry-chart", "data-task": task });
+    const chart = new MB.Chart(box, `entry-${task}`);
+    const draw = () => {
+      const f = data.figures[choice.fig] || { label: choice.fig, unit: "" };
+      chart.draw(MB.binnedSeries([[e.name, e, 0]], task, choice.bin, choice.fig), {
+        xLabel: MB.binningLabel(task, choice.bin), xName: choice.bin, categorical: choice.bin === "process",
+        yLabel: f.label + (f.unit ? ` [${f.unit}]` : "") + (lowerIsBetter.has(choice.fig) ? " ↓ better" : ""),
+        empty: "too few events in these bins for this figure",
+      });
+    };
+    chartsBox.appendChild(MB.el("h3", { text: task === "recoil" ? "Z→μμ recoil vs qT" : "MET vs generator MET" }));
+    chartsBox.appendChild(MB.el("div", { class: "controls" }, [
+      MB.select("entry-figure", "figure", plotFigures.filter((k) => Object.values(binningsOf).some((b) => b.figures[k])).map((k) => [k, (data.figures[k] || { label: k }).label]), choice.fig, (v) => { choice.fig = v; draw(); }),
+      MB.select("entry-binning", "versus", Object.keys(binningsOf).map((k) => [k, MB.binningLabel(task, k)]), choice.bin, (v) => { choice.bin = v; draw(); }),
+    ]));
+    chartsBox.appendChild(box);
+    draw();
+  }
+
   const holder = document.getElementById("binned");
   if (e.kinematics) {
     holder.appendChild(MB.el("h3", { text: "kinematic reconstruction (tt → bℓν bℓν)" }));

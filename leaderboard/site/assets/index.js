@@ -1,19 +1,48 @@
 // metbench leaderboard: the front page. One dataset at a time, its data loaded on demand
 // (data/<id>.js); the state of the table (dataset, task, selection, filters, sort, columns) and
-// of the plots lives in the URL's hash, so that a link brings back the same view.
+// of the plots (figure, binning, the series hidden in the legends) lives in the URL's hash, so
+// that a link brings back the same view.
 "use strict";
 
 (function () {
   const data = MB.data();
   const root = document.getElementById("groups");
   const plotFigures = ["S", "S_par", "S_perp", "response", "sigma_perp_over_r"];
-  const binnings = { truth: "true |MET| or qT [GeV]", n_pu: "true pileup n_pu", n_pv: "reconstructed vertices n_pv", process: "process" };
+  const binnings = { truth: "|t|: true |MET| or qT", n_pu: "true pileup n_pu", n_pv: "reconstructed vertices n_pv", process: "process" };
+  const truthLabels = { met: "true |MET| [GeV]", recoil: "qT [GeV]" };
+  const xLabel = (task, binning) => (binning === "truth" ? truthLabels[task] || "|t| [GeV]" : binnings[binning] || binning);
   const taskNames = { met: "MET vs generator MET", recoil: "Z→μμ hadronic recoil vs qT" };
-  const DEFAULTS = { d: data.groups.length ? data.groups[0].id : "", task: "met", view: "all", sort: "", dir: "1", hide: "", kind: "", fw: "", truth: "", oracle: "0", twins: "0", q: "", fig: "S", bin: "truth", ptask: "met" };
+  const DEFAULTS = { d: data.groups.length ? data.groups[0].id : "", task: "met", view: "all", sort: "", dir: "1", hide: "", kind: "", fw: "", truth: "", oracle: "0", twins: "0", q: "", fig: "S", bin: "truth", ptask: "met", off: "" };
+  let group = null; // the dataset shown (its data/<id>.js)
+  // columns the table starts without (the column chooser shows them)
+  const OPTIONAL = new Set(["rms_par", "rms_perp", "tail_25", "tail_100", "params", "p99", "rss", "pu_slope", "seeds"]);
+  DEFAULTS.hide = metColumns().map((c) => c.key).filter((k) => OPTIONAL.has(k)).join(",");
   const FIXED = ["rank", "entry", "S"]; // always shown, kept in view (sticky)
   let state = readHash();
-  let group = null;
   const charts = {};
+  // the series hidden in the legends, one set for every chart of the page (in the hash: "off")
+  const legendOff = new Set();
+
+  function readLegend() {
+    legendOff.clear();
+    for (const name of state.off ? state.off.split(",") : []) legendOff.add(decodeURIComponent(name));
+  }
+
+  function onLegend() {
+    state.off = [...legendOff].sort().map(encodeURIComponent).join(",");
+    for (const c of Object.values(charts)) c.refresh();
+    writeHash();
+  }
+
+  function chart(key, holder) {
+    if (!charts[key]) {
+      charts[key] = new MB.Chart(holder, key);
+      charts[key].hidden = legendOff;
+      charts[key].onLegend = onLegend;
+    }
+    charts[key].container = holder;
+    return charts[key];
+  }
 
   function readHash() {
     const params = new URLSearchParams(location.hash.replace(/^#/, ""));
@@ -42,20 +71,55 @@
     (redraw || renderTable)();
   }
 
-  function throughputAt(entry) {
-    const b = (entry.throughput || []).filter((t) => t.events_per_s);
-    if (!b.length) return null;
-    return b.reduce((a, c) => (c.batch_size > a.batch_size ? c : a)).events_per_s;
+  // the batch size of the events/s column: the largest measured by most entries
+  function speedBatch() {
+    const counts = {};
+    for (const e of Object.values(group ? group.entries : {})) {
+      const b = (e.throughput || []).filter((t) => t.events_per_s);
+      if (!b.length) continue;
+      const largest = Math.max(...b.map((t) => t.batch_size));
+      counts[largest] = (counts[largest] || 0) + 1;
+    }
+    const best = Object.entries(counts).sort((a, b) => b[1] - a[1] || Number(b[0]) - Number(a[0]))[0];
+    return best ? Number(best[0]) : null;
   }
 
-  function select(cls, label, options, value, onChange) {
-    const id = `${cls}-${Math.random().toString(36).slice(2, 8)}`;
-    const s = MB.el("select", { class: cls, id: id });
-    for (const [v, text] of options) s.appendChild(MB.el("option", { value: v, text: text }));
-    s.value = options.some(([v]) => v === value) ? value : options.length ? options[0][0] : "";
-    s.addEventListener("change", () => onChange(s.value));
-    return MB.el("span", { class: "control" }, [MB.el("label", { for: id, text: label }), s]);
+  // the throughput row of an entry shown in the table: at speedBatch(), else its largest batch
+  function throughputRow(entry) {
+    const b = (entry.throughput || []).filter((t) => t.events_per_s);
+    if (!b.length) return null;
+    const batch = speedBatch();
+    return b.find((t) => t.batch_size === batch) || b.reduce((a, c) => (c.batch_size > a.batch_size ? c : a));
   }
+
+  function throughputAt(entry) {
+    const row = throughputRow(entry);
+    return row ? row.events_per_s : null;
+  }
+
+  const isGpu = (entry) => /^cuda/.test(entry.throughput_device || "");
+  const deviceName = (entry) => (isGpu(entry) ? "GPU" : "CPU");
+
+  // a throughput figure with what differs from the column's header: another batch, a GPU
+  function speedCell(entry, key, digits) {
+    const row = throughputRow(entry);
+    if (!row || row[key] === null || row[key] === undefined) return "—";
+    const notes = [];
+    if (row.batch_size !== speedBatch()) notes.push(`batch ${row.batch_size}`);
+    if (isGpu(entry)) notes.push("GPU");
+    const span = MB.el("span", { class: "val", text: MB.fmt(row[key], digits) });
+    if (notes.length) span.appendChild(MB.el("span", { class: "ci", text: ` (${notes.join(", ")})` }));
+    return span;
+  }
+
+  function seedCell(spread) {
+    if (!spread) return "—";
+    return MB.el("span", { class: "val", title: `S over ${spread.n} seeds: min–max and standard deviation`, text: `${MB.fmt(spread.min, 1)}–${MB.fmt(spread.max, 1)}` }, [MB.el("span", { class: "ci", text: ` σ ${MB.fmt(spread.std, 2)}, ${spread.n} seeds` })]);
+  }
+
+  const pileupSlope = (entry) => ((entry.pileup_fit || {}).S || {}).b || null;
+
+  const select = MB.select;
 
   function checkbox(cls, label, checked, onChange) {
     const box = MB.el("input", { type: "checkbox", class: cls });
@@ -90,7 +154,15 @@
     }
     cols.push({ key: "framework", label: "framework", tip: "what the entry runs on", sort: (r) => group.entries[r.entry].framework, cell: (r) => group.entries[r.entry].framework });
     cols.push({ key: "n", label: "events", tip: "events in this selection", sort: (r) => r.n, cell: (r) => MB.fmt(r.n, 0), cls: "num" });
-    cols.push({ key: "speed", label: "events/s", tip: "events per second at the largest batch size measured (CPU, self-reported)", better: "higher", sort: (r) => throughputAt(group.entries[r.entry]), cell: (r) => MB.fmt(throughputAt(group.entries[r.entry]), 0), cls: "num" });
+    const batch = group ? speedBatch() : null;
+    const at = batch ? ` @ batch ${batch}` : "";
+    const ent = (r) => group.entries[r.entry];
+    cols.push({ key: "speed", label: "events/s" + at, tip: `events per second at batch size ${batch || "(the largest measured)"} (another batch or a GPU is noted in the cell; self-reported)`, better: "higher", sort: (r) => throughputAt(ent(r)), cell: (r) => speedCell(ent(r), "events_per_s", 0), cls: "num" });
+    cols.push({ key: "params", label: "parameters", tip: "trainable parameters (— not reported or not trainable)", sort: (r) => ent(r).n_parameters, cell: (r) => (Number.isInteger(ent(r).n_parameters) ? ent(r).n_parameters.toLocaleString("en-US") : "—"), cls: "num" });
+    cols.push({ key: "p99", label: "latency p99 [ms]" + at, tip: "99th percentile of the time of one call at the events/s column's batch size (self-reported)", better: "lower", sort: (r) => (throughputRow(ent(r)) || {}).p99_ms, cell: (r) => speedCell(ent(r), "p99_ms", 2), cls: "num" });
+    cols.push({ key: "rss", label: "peak memory [MB]" + at, tip: "peak resident memory of the predicting process at the events/s column's batch size (self-reported)", better: "lower", sort: (r) => (throughputRow(ent(r)) || {}).peak_rss_mb, cell: (r) => speedCell(ent(r), "peak_rss_mb", 0), cls: "num" });
+    cols.push({ key: "pu_slope", label: "pileup slope b [GeV]", tip: "b of the fit S² = a² + b²·n_pu over the n_pu bins (MET task; the entry's page has a and the extrapolation to n_pu = 200)", better: "lower", sort: (r) => (pileupSlope(ent(r)) || {}).value, cell: (r) => MB.ci(pileupSlope(ent(r)), 2), cls: "num" });
+    cols.push({ key: "seeds", label: "S over seeds [GeV]", tip: "min–max and standard deviation of S over the results that differ only in parameters.seed (— one seed: the results record no other)", sort: (r) => (ent(r).seed_spread || {}).std, cell: (r) => seedCell(ent(r).seed_spread), cls: "num" });
     return cols;
   }
 
@@ -132,6 +204,17 @@
 
   const tableHolder = MB.el("div", { class: "table-holder" });
   let tableBox = null;
+  let compareLink = null;
+
+  // the compare page with the first two entries shown (in the order shown)
+  function updateCompare() {
+    if (!compareLink) return;
+    const shown = tableBox ? tableBox.rows() : [];
+    const params = new URLSearchParams({ ds: group.id, task: state.task });
+    if (shown[0]) params.set("a", shown[0].entry);
+    if (shown[1]) params.set("b", shown[1].entry);
+    compareLink.setAttribute("href", "compare.html#" + params.toString());
+  }
 
   function renderTable() {
     if (!group) return;
@@ -144,7 +227,7 @@
     tableBox = MB.table(columns, rows, {
       cls: "met-table", label: `${taskNames[state.task] || state.task}, ${view.label}`, sort: sort,
       empty: "no entry matches these filters",
-      onSort: (key, dir) => { state.sort = key; state.dir = String(dir); writeHash(); },
+      onSort: (key, dir) => { state.sort = key; state.dir = String(dir); writeHash(); updateCompare(); },
     });
     tableHolder.appendChild(tableBox);
     const status = `${rows.length} of ${view.rows.length} entries shown` + (collapsed ? ` (${collapsed} runtime twin${collapsed > 1 ? "s" : ""} collapsed)` : "");
@@ -154,6 +237,7 @@
     if (group.met_source && group.met_source.length) notes.push("not in these tables, their MET is another entry's: " + group.met_source.join(", "));
     for (const n of notes) tableHolder.appendChild(MB.el("p", { class: "note", text: n }));
     for (const line of group.legend || []) tableHolder.appendChild(MB.el("p", { class: "legend", text: line }));
+    updateCompare();
   }
 
   function download(kind) {
@@ -171,6 +255,11 @@
       if (c.key === "framework") return e.framework;
       if (c.key === "n") return r.n;
       if (c.key === "speed") return throughputAt(e);
+      if (c.key === "params") return e.n_parameters;
+      if (c.key === "p99") return (throughputRow(e) || {}).p99_ms;
+      if (c.key === "rss") return (throughputRow(e) || {}).peak_rss_mb;
+      if (c.key === "pu_slope") return (pileupSlope(e) || {}).value;
+      if (c.key === "seeds") return e.seed_spread ? e.seed_spread.std : null;
       return null;
     };
     if (kind === "json") {
@@ -228,6 +317,7 @@
     json.addEventListener("click", () => download("json"));
     const permalink = MB.el("a", { id: "permalink", href: "#" + hashOf(state), text: "permalink", title: "a link to this view (dataset, task, selection, filters, sort, columns)" });
     const hasTwins = entries.some((e) => e.twin);
+    compareLink = MB.el("a", { class: "compare-link", href: "compare.html", text: "compare two entries", title: "the first two entries shown, side by side: binned curves and paired differences" });
     return MB.el("div", { class: "controls tools" }, [
       MB.el("span", { class: "control" }, [MB.el("label", { for: "search", text: "search" }), search]),
       select("kind-filter", "kind", [["", "all"], ...uniq((e) => e.kind).map((k) => [k, k])], state.kind, (v) => set({ kind: v })),
@@ -235,7 +325,7 @@
       select("truth-filter", "uses truth", [["", "either"], ["no", "no"], ["yes", "yes"]], state.truth, (v) => set({ truth: v })),
       checkbox("hide-oracle", "hide oracle", state.oracle === "1", (v) => set({ oracle: v ? "1" : "0" })),
       hasTwins ? checkbox("collapse-twins", "collapse runtime twins", state.twins === "1", (v) => set({ twins: v ? "1" : "0" })) : MB.el("span"),
-      chooser, csv, json, permalink,
+      chooser, csv, json, permalink, compareLink,
     ]);
   }
 
@@ -259,27 +349,35 @@
     section.appendChild(holder);
     const rows = ((group.tasks.met || []).find((v) => v.id === "all") || { rows: [] }).rows;
     const series = [];
-    const points = [];
+    const byDevice = { CPU: [], GPU: [] };
     const names = Object.keys(group.entries);
     for (const r of rows) {
       const e = group.entries[r.entry];
       const S = r.figures.S.value;
       if (r.oracle || S === null) continue;
-      const pts = (e.throughput || []).filter((t) => t.events_per_s > 0).map((t) => ({ x: t.events_per_s, xLabel: String(t.batch_size), y: S, low: null, high: null, label: `batch ${t.batch_size}, ${MB.fmt(t.events_per_s, 0)} events/s, S` }));
+      const device = deviceName(e);
+      const pts = (e.throughput || []).filter((t) => t.events_per_s > 0).map((t) => ({ x: t.events_per_s, xLabel: String(t.batch_size), y: S, low: null, high: null, device: device, label: `${device}${e.throughput_device && device === "GPU" ? ` (${e.throughput_device})` : ""}, batch ${t.batch_size}, ${MB.fmt(t.events_per_s, 0)} events/s, S` }));
       if (!pts.length) continue;
-      points.push(...pts);
+      byDevice[device].push(...pts);
       series.push({ name: r.entry, style: names.indexOf(r.entry), points: pts });
     }
     if (!series.length) {
       holder.appendChild(MB.el("p", { class: "empty no-throughput", text: "These results have no throughput rows (they were run without a throughput measurement), so there is no plot of S against events/s for this dataset." }));
       return;
     }
-    const front = MB.paretoFront(points);
-    for (const p of front) p.front = true;
-    section.insertBefore(MB.el("p", { class: "legend", text: "One point per entry and batch size: the headline S (lower is better) against events/s (CPU, self-reported; higher is better). Outlined points and the line are the Pareto front: no other point is both faster and better. The oracle is left out (it uses truth)." }), holder);
-    charts.pareto = charts.pareto || new MB.Chart(holder, "pareto");
-    charts.pareto.container = holder;
-    charts.pareto.draw(series, { logX: true, lines: false, front: front, xLabel: "events/s (CPU, self-reported; log scale)", xName: "events/s", yLabel: "S [GeV] (lower is better)" });
+    // a front per device: a GPU's events/s are not comparable with a CPU's
+    const fronts = [];
+    for (const [device, points] of Object.entries(byDevice)) {
+      if (!points.length) continue;
+      const front = MB.paretoFront(points);
+      for (const p of front) p.front = true;
+      front.device = device;
+      fronts.push(front);
+    }
+    const devices = fronts.map((f) => f.device);
+    const both = devices.length > 1;
+    section.insertBefore(MB.el("p", { class: "legend pareto-legend", text: `One point per entry and batch size: the headline S (lower is better) against events/s (${devices.join(" and ")}, self-reported; higher is better). ` + (both ? "Filled points were measured on a CPU, hollow ones on a GPU; each device has its own Pareto front (outlined points and the line, dashed for the GPU): no other point of that device is both faster and better." : "Outlined points and the line are the Pareto front: no other point is both faster and better.") + " The oracle is left out (it uses truth)." }), holder);
+    chart("pareto", holder).draw(series, { logX: true, lines: false, fronts: fronts, xLabel: `events/s (${devices.join(" / ")}, self-reported; log scale)`, xName: "events/s", yLabel: "S [GeV] (lower is better)" });
   }
 
   function renderGroup() {
@@ -327,16 +425,15 @@
     paretoSection(section);
 
     section.appendChild(MB.el("h3", { text: "Response and resolution in bins" }));
-    const chart = MB.el("div", { class: "chart-holder", id: "chart-0" });
+    const chartBox = MB.el("div", { class: "chart-holder", id: "chart-0" });
     const downloads = MB.el("p", { class: "downloads" });
-    charts.binned = charts.binned || new MB.Chart(chart, "binned");
-    charts.binned.container = chart;
+    chart("binned", chartBox);
     const gi = data.groups.findIndex((g) => g.id === group.id);
     const renderChart = () => {
       const label = data.figures[state.fig] || data.figures.S;
       const lower = ["S", "S_par", "S_perp", "sigma_perp_over_r"].includes(state.fig);
       charts.binned.draw(binnedSeries(state.ptask, state.bin, state.fig), {
-        xLabel: binnings[state.bin] || state.bin, xName: state.bin, categorical: state.bin === "process",
+        xLabel: xLabel(state.ptask, state.bin), xName: state.bin, categorical: state.bin === "process",
         yLabel: label.label + (label.unit ? ` [${label.unit}]` : "") + (lower ? " ↓ better" : ""),
         empty: "too few events in these bins for this figure",
       });
@@ -351,11 +448,12 @@
       select("figure-select", "figure", plotFigures.map((f) => [f, data.figures[f].label]), state.fig, (v) => set({ fig: v }, renderChart)),
       select("binning-select", "versus", Object.entries(binnings), state.bin, (v) => set({ bin: v }, renderChart)),
     ]));
-    section.appendChild(chart);
+    section.appendChild(chartBox);
     section.appendChild(downloads);
     renderChart();
 
-    section.appendChild(MB.el("h3", { text: "Throughput versus batch size (CPU)" }));
+    const tdevices = [...new Set(Object.values(group.entries).filter((e) => (e.throughput || []).length).map(deviceName))].sort();
+    section.appendChild(MB.el("h3", { text: `Throughput versus batch size${tdevices.length ? ` (${tdevices.join(", ")})` : ""}` }));
     const tchart = MB.el("div", { class: "chart-holder throughput-chart" });
     section.appendChild(tchart);
     const tseries = [];
@@ -363,9 +461,7 @@
       const pts = (e.throughput || []).filter((t) => t.events_per_s).map((t) => ({ x: t.batch_size, xLabel: String(t.batch_size), y: t.events_per_s, low: null, high: null }));
       if (pts.length) tseries.push({ name: name, style: i, points: pts });
     });
-    charts.throughput = charts.throughput || new MB.Chart(tchart, "throughput");
-    charts.throughput.container = tchart;
-    charts.throughput.draw(tseries, { logX: true, logY: true, xLabel: "batch size [events]", xName: "batch", yLabel: "events/s ↑ better", empty: "These results have no throughput rows: no throughput was measured." });
+    chart("throughput", tchart).draw(tseries, { logX: true, logY: true, xLabel: "batch size [events]", xName: "batch", yLabel: "events/s ↑ better", empty: "These results have no throughput rows: no throughput was measured." });
   }
 
   function showGroup() {
@@ -401,8 +497,10 @@
     const next = readHash();
     if (hashOf(next) === hashOf(state)) return;
     state = next;
+    readLegend();
     for (const b of document.querySelectorAll(".dataset-button")) b.setAttribute("aria-pressed", String(b.dataset.group === state.d));
     showGroup();
   });
+  readLegend();
   showGroup();
 })();

@@ -50,6 +50,37 @@ MB.ci = function (f, digits) {
   return span;
 };
 
+// A labelled <select> of options [[value, text]]; onChange(value) on each change.
+MB.select = function (cls, label, options, value, onChange) {
+  const id = `${cls}-${Math.random().toString(36).slice(2, 8)}`;
+  const s = MB.el("select", { class: cls, id: id });
+  for (const [v, text] of options) s.appendChild(MB.el("option", { value: v, text: text }));
+  s.value = options.some(([v]) => v === value) ? value : options.length ? options[0][0] : "";
+  s.addEventListener("change", () => onChange(s.value));
+  return MB.el("span", { class: "control" }, [MB.el("label", { for: id, text: label }), s]);
+};
+
+// The x label of a binning per task (the |t| bins are true |MET| or the dimuon qT).
+MB.binningLabel = function (task, binning) {
+  if (binning === "truth") return task === "recoil" ? "qT [GeV]" : "true |MET| [GeV]";
+  return { n_pu: "true pileup interactions n_pu", n_pv: "reconstructed vertices n_pv", process: "process" }[binning] || binning;
+};
+
+// The series of one binned figure of entries [[name, entry, style]] in a task and binning.
+MB.binnedSeries = function (entries, task, binning, figure) {
+  const series = [];
+  for (const [name, e, style] of entries) {
+    const b = ((e.plots || {})[task] || {})[binning];
+    if (!b || !b.figures[figure]) continue;
+    const f = b.figures[figure];
+    series.push({
+      name: name, style: style,
+      points: b.labels.map((label, k) => ({ x: k, xLabel: label, y: f.value[k], low: f.low ? f.low[k] : null, high: f.high ? f.high[k] : null })),
+    });
+  }
+  return series;
+};
+
 // Marks of an entry or a dataset ([{kind, label, title}], computed in Python): badges whose
 // title explains them (focusable, so that a keyboard reaches the explanation too).
 MB.marks = function (marks) {
@@ -234,14 +265,24 @@ MB.fmtTick = function (v) {
 };
 
 // A chart with error bars and an HTML legend. new MB.Chart(container) keeps which series are
-// hidden by name, so the legend's state survives when the figure or the binning changes.
-// series = [{name, style: index, points: [{x, xLabel, y, low, high, label}]}];
-// opts = {xLabel, yLabel, xName, logX, logY, categorical, lines, front, empty}.
+// hidden by name (chart.hidden, a Set that charts may share), so the legend's state survives when
+// the figure or the binning changes; chart.onLegend() hears each change of it.
+// series = [{name, style: index, points: [{x, xLabel, y, low, high, label, device}]}];
+// opts = {xLabel, yLabel, xName, logX, logY, categorical, lines, fronts: [[point], ...], empty};
+// a point with device "GPU" is drawn hollow; the second front's line is dashed.
 MB.Chart = function (container, title) {
   this.container = container;
   this.title = title || "chart";
   this.hidden = new Set();
+  this.onLegend = null;
+  this.sync = null;
   MB.charts.push(this);
+};
+
+// Show and hide the drawn series and legend buttons as chart.hidden says (after another chart
+// sharing the set changed it).
+MB.Chart.prototype.refresh = function () {
+  if (this.sync && this.container.isConnected) this.sync();
 };
 
 MB.Chart.prototype.draw = function (series, opts) {
@@ -334,10 +375,12 @@ MB.Chart.prototype.draw = function (series, opts) {
   };
   const lines = opts.lines !== undefined ? opts.lines : !opts.categorical;
   const groups = {};
-  if (opts.front && opts.front.length > 1) {
-    const pts = opts.front.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" ");
-    svg.appendChild(MB.svg("polyline", { points: pts, class: "front-line", fill: "none" }));
-  }
+  const fronts = opts.fronts || (opts.front ? [opts.front] : []);
+  fronts.forEach((front, k) => {
+    if (front.length < 2) return;
+    const pts = front.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" ");
+    svg.appendChild(MB.svg("polyline", { points: pts, class: "front-line" + (k ? " front-line-2" : ""), fill: "none", "data-device": front.device || null }));
+  });
   for (const s of series) {
     const st = MB.style(s.style);
     const g = MB.svg("g", { class: "series", "data-entry": s.name, stroke: st.color, fill: st.color });
@@ -362,8 +405,9 @@ MB.Chart.prototype.draw = function (series, opts) {
         t.textContent = `${text} (beyond the axis: clipped)`;
         node.appendChild(t);
       } else {
-        node = MB.marker(st.marker, px, py, 4.5);
+        node = MB.marker(st.marker, px, py, 4.5, p.device === "GPU" ? { fill: "#fff" } : {});
         if (p.front) node.classList.add("on-front");
+        if (p.device) node.classList.add("device-" + p.device.toLowerCase());
         const t = MB.svg("title");
         t.textContent = text;
         node.appendChild(t);
@@ -402,10 +446,12 @@ MB.Chart.prototype.legend = function (series, groups) {
       if (groups[name]) groups[name].classList.toggle("hidden", off);
     }
   };
+  this.sync = sync;
+  const changed = () => { sync(); if (this.onLegend) this.onLegend(); };
   const all = MB.el("button", { type: "button", class: "legend-all", text: "all" });
-  all.addEventListener("click", () => { for (const s of series) this.hidden.delete(s.name); sync(); });
+  all.addEventListener("click", () => { for (const s of series) this.hidden.delete(s.name); changed(); });
   const none = MB.el("button", { type: "button", class: "legend-none", text: "none" });
-  none.addEventListener("click", () => { for (const s of series) this.hidden.add(s.name); sync(); });
+  none.addEventListener("click", () => { for (const s of series) this.hidden.add(s.name); changed(); });
   box.appendChild(all);
   box.appendChild(none);
   for (const s of series) {
@@ -418,7 +464,7 @@ MB.Chart.prototype.legend = function (series, groups) {
     const button = MB.el("button", { type: "button", class: "legend-item", "data-entry": s.name, title: "show or hide " + s.name }, [swatch, MB.el("span", { text: s.name })]);
     button.addEventListener("click", () => {
       if (this.hidden.has(s.name)) this.hidden.delete(s.name); else this.hidden.add(s.name);
-      sync();
+      changed();
     });
     items.push([s.name, button]);
     box.appendChild(button);
