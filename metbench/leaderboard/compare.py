@@ -18,7 +18,7 @@ from typing import Any, Final
 import numpy as np
 
 from metbench.results import as_results
-from metbench.scoring.ranking import RankedValue, ranked_value
+from metbench.scoring.ranking import RankedValue, paired_differences, ranked_value
 
 __all__ = ["PAIRED_FIGURES", "compare_data", "paired_difference"]
 
@@ -47,18 +47,11 @@ def paired_difference(a: RankedValue, b: RankedValue, confidence: float = 0.95) 
         return {"value": None, "low": None, "high": None, "paired": False}
     out: dict[str, Any] = {"value": float(b.value) - float(a.value), "low": None, "high": None,
                            "paired": False}  # fmt: skip
-    if (
-        a.replicas is not None
-        and b.replicas is not None
-        and a.resamples == b.resamples
-        and len(a.replicas) == len(b.replicas)
-    ):
-        diff = b.replicas - a.replicas
-        diff = diff[np.isfinite(diff)]
-        if len(diff):
-            alpha = (1 - confidence) / 2
-            low, high = np.quantile(diff, [alpha, 1 - alpha])
-            out.update(low=float(low), high=float(high), paired=True)
+    diff = paired_differences(a, b)
+    if diff is not None and len(diff):
+        alpha = (1 - confidence) / 2
+        low, high = np.quantile(diff, [alpha, 1 - alpha])
+        out.update(low=float(low), high=float(high), paired=True)
     return out
 
 

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import numpy as np
 
-__all__ = ["RANK_RULE", "RankedValue", "paired_ranks", "ranked_value"]
+__all__ = ["RANK_RULE", "RankedValue", "paired_differences", "paired_ranks", "ranked_value"]
 
 #: The one-line statement of the rule, printed under every ranked table.
 RANK_RULE: Final = (
@@ -59,6 +59,20 @@ def ranked_value(task: dict[str, Any] | None, scores: dict[str, Any], oracle: bo
     )
 
 
+def paired_differences(a: RankedValue, b: RankedValue) -> np.ndarray | None:
+    """The finite replica differences ``S(B) - S(A)``, resample by resample, or None when the two
+    are not paired (either lacks replicas, or they come from other resamples)."""
+    if (
+        a.replicas is None
+        or b.replicas is None
+        or a.resamples != b.resamples
+        or len(a.replicas) != len(b.replicas)
+    ):
+        return None
+    diff = b.replicas - a.replicas
+    return diff[np.isfinite(diff)]
+
+
 def paired_ranks(
     entries: dict[str, RankedValue], confidence: float = 0.95
 ) -> dict[str, int | None]:
@@ -76,16 +90,8 @@ def paired_ranks(
             if a == b:
                 continue
             ra, rb = ranked[a], ranked[b]
-            paired = (
-                ra.replicas is not None
-                and rb.replicas is not None
-                and ra.resamples == rb.resamples
-                and len(ra.replicas) == len(rb.replicas)
-            )
-            if paired:
-                assert ra.replicas is not None and rb.replicas is not None
-                diff = rb.replicas - ra.replicas
-                diff = diff[np.isfinite(diff)]
+            diff = paired_differences(ra, rb)
+            if diff is not None:
                 a_ahead = len(diff) > 0 and float(np.quantile(diff, alpha)) > 0
             else:
                 a_ahead = float(ra.value) < float(rb.value)  # type: ignore[arg-type]
