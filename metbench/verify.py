@@ -14,7 +14,14 @@ checks, for each results file:
    the same structure exactly and every number to a relative tolerance of :data:`REL_TOL`.
 
 An edited figure, predictions edited or swapped for another entry's, or a dataset other than the
-one scored are all caught. Without the dataset only step 1 is possible (``rescore=False`` or
+one scored are all caught.
+
+After a change of the scoring code's arithmetic, ``update=True`` (``metbench verify --update``)
+rewrites the scores of a file whose steps 1 and 2 pass and whose recomputed scores have the same
+structure and differ only by rounding (every number within :data:`UPDATE_REL_TOL`, or
+:data:`UPDATE_ABS_TOL` near zero): status ``"updated"``, written atomically, everything else
+kept. Anything larger fails as without ``update``, so that predictions edited with their sha256
+updated cannot be laundered into new scores; such results are re-run (``metbench run``). Without the dataset only step 1 is possible (``rescore=False`` or
 ``require_dataset=False``): the results are then "predictions checked", not "verified".
 """
 
@@ -32,6 +39,8 @@ from metbench.errors import MetbenchError
 __all__ = [
     "ABS_TOL",
     "REL_TOL",
+    "UPDATE_ABS_TOL",
+    "UPDATE_REL_TOL",
     "Verification",
     "compare_scores",
     "find_dataset",
@@ -45,12 +54,17 @@ __all__ = [
 REL_TOL: Final = 1e-9
 #: Absolute tolerance, for figures that are zero up to rounding.
 ABS_TOL: Final = 1e-12
+#: The largest relative difference ``update`` rewrites: rounding (float32 accumulation moved
+#: figures by <= 3e-5), not a change of what the predictions say.
+UPDATE_REL_TOL: Final = 1e-4
+#: The largest absolute difference ``update`` rewrites for figures near zero.
+UPDATE_ABS_TOL: Final = 1e-6
 #: How many differences a report names.
 MAX_REPORTED: Final = 3
 #: The calibrated figures' reason when no validation-split predictions were scored.
 _NO_CALIBRATION: Final = "no validation-split predictions"
 
-Status = Literal["verified", "predictions", "failed"]
+Status = Literal["verified", "updated", "predictions", "failed"]
 
 
 @dataclass
@@ -63,8 +77,9 @@ class Verification:
         The results file.
     status
         ``"verified"`` (predictions checked and re-scored to the recorded scores),
-        ``"predictions"`` (predictions file and its sha256 checked; not re-scored, see ``note``)
-        or ``"failed"``.
+        ``"updated"`` (predictions checked, the scores differed and were rewritten with the
+        recomputed ones, see :func:`verify_results`), ``"predictions"`` (predictions file and its
+        sha256 checked; not re-scored, see ``note``) or ``"failed"``.
     problems
         What failed, one short sentence each (empty unless failed).
     note
@@ -96,6 +111,10 @@ class Verification:
         """One line for a report: ``ok``/``FAILED``, the file, and what was checked or differs."""
         if self.status == "verified":
             return f"ok        {self.path}: re-scored, scores equal ({self.seconds:.1f} s)"
+        if self.status == "updated":
+            return (
+                f"updated   {self.path}: re-scored, scores rewritten ({'; '.join(self.problems)})"
+            )
         if self.status == "predictions":
             return f"ok        {self.path}: predictions sha256 matches; not re-scored ({self.note})"
         return f"FAILED    {self.path}: {'; '.join(self.problems)}"
@@ -106,12 +125,17 @@ def _number(value: Any) -> bool:
 
 
 def compare_scores(
-    recorded: Any, recomputed: Any, where: str = "scores", limit: int = MAX_REPORTED
+    recorded: Any,
+    recomputed: Any,
+    where: str = "scores",
+    limit: int = MAX_REPORTED,
+    rel_tol: float = REL_TOL,
+    abs_tol: float = ABS_TOL,
 ) -> list[str]:
     """Differences between recorded and recomputed scores (at most ``limit``).
 
     Dictionaries must have the same keys and lists the same lengths; numbers must agree to
-    :data:`REL_TOL` (NaN equals NaN); everything else must be equal.
+    ``rel_tol`` (or ``abs_tol``; NaN equals NaN); everything else must be equal.
 
     Parameters
     ----------
@@ -121,6 +145,8 @@ def compare_scores(
         The key path of the values, for the messages.
     limit
         Stop after this many differences.
+    rel_tol, abs_tol
+        Tolerances of numbers (default :data:`REL_TOL`, :data:`ABS_TOL`).
 
     Returns
     -------
@@ -160,7 +186,7 @@ def compare_scores(
         if _number(a) and _number(b):
             if math.isnan(a) and math.isnan(b):
                 return
-            if math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL):
+            if math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol):
                 return
         elif type(a) is type(b) and a == b:
             return
@@ -294,6 +320,7 @@ def verify_results(
     dataset: Path | str | None = None,
     rescore: bool = True,
     require_dataset: bool = True,
+    update: bool = False,
 ) -> Verification:
     """Verify one results file (see the module's description).
 
@@ -310,6 +337,10 @@ def verify_results(
         When re-scoring and the recorded dataset is not found (absent, another manifest, or
         unreadable): fail (True) or check the predictions only (False: the site build on a
         machine without the datasets).
+    update
+        Where the predictions and dataset check out and the recomputed scores differ by rounding
+        only (see the module's description), write them into the file (status ``"updated"``,
+        the differences in ``problems``) instead of failing.
 
     Returns
     -------
@@ -377,7 +408,22 @@ def verify_results(
                     f"{where}.{key}: recorded {results[where][key]}, recomputed {scores[key]}"
                 )
     if differences:
-        return done("failed", ["scores differ: " + "; ".join(differences)], results=results)
+        if not update:
+            return done("failed", ["scores differ: " + "; ".join(differences)], results=results)
+        beyond = compare_scores(
+            results["scores"], scores, rel_tol=UPDATE_REL_TOL, abs_tol=UPDATE_ABS_TOL
+        )
+        if beyond:
+            return done(
+                "failed",
+                ["scores differ beyond rounding, not updated (re-run it): " + "; ".join(beyond)],
+                results=results,
+            )
+        from metbench.results import write_results
+
+        results["scores"] = scores
+        write_results(path, results)
+        return done("updated", ["was: " + "; ".join(differences)], results=results)
     return done("verified", results=results)
 
 

@@ -186,3 +186,49 @@ def test_site_build_leaves_out_what_fails(pf, tmp_path):
     group = json.loads(script.split(", ", 1)[1].rsplit(");", 1)[0])
     assert list(group["entries"]) == ["track"]
     assert [m["kind"] for m in group["entries"]["track"]["marks"]][-1] == "verified"
+
+
+def test_update_rewrites_rounding_differences_only(pf):
+    """`verify --update` after a change of the scoring arithmetic: a figure off by rounding is
+    rewritten from the predictions (everything else kept); a real change is refused and the file
+    left as it was, so that edited predictions cannot be laundered into scores."""
+    original = json.loads(pf.read_text())
+    headline = original["scores"]["headline"]["value"]
+    edit(pf, lambda d: d["scores"]["headline"].update(value=headline * (1 + 3e-6)))
+    assert verify_results(pf).status == "failed"
+    check = verify_results(pf, update=True)
+    assert check.status == "updated", check.line()
+    assert check.line().startswith("updated") and "scores.headline.value" in check.line()
+    rewritten = json.loads(pf.read_text())
+    assert rewritten["scores"]["headline"]["value"] == pytest.approx(headline, rel=1e-12)
+    assert {k: v for k, v in rewritten.items() if k != "scores"} == {
+        k: v for k, v in original.items() if k != "scores"
+    }
+    assert verify_results(pf).status == "verified"
+
+    edit(pf, lambda d: d["scores"]["headline"].update(value=headline + 1.0))
+    before = pf.read_bytes()
+    check = verify_results(pf, update=True)
+    assert check.status == "failed" and "beyond rounding" in check.line(), check.line()
+    assert pf.read_bytes() == before
+
+
+def test_update_does_not_launder_edited_predictions(pf):
+    predictions = pf.with_name("pf.predictions.parquet")
+    pred = read_predictions(predictions)
+    met = pred.met.copy()
+    met[:50] *= 1.5
+    write_predictions(
+        predictions,
+        pred.event_id,
+        met,
+        pred.covariance,
+        pred.metadata,
+        read_neutrinos(predictions),
+        read_recoil(predictions),
+    )
+    edit(pf, lambda d: d["predictions"].update(sha256=sha256_file(predictions)))
+    before = pf.read_bytes()
+    r = cli("verify", "--update", pf)
+    assert r.returncode == 1 and "beyond rounding" in r.stdout, (r.stdout, r.stderr)
+    assert pf.read_bytes() == before

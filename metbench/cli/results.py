@@ -58,6 +58,14 @@ def verify_cmd(
         bool,
         typer.Option(help="Re-score the predictions (--no-rescore: check their sha256 only)"),
     ] = True,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="Where predictions and dataset check out and the scores differ by rounding only "
+            "(the scoring code's arithmetic changed), rewrite them with the recomputed ones",
+        ),
+    ] = False,
 ) -> None:
     """Check results files against their predictions: the predictions' sha256, then the scores
     recomputed from them on the recorded dataset with the recorded settings. One line per file;
@@ -70,7 +78,7 @@ def verify_cmd(
         raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
     failed = 0
     for path in files:
-        check = verify_results(path, dataset, rescore)
+        check = verify_results(path, dataset, rescore, update=update)
         failed += not check.ok
         console.print(check.line(), highlight=False, markup=False, soft_wrap=True)
     err_console.print(

@@ -85,8 +85,10 @@ __all__ = [
     "corrected_values",
     "covariance_figures",
     "fake_rate",
+    "fake_threshold",
     "figures_from_stats",
     "fit_response_curve",
+    "fraction_above",
     "mean_over_bins",
     "pileup_extrapolation",
     "pileup_fit",
@@ -460,11 +462,59 @@ def weighted_roc_auc(
         return np.full(np.shape(w_signal)[1], np.nan)
     v, u = _placements(s, b)
     auc = float(v.mean())
-    ws = np.asarray(w_signal, np.float32)
-    wb = np.asarray(w_background, np.float32)
-    ds = (ws - 1.0).T @ (v - auc).astype(np.float32) / len(s)
-    db = (wb - 1.0).T @ (u - auc).astype(np.float32) / len(b)
-    return auc + ds.astype(np.float64) + db.astype(np.float64)
+    from metbench.scoring.bootstrap import resample_sums
+
+    # sum_i (w_i - 1) x_i = sum_i w_i x_i - sum_i x_i
+    dv, du = v - auc, u - auc
+    ds = (resample_sums(np.asarray(w_signal), dv) - dv.sum()) / len(s)
+    db = (resample_sums(np.asarray(w_background), du) - du.sum()) / len(b)
+    return auc + ds + db
+
+
+def fake_threshold(
+    signal: np.ndarray, w_signal: np.ndarray, efficiency: float = FAKE_EFFICIENCY
+) -> np.ndarray:
+    """The |e| threshold that keeps ``efficiency`` of the signal, for many weightings at once:
+    the weighted inverted-CDF quantile ``1 - efficiency`` of ``signal`` (at least ``efficiency``
+    of the signal lies at or above it). Weights ``(n_s, B)`` (small non-negative integers);
+    returns ``(B,)`` [GeV]."""
+    from metbench.scoring.bootstrap import GroupedSample, grouped_statistics, quantile_key
+
+    s = np.asarray(signal, np.float64)
+    w_s = np.asarray(w_signal)
+    p = 1 - efficiency
+    if np.all(w_s == 1):  # the data: exact, no resampling
+        return np.full(w_s.shape[1], np.sort(s)[max(int(np.ceil(p * len(s))) - 1, 0)])
+    sample = GroupedSample(np.zeros(len(s), np.int64), 1, {"n": np.ones(len(s))}, {"x": s}, (p,))
+    _, boot = grouped_statistics(sample, w_s.shape[1], event_counts=w_s)
+    assert boot is not None
+    return boot[quantile_key("x", p)][:, 0]
+
+
+def fraction_above(
+    background: np.ndarray, w_background: np.ndarray, threshold: np.ndarray
+) -> np.ndarray:
+    """The weighted fraction of ``background`` strictly above ``threshold``, one threshold per
+    weighting: weights ``(n_b, B)``, thresholds ``(B,)``; returns ``(B,)`` (NaN where the
+    weights sum to 0)."""
+    from metbench.scoring.bootstrap import resample_sums
+
+    b = np.asarray(background, np.float64)
+    w_b = np.asarray(w_background)
+    threshold = np.asarray(threshold, np.float64)
+    if np.all(w_b == 1) and np.all(threshold == threshold[0]):  # the data: exact
+        return np.full(len(threshold), np.mean(b > threshold[0]))
+    # background above the highest threshold by one matrix product; between the lowest and the
+    # highest threshold, event by event
+    lo, hi = float(np.nanmin(threshold)), float(np.nanmax(threshold))
+    total = w_b.sum(0, dtype=np.float64)
+    above = resample_sums(w_b, (b > hi).astype(np.float64))
+    window = np.flatnonzero((b > lo) & (b <= hi))
+    if len(window):
+        in_window = w_b[window].astype(np.float64) * (b[window, None] > threshold[None, :])
+        above = above + in_window.sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(total > 0, above / total, np.nan)
 
 
 def fake_rate(
@@ -477,36 +527,13 @@ def fake_rate(
     """The fake rate at fixed signal efficiency, for many weightings at once.
 
     The threshold is the weighted inverted-CDF quantile ``1 - efficiency`` of the signal's |e|
-    (so at least ``efficiency`` of the signal lies at or above it); the fake rate is the
-    background's weighted fraction strictly above it. Weights ``(n_s, B)``, ``(n_b, B)`` (small
-    non-negative integers); returns ``(threshold, fake rate)``, each ``(B,)``.
+    (so at least ``efficiency`` of the signal lies at or above it, :func:`fake_threshold`); the
+    fake rate is the background's weighted fraction strictly above it
+    (:func:`fraction_above`). Weights ``(n_s, B)``, ``(n_b, B)`` (small non-negative integers);
+    returns ``(threshold, fake rate)``, each ``(B,)``.
     """
-    from metbench.scoring.bootstrap import GroupedSample, grouped_statistics, quantile_key
-
-    s = np.asarray(signal, np.float64)
-    b = np.asarray(background, np.float64)
-    w_s, w_b = np.asarray(w_signal), np.asarray(w_background)
-    n_boot = w_s.shape[1]
-    p = 1 - efficiency
-    if np.all(w_s == 1) and np.all(w_b == 1):  # the data: exact, no resampling
-        thr = np.sort(s)[max(int(np.ceil(p * len(s))) - 1, 0)]
-        return np.full(n_boot, thr), np.full(n_boot, np.mean(b > thr))
-    sample = GroupedSample(np.zeros(len(s), np.int64), 1, {"n": np.ones(len(s))}, {"x": s}, (p,))
-    _, boot = grouped_statistics(sample, n_boot, event_counts=w_s)
-    assert boot is not None
-    threshold = boot[quantile_key("x", p)][:, 0]
-    # background above the highest threshold by one matrix product; between the lowest and the
-    # highest threshold, event by event
-    lo, hi = float(np.nanmin(threshold)), float(np.nanmax(threshold))
-    total = w_b.sum(0, dtype=np.float64)
-    above = (b > hi).astype(np.float32) @ w_b.astype(np.float32)
-    window = np.flatnonzero((b > lo) & (b <= hi))
-    if len(window):
-        in_window = w_b[window].astype(np.float64) * (b[window, None] > threshold[None, :])
-        above = above + in_window.sum(0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.where(total > 0, above / total, np.nan)
-    return threshold, rate
+    threshold = fake_threshold(signal, w_signal, efficiency)
+    return threshold, fraction_above(background, w_background, threshold)
 
 
 def covariance_figures(
