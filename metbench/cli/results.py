@@ -34,7 +34,8 @@ def show_cmd(
         typer.Option(help="Also print the headline figure in bins: truth, n_pu, n_pv, process"),
     ] = None,
 ) -> None:
-    """Print the headline table of results files (ranked; overlapping intervals are ties)."""
+    """Print the headline table of results files: ranked by S, A ahead of B only where the 95%
+    interval of the paired bootstrap difference S(B) - S(A) lies above 0, else tied."""
     if task not in ("met", "recoil", "kinematics"):
         raise MetbenchError(f"--task must be met, recoil or kinematics, got {task!r}")
     results = load_all(paths)

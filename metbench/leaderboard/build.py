@@ -519,6 +519,8 @@ def _entry_body(
 <p class="note">Lower is better for S, S∥, S⊥ and the resolutions; R is best at 1. <a
 href="../metrics.html">What the figures are</a>.</p></section>
 <section id="pileup"><h2>Pileup dependence</h2>{_pileup_fit(entry.get("pileup_fit"))}</section>
+<section id="fake"><h2>Fake MET</h2>{_fake_table(entry.get("fake"))}</section>
+<section id="calibrated"><h2>Calibrated figures</h2>{_calibrated_tables(entry.get("calibrated"))}</section>
 <section id="elsewhere"><h2>This entry on other datasets</h2>{other}</section>
 <section id="compare-with"><h2>Compare</h2><p><a class="compare-link" href="../compare.html#{html.escape(_compare_hash(group, entry["name"]))}">Compare this
 entry with another on this dataset</a> (binned curves overlaid, paired differences).</p></section>
@@ -584,6 +586,99 @@ def _pileup_fit(fits: dict[str, Any] | None) -> str:
         "<tr><th>figure</th><th>a [GeV]</th><th>b [GeV/√n_pu]</th><th>n_pu</th>"
         "<th>extrapolated [GeV]</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
     )
+
+
+def _fake_table(groups: dict[str, Any] | None) -> str:
+    """The fake-MET figures of each process without neutrinos and of all of them (escaped
+    HTML): events, AUC, the |e| threshold and the fake rate, with their intervals."""
+    from metbench.scoring.metrics import (
+        FAKE_EFFICIENCY,
+        FAKE_SIGNAL_MIN_TRUTH,
+        FAKE_THRESHOLD_MIN_TRUTH,
+    )
+
+    if not groups:
+        return "<p class='empty'>These results have no events without neutrinos.</p>"
+    rows = []
+    for name, g in sorted(groups.items(), key=lambda kv: (kv[0] != "all", kv[0])):
+        label = "all without neutrinos" if name == "all" else name
+        rows.append(
+            f"<tr data-group='{html.escape(name)}'><th scope='row'>{html.escape(label)}</th>"
+            f"<td class='fake-n'>{int(g.get('n') or 0):,}</td>"
+            f"<td class='fake-auc'>{format_figure(g.get('auc'), 3, html=True)}</td>"
+            f"<td class='fake-threshold'>{format_figure(g.get('threshold'), 1, html=True)}</td>"
+            f"<td class='fake-rate'>{format_figure(g.get('fake_rate'), 4, html=True)}</td></tr>"
+        )
+    return (
+        f"<p>Events of processes without neutrinos, whose true MET is 0. AUC: how well |e| "
+        f"separates them from the events with neutrinos and |t| &gt; {FAKE_SIGNAL_MIN_TRUTH:g} GeV "
+        f"(higher is better; its interval is given for all of them together). Fake rate: their "
+        f"fraction with |e| above the threshold that keeps {FAKE_EFFICIENCY:.0%} of the events "
+        f"with neutrinos and |t| &gt; {FAKE_THRESHOLD_MIN_TRUTH:g} GeV (lower is better).</p>"
+        "<div class='table-scroll'><table class='doc fake-met'><thead><tr><th>processes</th>"
+        "<th>events</th><th>AUC</th><th>threshold [GeV]</th><th>fake rate</th></tr></thead>"
+        "<tbody>" + "".join(rows) + "</tbody></table></div>"
+    )
+
+
+def _bin_value(figures: dict[str, Any], key: str, index: int) -> dict[str, Any]:
+    """``{value, low, high}`` of bin ``index`` of a binned figure (None where absent)."""
+    f = figures.get(key) or {}
+    return {q: (f.get(q) or [None] * (index + 1))[index] for q in ("value", "low", "high")}
+
+
+def _calibrated_tables(calibrated: dict[str, Any] | None) -> str:
+    """The calibrated figures of the MET and recoil tasks (escaped HTML): S of the calibrated
+    estimate and, per bin of the truth, its response, closure and residual RMS; the reason where
+    there are none."""
+    if not calibrated:
+        return "<p class='empty'>These results have no resolution task.</p>"
+    out = [
+        "<p>The estimate calibrated by a monotone response curve fitted on the validation split "
+        "(<a href='../metrics.html'>metrics</a>), then scored on the test split: its response R "
+        "per bin, the closure |R − 1| and the RMS of the calibrated residual (whole, ∥, ⊥), with "
+        "95% bootstrap intervals. Bins without events are left out.</p>"
+    ]
+    for task, cal in calibrated.items():
+        title = "MET vs generator MET" if task == "met" else "Z→μμ recoil vs qT"
+        if not cal.get("available"):
+            reason = cal.get("reason") or "not computed"
+            out.append(
+                f"<h3>{title}</h3><p class='empty calibrated-reason' data-task='{task}'>"
+                f"No calibrated figures: {html.escape(str(reason))}.</p>"
+            )
+            continue
+        bins = cal.get("bins") or {}
+        figures = bins.get("figures") or {}
+        rows = []
+        for i, label in enumerate(bins.get("labels") or []):
+
+            def at(key: str, index: int = i, figs: dict[str, Any] = figures) -> dict[str, Any]:
+                return _bin_value(figs, key, index)
+
+            if at("rms")["value"] is None:
+                continue
+            rows.append(
+                f"<tr data-bin='{html.escape(str(label))}'><th scope='row'>"
+                f"{html.escape(str(label))}</th>"
+                f"<td class='cal-response'>{format_figure(at('response'), 3, html=True)}</td>"
+                f"<td class='cal-closure'>{format_figure(at('closure'), 3, html=True)}</td>"
+                f"<td class='cal-rms'>{format_figure(at('rms'), 1, html=True)}</td>"
+                f"<td class='cal-rms-par'>{format_figure(at('rms_par'), 1, html=True)}</td>"
+                f"<td class='cal-rms-perp'>{format_figure(at('rms_perp'), 1, html=True)}</td></tr>"
+            )
+        axis = "|t|" if task == "met" else "qT"
+        out.append(
+            f"<h3>{title}</h3><p>S of the calibrated estimate: <span class='cal-s' "
+            f"data-task='{task}'>{format_figure(cal.get('S'), 1, html=True)}</span> GeV; largest "
+            f"closure in the bins of S: {format_figure({'value': cal.get('max_closure')}, 3)}.</p>"
+            f"<div class='table-scroll'><table class='doc calibrated' data-task='{task}'><thead>"
+            f"<tr><th>{axis} [GeV]</th><th>R</th><th>|R − 1|</th><th>RMS [GeV]</th>"
+            "<th>RMS∥ [GeV]</th><th>RMS⊥ [GeV]</th></tr></thead><tbody>"
+            + "".join(rows)
+            + "</tbody></table></div>"
+        )
+    return "".join(out)
 
 
 def _linkified(text: str) -> str:

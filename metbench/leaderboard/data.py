@@ -16,8 +16,13 @@ from typing import Any, Final, cast
 
 from metbench.frameworks import FRAMEWORKS
 from metbench.leaderboard.compare import compare_data
-from metbench.results import SCHEMA_VERSION, as_results
-from metbench.scoring.metrics import FAKE_SIGNAL_MIN_TRUTH, FIGURES
+from metbench.results import SCHEMA_VERSION, Results, as_results
+from metbench.scoring.metrics import (
+    FAKE_EFFICIENCY,
+    FAKE_SIGNAL_MIN_TRUTH,
+    FAKE_THRESHOLD_MIN_TRUTH,
+    FIGURES,
+)
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
 from metbench.scoring.table import S_DEFINITION
@@ -53,6 +58,7 @@ TABLE_FIGURES: Final[dict[str, str]] = {
     "tail_50": "f(|Δ|>50 GeV)",
     "tail_100": "f(|Δ|>100 GeV)",
     "fake_auc": "fake-MET AUC",
+    "fake_rate": "fake rate",
 }
 #: Columns of :data:`TABLE_FIGURES` that the front page hides until chosen (the table stays
 #: narrow; the column chooser shows them).
@@ -85,6 +91,8 @@ def _better(key: str) -> str | None:
         return "one"
     if key == "fake_auc":
         return "higher"
+    if key == "fake_rate":
+        return "lower"
     spec = FIGURES.get(_COLUMN_FIGURE.get(key, key))
     return "lower" if spec is not None and spec[2] else None
 
@@ -123,6 +131,9 @@ def table_columns() -> dict[str, list[dict[str, Any]]]:
         "of the task",
         "fake_auc": f"AUC of |e| separating events without neutrinos from events with |t| > "
         f"{FAKE_SIGNAL_MIN_TRUTH:g} GeV",
+        "fake_rate": "fraction of the events without neutrinos (QCD, Z→μμ) with |e| above the "
+        f"threshold that keeps {FAKE_EFFICIENCY:.0%} of the events with neutrinos and |t| > "
+        f"{FAKE_THRESHOLD_MIN_TRUTH:g} GeV",
     }
     met = [
         {"key": key, "label": label, "tip": tips.get(key, label), "better": _better(key)}
@@ -351,7 +362,7 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
             head = task["headline"]
             if selected is None:
                 cal = task.get("calibrated") or {}
-                auc = r.figure("fake", "auc")
+                auc, rate = r.figure("fake", "auc"), r.figure("fake", "fake_rate")
                 figures = {
                     "S": _value(head["S"]),
                     "S_par": _value(head["S_par"]),
@@ -364,6 +375,7 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
                         for k in ("rms_par", "rms_perp", "tail_25", "tail_50", "tail_100")
                     },
                     "fake_auc": _value(auc.to_json() if auc and task_name == "met" else None),
+                    "fake_rate": _value(rate.to_json() if rate and task_name == "met" else None),
                 }
                 n = task["overall"]["n"]["value"]
                 keyed[r.name] = ranked_value(task, r.scores, oracle)
@@ -383,6 +395,16 @@ def _views(results: list[dict[str, Any]], task_name: str) -> list[dict[str, Any]
         _label_ranks(rows, keyed)
         views.append({"id": view_id, "label": view_label, "rows": rows})
     return views
+
+
+def _calibrated(result: Results) -> dict[str, Any]:
+    """The calibrated figures of the MET and recoil tasks of a result, by task."""
+    out = {}
+    for name in ("met", "recoil"):
+        task = result.task(name)
+        if task is not None and "calibrated" in task:
+            out[name] = task["calibrated"]
+    return out
 
 
 def _plots(result: dict[str, Any]) -> dict[str, Any]:
@@ -491,6 +513,8 @@ def site_data(
                 "created": r.get("created"),
                 "plots": _plots(r),
                 "pileup_fit": (res.task("met") or {}).get("pileup_fit"),
+                "fake": (res.task("fake") or {}).get("groups"),
+                "calibrated": _calibrated(res),
                 "headline": res.headline,
                 "met_source": e.get("met_source"),
                 "kinematics": (res.task("kinematics") or {}).get("figures"),

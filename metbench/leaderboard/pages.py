@@ -203,8 +203,9 @@ orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/>
 </svg>
 <figcaption>Each event's estimate <i>e</i> is projected on the direction t̂ of its truth
 <i>t</i>: e∥ along it, e⊥ across it. The response compares e∥ with |t|; the residual
-e/R<sub>k</sub> − t of S is the whole vector. In the recoil task the hadronic recoil is
-u = −(MET + qT), so u∥ = −e∥ and u⊥ = −e⊥ with t = qT.</figcaption>
+e/R<sub>k</sub> − t of S is the whole vector. In the recoil task the estimator runs on the
+event without its selected dimuon and returns e′; the hadronic recoil is u = −e′, so u∥ = −e∥ and
+u⊥ = −e⊥ with t = qT of the reconstructed dimuon.</figcaption>
 </figure>"""
 
 

@@ -3,9 +3,10 @@
 Notation: ``e`` is the estimate and ``t`` the truth, both transverse vectors [GeV].
 
 * MET task: ``e`` is the estimated MET, ``t`` the generator MET (sum of invisible particles).
-* Recoil task (Z -> mu mu, as in the CMS DeepMET paper): the hadronic recoil is
-  ``u = -(MET + qT)``; ``t = qT`` and ``e = -u = MET + qT``, so that ``e_par = -u_par``,
-  the recoil response ``-<u_par>/qT`` is ``<e_par>/<|t|>`` and ``e_par - |t| = -(u_par + qT)``.
+* Recoil task (Z -> mu mu, as CMS measures it, :mod:`metbench.recoil`): the estimator runs on the
+  event with the selected dimuon removed and returns ``e'``; the hadronic recoil is ``u = -e'``,
+  ``t = qT`` (the reconstructed dimuon's) and ``e = -u = e'``, so that ``e_par = -u_par``, the
+  recoil response ``-<u_par>/qT`` is ``<e_par>/<|t|>`` and ``e_par - |t| = -(u_par + qT)``.
 
 Per event: ``e_par = e . t_hat`` and ``e_perp = t_hat_x e_y - t_hat_y e_x`` (for ``t = 0``,
 ``t_hat`` is the x axis). Per group of events:
@@ -330,8 +331,9 @@ def fit_response_curve(
     In each bin of ``|t|`` (``edges``, GeV, last bin open) with at least ``min_events`` events,
     the knot ``(<|t|>, <e_par>)``; the ``<e_par>`` are made non-decreasing by weighted
     pool-adjacent-violators (isotonic regression, weights = events), knots with equal ``<e_par>``
-    merged. None when fewer than two knots remain or the curve is not positive (a response <= 0
-    cannot be inverted).
+    merged. Leading knots with ``<e_par> <= 0`` are dropped (a response <= 0 cannot be inverted;
+    an estimator that predicts ~0 below a few GeV of true MET has them): below the first
+    positive knot its ratio ``|t| / <e_par>`` applies. None when fewer than two knots remain.
     """
     t = np.asarray(truth_mag, np.float64)
     par = np.asarray(e_par, np.float64)
@@ -355,7 +357,9 @@ def fit_response_curve(
             blocks.append(
                 [(y1 * w1 + y2 * w2) / (w1 + w2), w1 + w2, (x1 * w1 + x2 * w2) / (w1 + w2)]
             )
-    if len(blocks) < 2 or blocks[0][0] <= 0:
+    while blocks and blocks[0][0] <= 0:
+        blocks.pop(0)
+    if len(blocks) < 2:
         return None
     arr = np.asarray(blocks)
     return ResponseCurve(truth=arr[:, 2], estimate=arr[:, 0])

@@ -719,7 +719,7 @@ def _score(
         cc = components(ce[:, 0], ce[:, 1], ct2[:, 0], ct2[:, 1])
         curve = fit_response_curve(ct, cc.par, CMS_QT_EDGES, MIN_BIN_EVENTS)
         if curve is None:
-            curve_reason = "the validation response curve is not positive or has < 2 bins"
+            curve_reason = "the validation response curve has < 2 bins with a positive response"
     if nu.any():
         idx = np.flatnonzero(nu)
         out["tasks"]["met"] = _resolution_task(
@@ -760,7 +760,7 @@ def _score(
             r_reason = (
                 None
                 if rcurve is not None
-                else "the validation recoil response curve is not positive or has < 2 bins"
+                else "the validation recoil response curve has < 2 bins with a positive response"
             )
         out["tasks"]["recoil"] = _resolution_task(
             np.asarray(recoil.estimate, np.float64), np.asarray(recoil.qt, np.float64),

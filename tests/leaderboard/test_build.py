@@ -5,6 +5,7 @@ submissions as text."""
 from __future__ import annotations
 
 import copy
+import html
 import json
 import os
 import re
@@ -341,3 +342,53 @@ def test_hostile_submission_names_publish_nothing_from_outside_submissions(tmp_p
     for page in pages:
         text = page.read_text()
         assert "No README found." in text and "mark-stale" not in text
+
+
+def test_entry_pages_show_fake_met_per_process_and_the_calibrated_bins(tmp_path):
+    """From two committed standard results: the fake-MET figures of every background process
+    and the calibrated response, closure and RMS per bin, as in the results files."""
+    docs = [
+        read_results(p)
+        for p in find_results([Path("leaderboard/results")])
+        if p.name in ("puppi.json", "metnet-torch-torch.json") and "standard" in str(p)
+    ]
+    assert len(docs) == 2
+    index = build_site(docs, tmp_path / "site", Path("submissions"), figures=False)
+    for doc in docs:
+        name = doc["entry"]["name"]
+        page = next((index.parent / "entry").glob(f"*-{name}-*.html")).read_text()
+        groups = doc["scores"]["tasks"]["fake"]["groups"]
+        assert (
+            set(re.findall(r"<tr data-group='([^']+)'", page))
+            == set(groups)
+            >= {
+                "all",
+                "qcd_multijet",
+                "z_mumu",
+            }
+        )
+        for group, g in groups.items():
+            row = re.search(rf"<tr data-group='{group}'>(.*?)</tr>", page)[1]
+            rate = re.search(r"class='fake-rate'>([^<]+)", row)[1]
+            assert rate.strip() == f"{g['fake_rate']['value']:.4f}"
+            assert f"{g['n']:,}" in row
+        for task in ("met", "recoil"):
+            cal = doc["scores"]["tasks"][task]["calibrated"]
+            if not cal["available"]:
+                reason = html.escape(cal["reason"])
+                assert f"data-task='{task}'>No calibrated figures: {reason}" in page
+                continue
+            table = re.search(
+                rf"<table class='doc calibrated' data-task='{task}'>(.*?)</table>", page
+            )
+            rows = re.findall(r"<tr data-bin='([^']+)'>(.*?)</tr>", table[1])
+            rms = cal["bins"]["figures"]["rms"]["value"]
+            assert [label for label, _ in rows] == [
+                label for label, v in zip(cal["bins"]["labels"], rms, strict=True) if v is not None
+            ]
+            label, row = rows[-1]
+            k = cal["bins"]["labels"].index(label)
+            closure = re.search(r"class='cal-closure'>([^<]+)", row)[1].strip()
+            assert closure == f"{cal['bins']['figures']['closure']['value'][k]:.3f}"
+            s = re.search(rf"class='cal-s' data-task='{task}'>([^<]+)", page)[1].strip()
+            assert s == f"{cal['S']['value']:.1f}"

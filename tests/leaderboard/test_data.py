@@ -147,6 +147,7 @@ def test_columns_twins_and_parameter_counts():
     met = {c["key"]: c for c in table_columns()["met"]}
     assert met["S"]["better"] == "lower" and met["cms_sigma_perp_over_r"]["better"] == "lower"
     assert met["response"]["better"] == "one" and met["fake_auc"]["better"] == "higher"
+    assert met["fake_rate"]["better"] == "lower" and "90%" in met["fake_rate"]["tip"]
     assert met["tail_50"]["tip"] == "fraction of events with |e - t| > 50 GeV"
     assert all(c["tip"] for c in met.values())
     torch = {"name": "m-torch", "submission": "m", "parameters": {"runtime": "torch", "a": 1}}

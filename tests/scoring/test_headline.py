@@ -232,6 +232,24 @@ def test_response_curve_is_monotone_and_inverts():
     assert fit_response_curve(mag, -par, (0, 100, 200), 20) is None  # negative: no inversion
 
 
+def test_response_curve_starts_at_the_first_positive_knot():
+    """An estimator predicting ~0 (here slightly negative) below 5 GeV of true MET, as METNet
+    does on the standard validation split, still gets its calibrated figures."""
+    e, t = sample(n=30_000, seed=11, response=0.7)
+    mag = np.hypot(t[:, 0], t[:, 1])
+    low = mag < 10
+    e[low] = -0.2 * t[low]
+    c = (e * t).sum(1) / mag
+    curve = fit_response_curve(mag, c, (0, 10, 20, 30, 50, 80, 120, 200), 20)
+    assert curve is not None and curve.estimate[0] > 0 and curve.truth[0] > 10
+    e_val, t_val = sample(n=30_000, seed=12, response=0.7)
+    v_low = np.hypot(t_val[:, 0], t_val[:, 1]) < 10
+    e_val[v_low] = -0.2 * t_val[v_low]
+    cal = score(e, make_truth(t), n_boot=0, calibration=CalibrationSample(e_val, t_val))
+    cal = cal["tasks"]["met"]["calibrated"]
+    assert cal["available"] and cal["max_closure"] < 0.05
+
+
 def test_auc_replicas_follow_the_resampled_auc():
     """The AUC's bootstrap is its first-order expansion in the weights (DeLong's placements):
     each replica is within a small fraction of the bootstrap spread of the exact resampled AUC."""
