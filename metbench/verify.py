@@ -18,9 +18,10 @@ one scored are all caught.
 
 After a change of the scoring code's arithmetic, ``update=True`` (``metbench verify --update``)
 rewrites the scores of a file whose steps 1 and 2 pass and whose recomputed scores have the same
-structure and differ only by rounding (every number within :data:`UPDATE_REL_TOL`, or
-:data:`UPDATE_ABS_TOL` near zero): status ``"updated"``, written atomically, everything else
-kept. Anything larger fails as without ``update``, so that predictions edited with their sha256
+structure and differ only by rounding (every number within :data:`UPDATE_REL_TOL` of itself, or
+within :data:`UPDATE_SCALE_TOL` of the largest number of its figure: its value, bounds and bins
+together, which covers a bound near 0 in a bin of one or two events): status ``"updated"``,
+written atomically, everything else kept. Anything larger fails as without ``update``, so that predictions edited with their sha256
 updated cannot be laundered into new scores; such results are re-run (``metbench run``). Without the dataset only step 1 is possible (``rescore=False`` or
 ``require_dataset=False``): the results are then "predictions checked", not "verified".
 """
@@ -39,8 +40,8 @@ from metbench.errors import MetbenchError
 __all__ = [
     "ABS_TOL",
     "REL_TOL",
-    "UPDATE_ABS_TOL",
     "UPDATE_REL_TOL",
+    "UPDATE_SCALE_TOL",
     "Verification",
     "compare_scores",
     "find_dataset",
@@ -57,8 +58,9 @@ ABS_TOL: Final = 1e-12
 #: The largest relative difference ``update`` rewrites: rounding (float32 accumulation moved
 #: figures by <= 3e-5), not a change of what the predictions say.
 UPDATE_REL_TOL: Final = 1e-4
-#: The largest absolute difference ``update`` rewrites for figures near zero.
-UPDATE_ABS_TOL: Final = 1e-6
+#: ... or relative to the largest magnitude of the figure (value, bounds, bins): float32 sums
+#: moved a bound near 0 in bins of one or two events by up to 1.5e-4 of that scale.
+UPDATE_SCALE_TOL: Final = 1e-3
 #: How many differences a report names.
 MAX_REPORTED: Final = 3
 #: The calibrated figures' reason when no validation-split predictions were scored.
@@ -131,11 +133,13 @@ def compare_scores(
     limit: int = MAX_REPORTED,
     rel_tol: float = REL_TOL,
     abs_tol: float = ABS_TOL,
+    scale_tol: float = 0.0,
 ) -> list[str]:
     """Differences between recorded and recomputed scores (at most ``limit``).
 
     Dictionaries must have the same keys and lists the same lengths; numbers must agree to
-    ``rel_tol`` (or ``abs_tol``; NaN equals NaN); everything else must be equal.
+    ``rel_tol`` (or ``abs_tol``, or ``scale_tol`` times the largest recorded magnitude in the
+    innermost dictionary holding them; NaN equals NaN); everything else must be equal.
 
     Parameters
     ----------
@@ -145,8 +149,8 @@ def compare_scores(
         The key path of the values, for the messages.
     limit
         Stop after this many differences.
-    rel_tol, abs_tol
-        Tolerances of numbers (default :data:`REL_TOL`, :data:`ABS_TOL`).
+    rel_tol, abs_tol, scale_tol
+        Tolerances of numbers (default :data:`REL_TOL`, :data:`ABS_TOL`, none).
 
     Returns
     -------
@@ -159,10 +163,21 @@ def compare_scores(
         text = json.dumps(value, sort_keys=True, default=str)
         return text if len(text) <= 60 else text[:57] + "..."
 
-    def walk(a: Any, b: Any, at: str) -> None:
+    def magnitude(value: Any) -> float:
+        if isinstance(value, dict):
+            return max((magnitude(v) for v in value.values()), default=0.0)
+        if isinstance(value, list):
+            return max((magnitude(v) for v in value), default=0.0)
+        if _number(value) and math.isfinite(value):
+            return abs(float(value))
+        return 0.0
+
+    def walk(a: Any, b: Any, at: str, scale: float = 0.0) -> None:
         if len(out) >= limit:
             return
         if isinstance(a, dict) and isinstance(b, dict):
+            if scale_tol:
+                scale = magnitude(a)
             if set(a) != set(b):
                 missing = sorted(set(a) - set(b))
                 extra = sorted(set(b) - set(a))
@@ -174,19 +189,22 @@ def compare_scores(
                 out.append(f"{at}: keys differ ({'; '.join(what)})")
                 return
             for key in sorted(a):
-                walk(a[key], b[key], f"{at}.{key}")
+                walk(a[key], b[key], f"{at}.{key}", scale)
             return
         if isinstance(a, list) and isinstance(b, list):
             if len(a) != len(b):
                 out.append(f"{at}: {len(a)} items recorded, {len(b)} recomputed")
                 return
             for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                walk(x, y, f"{at}[{i}]")
+                walk(x, y, f"{at}[{i}]", scale)
             return
-        if _number(a) and _number(b):
+        if type(a) is int and type(b) is int:
+            if a == b:  # counts: exact, whatever the tolerances
+                return
+        elif _number(a) and _number(b):
             if math.isnan(a) and math.isnan(b):
                 return
-            if math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol):
+            if math.isclose(a, b, rel_tol=rel_tol, abs_tol=max(abs_tol, scale_tol * scale)):
                 return
         elif type(a) is type(b) and a == b:
             return
@@ -411,7 +429,7 @@ def verify_results(
         if not update:
             return done("failed", ["scores differ: " + "; ".join(differences)], results=results)
         beyond = compare_scores(
-            results["scores"], scores, rel_tol=UPDATE_REL_TOL, abs_tol=UPDATE_ABS_TOL
+            results["scores"], scores, rel_tol=UPDATE_REL_TOL, scale_tol=UPDATE_SCALE_TOL
         )
         if beyond:
             return done(

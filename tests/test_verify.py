@@ -232,3 +232,19 @@ def test_update_does_not_launder_edited_predictions(pf):
     r = cli("verify", "--update", pf)
     assert r.returncode == 1 and "beyond rounding" in r.stdout, (r.stdout, r.stderr)
     assert pf.read_bytes() == before
+
+
+def test_update_tolerance_is_relative_to_the_figure_and_counts_stay_exact():
+    """A bound near 0 in a bin of one or two events moved by float32 rounding is within 1e-3 of
+    its figure's scale; the same absolute change in a figure whose numbers are all small is not,
+    and counts must be equal."""
+    from metbench.verify import UPDATE_REL_TOL, UPDATE_SCALE_TOL
+
+    tol = {"rel_tol": UPDATE_REL_TOL, "scale_tol": UPDATE_SCALE_TOL}
+    rms = {"value": [80.0, 35.0], "low": [70.0, 0.033], "high": [90.0, 60.0]}
+    moved = {"value": [80.0, 35.0], "low": [70.0, 0.0], "high": [90.0, 60.0]}
+    assert compare_scores(rms, moved, **tol) == []
+    assert compare_scores(rms, moved) != []  # verify's own tolerance: a difference
+    small = {"value": [0.05, 0.04], "low": [0.03, 0.033], "high": [0.07, 0.06]}
+    assert compare_scores(small, {**small, "low": [0.03, 0.0]}, **tol) != []
+    assert compare_scores({"n": 40, "x": {"value": 1.0}}, {"n": 41, "x": {"value": 1.0}}, **tol)
