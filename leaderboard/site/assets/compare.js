@@ -103,7 +103,7 @@
       const c = byKey[k] || { label: k, tip: k, better: null };
       return { entry: k, key: k, i: i, label: c.label, tip: c.tip, better: c.better, a: rowA.figures[k], b: rowB.figures[k], diff: diff };
     }).filter((r) => (r.a && r.a.value !== null) || (r.b && r.b.value !== null));
-    const digits = (k) => (k === "response" || k.startsWith("tail") || k === "fake_auc" ? 3 : 1);
+    const digits = (k) => (k === "fake_rate" ? 4 : k === "response" || k.startsWith("tail") || k === "fake_auc" ? 3 : 1);
     root.appendChild(MB.el("h3", { text: "Differences of the figures: B − A" }));
     root.appendChild(MB.table([
       { key: "figure", label: "figure", sort: (r) => r.i, cell: (r) => MB.el("span", { title: r.tip, text: r.label + (r.better && MB.betterText[r.better] && r.better !== "one" ? " " + MB.betterText[r.better] : "") }), sticky: "first" },

@@ -137,7 +137,7 @@
   }
 
   function digitsOf(key) {
-    return key === "response" || key.startsWith("tail") || key === "fake_auc" ? 3 : 1;
+    return key === "fake_rate" ? 4 : key === "response" || key.startsWith("tail") || key === "fake_auc" ? 3 : 1;
   }
 
   // every column of the MET table, in order; the first three are kept in view
