@@ -652,20 +652,22 @@ def _calibrated_tables(calibrated: dict[str, Any] | None) -> str:
         figures = bins.get("figures") or {}
         rows = []
         for i, label in enumerate(bins.get("labels") or []):
-
-            def at(key: str, index: int = i, figs: dict[str, Any] = figures) -> dict[str, Any]:
-                return _bin_value(figs, key, index)
-
-            if at("rms")["value"] is None:
+            if _bin_value(figures, "rms", i)["value"] is None:
                 continue
+            cells = "".join(
+                f"<td class='cal-{cls}'>"
+                f"{format_figure(_bin_value(figures, key, i), digits, html=True)}</td>"
+                for key, cls, digits in (
+                    ("response", "response", 3),
+                    ("closure", "closure", 3),
+                    ("rms", "rms", 1),
+                    ("rms_par", "rms-par", 1),
+                    ("rms_perp", "rms-perp", 1),
+                )
+            )
             rows.append(
                 f"<tr data-bin='{html.escape(str(label))}'><th scope='row'>"
-                f"{html.escape(str(label))}</th>"
-                f"<td class='cal-response'>{format_figure(at('response'), 3, html=True)}</td>"
-                f"<td class='cal-closure'>{format_figure(at('closure'), 3, html=True)}</td>"
-                f"<td class='cal-rms'>{format_figure(at('rms'), 1, html=True)}</td>"
-                f"<td class='cal-rms-par'>{format_figure(at('rms_par'), 1, html=True)}</td>"
-                f"<td class='cal-rms-perp'>{format_figure(at('rms_perp'), 1, html=True)}</td></tr>"
+                f"{html.escape(str(label))}</th>{cells}</tr>"
             )
         axis = "|t|" if task == "met" else "qT"
         out.append(

@@ -64,7 +64,12 @@ from typing import Final
 
 import numpy as np
 
-from metbench.scoring.bootstrap import quantile_key
+from metbench.scoring.bootstrap import (
+    GroupedSample,
+    grouped_statistics,
+    quantile_key,
+    resample_sums,
+)
 
 __all__ = [
     "CHI2_2DOF_1SIGMA",
@@ -466,8 +471,6 @@ def weighted_roc_auc(
         return np.full(np.shape(w_signal)[1], np.nan)
     v, u = _placements(s, b)
     auc = float(v.mean())
-    from metbench.scoring.bootstrap import resample_sums
-
     # sum_i (w_i - 1) x_i = sum_i w_i x_i - sum_i x_i
     dv, du = v - auc, u - auc
     ds = (resample_sums(np.asarray(w_signal), dv) - dv.sum()) / len(s)
@@ -482,8 +485,6 @@ def fake_threshold(
     the weighted inverted-CDF quantile ``1 - efficiency`` of ``signal`` (at least ``efficiency``
     of the signal lies at or above it). Weights ``(n_s, B)`` (small non-negative integers);
     returns ``(B,)`` [GeV]."""
-    from metbench.scoring.bootstrap import GroupedSample, grouped_statistics, quantile_key
-
     s = np.asarray(signal, np.float64)
     w_s = np.asarray(w_signal)
     p = 1 - efficiency
@@ -501,8 +502,6 @@ def fraction_above(
     """The weighted fraction of ``background`` strictly above ``threshold``, one threshold per
     weighting: weights ``(n_b, B)``, thresholds ``(B,)``; returns ``(B,)`` (NaN where the
     weights sum to 0)."""
-    from metbench.scoring.bootstrap import resample_sums
-
     b = np.asarray(background, np.float64)
     w_b = np.asarray(w_background)
     threshold = np.asarray(threshold, np.float64)
