@@ -20,13 +20,14 @@ import re
 import shutil
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Final
 
 from metbench.data.source import EventSource
 from metbench.data.store import atomic_path, atomic_write_json, sha256_file
 from metbench.errors import MetbenchError, first_line, safe_text
+from metbench.estimators.submission import TRAINING_SEED
 from metbench.nn.training import TrainSettings, TrainState
 
 if TYPE_CHECKING:
@@ -66,10 +67,14 @@ class TrainingPlan:
     estimators
         ``(entry name, estimator)`` per training; variants that differ only in inference
         parameters (e.g. ``runtime``) share the first one's training.
+    seeds
+        Entry name -> the training seed its variant names (the reserved parameter ``seed``,
+        :data:`~metbench.estimators.submission.TRAINING_SEED`), which replaces ``--seed``.
     """
 
     submission: Any
     estimators: list[tuple[str, Any]]
+    seeds: dict[str, int] = field(default_factory=dict)
 
 
 def plan_training(
@@ -133,7 +138,12 @@ def plan_training(
             f"{folder}: --init-weights gives one starting point but {names} are trained "
             "separately; choose one with --variant"
         )
-    return TrainingPlan(sub, todo)
+    seeds = {
+        entry: int(params[TRAINING_SEED])
+        for entry, params in sub.entries(variant, overrides)
+        if TRAINING_SEED in params and any(entry == name for name, _ in todo)
+    }
+    return TrainingPlan(sub, todo, seeds)
 
 
 def dataset_record(info: DatasetInfo) -> dict[str, str]:
@@ -311,7 +321,11 @@ def train_submission(
     for entry, estimator in plan.estimators:
         train = EventSource(dataset, "train", max_particles=sub.manifest.max_particles)
         val = EventSource(dataset, "val", max_particles=sub.manifest.max_particles)
-        entry_settings = replace(settings, checkpoint_dir=settings.checkpoint_dir / entry)
+        entry_settings = replace(
+            settings,
+            checkpoint_dir=settings.checkpoint_dir / entry,
+            seed=plan.seeds.get(entry, settings.seed),
+        )
         state = estimator.fit(train, val, entry_settings)
         staging = folder / f".saving-{entry}"
         shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted save

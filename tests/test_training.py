@@ -159,3 +159,74 @@ def test_training_leaves_the_weights_alone_and_adopt_replaces_them(
     assert f"replaced weights trained on {key}" in err
     assert sha256s(subs / "metnet-torch" / "weights") == sha256s(tmp_path / run_folder / "weights")
     assert sha256s(subs / "metnet-torch" / "weights") != trained
+
+
+def test_a_variant_trained_with_its_own_seed(mini_dataset, tmp_path, monkeypatch):
+    """Repeated trainings: a variant naming ``seed`` (the reserved training seed) and its own
+    weights file is trained with that seed (not --seed's), its weights land at its path and are
+    adopted there, beside the other seed's; the class never receives the seed, and the estimator
+    built with it predicts with that seed's weights."""
+    import numpy as np
+
+    from metbench.data.source import EventSource
+    from metbench.estimators.submission import load_submission
+    from metbench.harness import build_estimator
+
+    subs = tmp_path / "submissions"
+    folder = subs / "metnet-torch"
+    shutil.copytree(ROOT / "submissions" / "metnet-torch", folder)
+    manifest = folder / "metbench.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[variants.torch-seed7]\nruntime = "torch"\nweights_file = "weights/seed7/metnet.pt"\n'
+        "seed = 7\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("METBENCH_SUBMISSIONS", str(subs))
+    r = metbench(
+        "train", "submissions/metnet-torch", "--dataset", str(mini_dataset), "--variant",
+        "torch-seed7", "--train-events", "20", "--val-events", "10", "--batch-size", "32",
+        "--epochs", "1", "--seed", "3", "--out", "run", cwd=tmp_path, submissions=subs,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    history = json.loads((tmp_path / "run/weights/seed7/metnet.history.json").read_text())
+    assert history["settings"]["seed"] == 7
+    assert "checkpoints/metnet-torch-torch-seed7" in history["settings"]["checkpoint_dir"]
+    assert not (folder / "weights" / "seed7").exists()
+    r = metbench("adopt", "submissions/metnet-torch", "run", cwd=tmp_path, submissions=subs)
+    assert r.returncode == 0, r.stderr
+    assert (folder / "weights/seed7/metnet.pt").read_bytes() == (
+        tmp_path / "run/weights/seed7/metnet.pt"
+    ).read_bytes()
+    committed = sha256s(ROOT / "submissions" / "metnet-torch" / "weights")
+    assert {k: v for k, v in sha256s(folder / "weights").items() if "/" not in k} == committed
+
+    sub = load_submission(folder, require_weights=False)
+    ((entry, params),) = sub.entries("torch-seed7")
+    assert params["seed"] == 7
+    seeded = build_estimator(sub, entry, params)  # the class takes no seed: it was taken out
+    plain = build_estimator(sub, "metnet-torch-torch", {"runtime": "torch"})
+    batch = next(iter(EventSource(mini_dataset, "test", batch_size=16))).for_estimator()
+    assert not np.allclose(seeded.predict(batch), plain.predict(batch))
+
+
+@pytest.mark.parametrize("seed", ['"2"', "-1", "true", "1.5"])
+def test_a_training_seed_that_is_not_a_natural_number_is_refused(tmp_path, seed):
+    from metbench.estimators.submission import SubmissionError, load_submission
+
+    folder = tmp_path / "s"
+    shutil.copytree(ROOT / "submissions" / "pf", folder)
+    manifest = folder / "metbench.toml"
+    manifest.write_text(manifest.read_text() + f"\n[variants.x]\nseed = {seed}\n")
+    with pytest.raises(SubmissionError) as info:
+        load_submission(folder)
+    assert str(info.value) == (
+        f"{folder / 'metbench.toml'}: [variants.x] seed = {tomllib_value(seed)!r}: the training "
+        "seed must be an integer >= 0"
+    )
+
+
+def tomllib_value(text: str) -> object:
+    import tomllib
+
+    return tomllib.loads(f"v = {text}")["v"]

@@ -36,7 +36,13 @@ def train_cmd(
     patience: Annotated[
         int, typer.Option(min=1, help="Early stopping: epochs without improvement")
     ] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation and shuffling")] = 1,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of initialisation and shuffling (a variant that names its seed, the "
+            "manifest's reserved parameter seed, is trained with its own)"
+        ),
+    ] = 1,
     batch_size: Annotated[int, typer.Option(min=1, help="Events per step")] = 64,
     learning_rate: Annotated[
         float | None, typer.Option(help="Initial learning rate (default: the entry's)")

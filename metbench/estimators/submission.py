@@ -49,6 +49,15 @@ come from the metbench package (``metbench.physics``, ``metbench.nn``, ``metbenc
     [datasets.pu200]                    # optional: parameters for one dataset (by its name),
     tune = "phase2"                     # applied before the variant's and --param's
 
+    [variants.torch-seed2]              # one entry trained with several seeds: variants that
+    weights_file = "weights/seed2/model.pt"  # differ only in ``seed`` (and their weights files)
+    seed = 2
+
+The parameter ``seed`` is reserved (:data:`TRAINING_SEED`): the training seed of the weights a
+variant names. ``metbench train`` trains that variant with it and the entry's class never
+receives it; the leaderboard takes variants that differ only in their seed as repeated trainings
+of one entry (the median one is ranked, with the spread of S).
+
 The content hash (:attr:`Submission.content_hash`) covers the folder's files, the metbench
 version and every metbench module the folder's code imports, transitively.
 """
@@ -75,6 +84,7 @@ __all__ = [
     "FRAMEWORKS",
     "MANIFEST_FILE",
     "PRIVILEGED_CATEGORIES",
+    "TRAINING_SEED",
     "Manifest",
     "Submission",
     "SubmissionError",
@@ -91,6 +101,10 @@ CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracle", "submis
 #: Categories only a folder of the repository's ``submissions/`` may claim
 #: (:func:`repository_submissions`); any other folder is a ``submission``.
 PRIVILEGED_CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracle")
+#: The reserved parameter naming the training seed of a variant's weights (an integer >= 0): the
+#: harness takes it out before the entry's class is constructed, and ``metbench train`` trains
+#: the variant with it.
+TRAINING_SEED: Final = "seed"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 #: Folders the child never sees (an empty folder is mounted over each): not hashed.
@@ -366,6 +380,17 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     datasets = data.get("datasets", {})
     if not isinstance(datasets, dict) or not all(isinstance(v, dict) for v in datasets.values()):
         raise _fail(path, "[datasets.<name>] must be tables of parameters for that dataset")
+    for table, values in [("[parameters]", parameters)] + [
+        (f"[{kind}.{label}]", v)
+        for kind, tables in (("variants", variants), ("datasets", datasets))
+        for label, v in tables.items()
+    ]:
+        if TRAINING_SEED in values and not _is_seed(values[TRAINING_SEED]):
+            raise _fail(
+                path,
+                f"{table} {TRAINING_SEED} = {values[TRAINING_SEED]!r}: the training seed must be "
+                "an integer >= 0",
+            )
     return Manifest(
         name=name,
         entry=entry,
@@ -386,6 +411,10 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
         default_entry=default_entry,
         datasets=datasets,
     )
+
+
+def _is_seed(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _module_file(root: Path, name: str) -> Path | None:

@@ -37,6 +37,7 @@ from metbench.estimators.protocol import (
     NeutrinoEstimator,
     satisfies,
 )
+from metbench.estimators.submission import TRAINING_SEED
 from metbench.frameworks import DeviceUnavailable, framework
 
 __all__ = [
@@ -141,6 +142,9 @@ def instantiate(job: PredictJob) -> Any:
             f"{_where_in(job.folder, exc.__traceback__)}"
         ) from exc
     params = dict(job.parameters)
+    params.pop(
+        TRAINING_SEED, None
+    )  # the training seed of the weights: the harness's, not the class's
     try:
         accepted: Any = inspect.signature(cls).parameters
     except (TypeError, ValueError):

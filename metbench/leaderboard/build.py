@@ -427,7 +427,31 @@ def _standing(entry: dict[str, Any], dataset: dict[str, Any], columns: list[dict
             f"{html.escape(titles.get(task, task))} on {html.escape(dataset['name'])}: "
             f"<span class='rank'>{rank_text}</span></h3><dl class='figures'>{cells}</dl></section>"
         )
-    return "".join(out) or "<p>This entry is in no ranked table (its MET is another entry's).</p>"
+    return _seeds_line(entry) + (
+        "".join(out) or "<p>This entry is in no ranked table (its MET is another entry's).</p>"
+    )
+
+
+def _seeds_line(entry: dict[str, Any]) -> str:
+    """What a page says of an entry trained with several seeds (escaped HTML; '' otherwise)."""
+    spread = entry.get("seed_spread")
+    if not spread:
+        return ""
+    seeds = ", ".join(str(s) for s in spread["seeds"])
+    figures = (
+        f"{html.escape(spread['figure'])} over the {spread['n']} trainings (seeds "
+        f"{html.escape(seeds)}): {spread['min']:.1f}–"
+        f"{spread['max']:.1f} GeV, standard deviation {spread['std']:.1f} GeV."
+    )
+    median = entry.get("seed_of")
+    if median:
+        return (
+            f"<p class='seeds'>One of repeated trainings, not ranked: the tables show the median "
+            f"training, <a href='{html.escape(Path(entry['seed_of_page']).name)}'>"
+            f"{html.escape(median)}</a>. "
+            f"{figures}</p>"
+        )
+    return f"<p class='seeds'>The median of repeated trainings: {figures}</p>"
 
 
 #: The direction marks of :func:`_standing` (as the tables' headers).
@@ -823,6 +847,9 @@ def build_site(
         for g_index, group in enumerate(data["groups"]):
             for name, entry in group["entries"].items():
                 entry["page"] = f"entry/g{g_index}-{entry_slug(name)}.html"
+            for entry in group["entries"].values():
+                if entry.get("seed_of"):
+                    entry["seed_of_page"] = group["entries"][entry["seed_of"]]["page"]
         pages_of: dict[str, list[tuple[str, str]]] = {}
         for group in data["groups"]:
             d = group["dataset"]

@@ -10,7 +10,6 @@ definition of every number.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from typing import Any, Final, cast
 
@@ -25,6 +24,7 @@ from metbench.scoring.metrics import (
 )
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
+from metbench.scoring.seeds import seed_key, seed_spreads, shown_results
 from metbench.scoring.table import S_DEFINITION
 
 __all__ = [
@@ -158,42 +158,6 @@ def twin_key(entry: dict[str, Any]) -> str | None:
     params.pop("runtime")
     params.pop("weights_file", None)
     return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
-
-
-def seed_key(entry: dict[str, Any]) -> str | None:
-    """Entries that differ only in ``parameters.seed`` are one entry trained with several seeds:
-    the same submission and the same other parameters (None without a ``seed`` parameter)."""
-    params = dict(entry.get("parameters") or {})
-    if "seed" not in params:
-        return None
-    params.pop("seed")
-    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
-
-
-def seed_spreads(results: list[dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
-    """The spread of the headline S over the seeds of each entry (results of one dataset).
-
-    The results schema has no record of seeds of its own: an entry run with several seeds is
-    several results that differ only in ``entry.parameters.seed`` (:func:`seed_key`). For each
-    such entry with at least two seeds whose S is defined: ``{"n", "min", "max", "std"}`` (std
-    with ``ddof = 1``) [GeV]; None for every other entry (the site shows —).
-    """
-    by_key: dict[str, list[tuple[str, float | None]]] = {}
-    for r in results:
-        key = seed_key(r["entry"])
-        if key is not None:
-            by_key.setdefault(key, []).append((r["entry"]["name"], as_results(r).headline["value"]))
-    out: dict[str, dict[str, Any] | None] = {r["entry"]["name"]: None for r in results}
-    for members in by_key.values():
-        values = [v for _, v in members if v is not None and math.isfinite(v)]
-        if len(values) < 2:
-            continue
-        mean = sum(values) / len(values)
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        spread = {"n": len(values), "min": min(values), "max": max(values), "std": std}
-        for name, _ in members:
-            out[name] = spread
-    return out
 
 
 def group_id(dataset: dict[str, Any]) -> str:
@@ -480,6 +444,7 @@ def site_data(
         rs = sorted(rs, key=lambda r: r["entry"]["name"])
         entries = {}
         spreads = seed_spreads(rs)
+        rs_ranked, seed_of = shown_results(rs)
         for r in rs:
             e, res = r["entry"], as_results(r)
             tp = res.throughput or {}
@@ -523,9 +488,10 @@ def site_data(
                 "n_parameters_measured_by": e.get("n_parameters_measured_by"),
                 "twin": twin_key(e),
                 "seed_spread": spreads[e["name"]],
+                "seed_of": seed_of.get(e["name"]),
             }
         kinematics = []
-        for res in map(as_results, rs):
+        for res in map(as_results, rs_ranked):
             k = res.task("kinematics")
             if k and k.get("figures"):
                 kinematics.append(
@@ -548,8 +514,8 @@ def site_data(
         for e in entries.values():
             kinds.extend(m["kind"] for m in e["marks"])
         tasks = {
-            task: _views(rs, task) for task in ("met", "recoil")
-            if any(as_results(r).task(task) for r in rs)
+            task: _views(rs_ranked, task) for task in ("met", "recoil")
+            if any(as_results(r).task(task) for r in rs_ranked)
         }  # fmt: skip
         for task, views in tasks.items():
             rows: list[dict[str, Any]] = next((v["rows"] for v in views if v["id"] == "all"), [])

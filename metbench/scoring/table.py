@@ -10,6 +10,7 @@ import pandas as pd
 from metbench.results import Results, as_results
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
+from metbench.scoring.seeds import seed_spreads, shown_results
 
 __all__ = [
     "RECOIL_S_DEFINITION",
@@ -19,6 +20,7 @@ __all__ = [
     "headline_table",
     "interval_key",
     "kinematics_table",
+    "seed_notes",
     "throughput_at",
 ]
 
@@ -130,7 +132,9 @@ def headline_table(
     keyed: dict[str, RankedValue] = {}
     notes: list[str] = []
     borrowed: list[str] = []
-    for r in map(as_results, results):
+    shown, _ = shown_results(list(results))
+    notes.extend(seed_notes(results))
+    for r in map(as_results, shown):
         name = r.name
         if r.entry.met_source:
             borrowed.append(f"{name} ({r.entry.met_source})")
@@ -174,6 +178,26 @@ def headline_table(
     if frame.empty and borrowed:
         frame.attrs["notes"] = notes
     return frame
+
+
+def seed_notes(results: Sequence[Results | dict[str, Any]]) -> list[str]:
+    """One line per entry trained with several seeds: the median training the tables show, the
+    spread of S over the trainings, and the trainings left out (:mod:`metbench.scoring.seeds`)."""
+    _, hidden = shown_results(list(results))
+    spreads = seed_spreads(results)
+    lines = []
+    for median in sorted(set(hidden.values())):
+        spread = spreads.get(median)
+        others = ", ".join(sorted(n for n, m in hidden.items() if m == median))
+        figures = (
+            f"{spread['figure']} {spread['min']:.1f}–{spread['max']:.1f} GeV, std "
+            f"{spread['std']:.1f} GeV over "
+            f"{spread['n']} trainings (seeds {', '.join(map(str, spread['seeds']))})"
+            if spread
+            else "the figure is undefined for all but one"
+        )
+        lines.append(f"{median}: the median of repeated trainings; {figures}; not shown: {others}")
+    return lines
 
 
 def bins_table(
@@ -221,7 +245,8 @@ def kinematics_table(results: Sequence[Results | dict[str, Any]]) -> pd.DataFram
     printed). Entries with truth-matched inputs are marked."""
     rows = []
     keyed: dict[str, RankedValue] = {}
-    for r in map(as_results, results):
+    shown, _ = shown_results(list(results))
+    for r in map(as_results, shown):
         k = r.task("kinematics")
         if k is None or not k.get("figures"):
             continue
@@ -251,6 +276,7 @@ def kinematics_table(results: Sequence[Results | dict[str, Any]]) -> pd.DataFram
     if not frame.empty:
         frame.attrs["notes"] = [
             "ranked by the RMS of the neutrino pz residual (bias included), by value: no "
-            "bootstrap replicas of it are kept, so no paired ties"
+            "bootstrap replicas of it are kept, so no paired ties",
+            *seed_notes(results),
         ]
     return frame

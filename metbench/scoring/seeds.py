@@ -1,0 +1,114 @@
+"""Repeated trainings: one entry trained with several seeds.
+
+The results schema has no record of seeds of its own: an entry trained with several seeds is
+several results that differ only in ``entry.parameters.seed`` (the manifest's reserved parameter,
+:data:`metbench.estimators.submission.TRAINING_SEED`: variants whose weights were trained with
+different seeds). Such a group is shown as one entry: the **median training** (by the headline
+S) takes the group's place in the tables, with the spread of S over the group; the other trainings
+keep their results and pages but are not ranked.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+from metbench.results import Results, as_results
+
+__all__ = ["median_trainings", "seed_key", "seed_spreads", "shown_results", "training_figure"]
+
+R = TypeVar("R", bound="Results | dict[str, Any]")
+
+
+def seed_key(entry: dict[str, Any]) -> str | None:
+    """Entries that differ only in ``parameters.seed`` (and the weights file each names) are one
+    entry trained with several seeds: the same submission and the same other parameters (None
+    without a ``seed`` parameter)."""
+    params = dict(entry.get("parameters") or {})
+    if "seed" not in params:
+        return None
+    params.pop("seed")
+    params.pop("weights_file", None)
+    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+def training_figure(r: Results | dict[str, Any]) -> tuple[str, float | None]:
+    """The figure that orders repeated trainings and whose spread is shown: the headline S, or
+    for an entry whose MET is another's (``met_source``: a kinematic reconstruction) the RMS of
+    its neutrino pz residual [GeV]; ``(name, value or None)``."""
+    res = as_results(r)
+    name, value = "S", res.headline["value"]
+    if res.entry.met_source:
+        f = res.figure("kinematics", "nu_pz_rms")
+        name, value = "RMS(ν pz)", (f.value if f is not None else None)
+    return name, (value if value is not None and math.isfinite(value) else None)
+
+
+def _headline(r: Results | dict[str, Any]) -> float | None:
+    return training_figure(r)[1]
+
+
+def median_trainings(results: Sequence[Results | dict[str, Any]]) -> dict[str, str]:
+    """Each member of a group of two or more trainings -> the group's median training's name.
+
+    The median is the middle of the members ordered by their headline S (the lower middle for an
+    even number; members without S last; ties by name), so that a group of five shows its third
+    best. Results of one dataset and split; entries without a seed are not in the mapping.
+    """
+    groups: dict[str, list[tuple[float, str]]] = {}
+    for r in results:
+        res = as_results(r)
+        key = seed_key(res.entry.to_json())
+        if key is not None:
+            s = _headline(r)
+            groups.setdefault(key, []).append((math.inf if s is None else s, res.name))
+    out: dict[str, str] = {}
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        ordered = sorted(members)
+        median = ordered[(len(ordered) - 1) // 2][1]
+        out |= {name: median for _, name in members}
+    return out
+
+
+def shown_results(results: Sequence[R]) -> tuple[list[R], dict[str, str]]:
+    """The results a table ranks (each group of trainings by its median training, every other
+    result as it is) and, for the trainings left out, ``name -> the median training's name``."""
+    median = median_trainings(results)
+    hidden = {name: m for name, m in median.items() if name != m}
+    return [r for r in results if as_results(r).name not in hidden], hidden
+
+
+def seed_spreads(results: Sequence[Results | dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """The spread of the headline S over the seeds of each entry (results of one dataset).
+
+    For each group of trainings (:func:`seed_key`) with at least two seeds whose S is defined:
+    ``{"figure", "n", "min", "max", "std", "seeds"}`` (std with ``ddof = 1``) [GeV], ``figure``
+    the figure's name (:func:`training_figure`), ``seeds`` the group's seeds in the order of the
+    members' names; None for every other entry (the site shows —).
+    """
+    by_key: dict[str, list[tuple[str, float | None, Any]]] = {}
+    for r in results:
+        entry = as_results(r).entry.to_json()
+        key = seed_key(entry)
+        if key is not None:
+            by_key.setdefault(key, []).append(
+                (entry["name"], _headline(r), entry["parameters"]["seed"])
+            )
+    out: dict[str, dict[str, Any] | None] = {as_results(r).name: None for r in results}
+    for members in by_key.values():
+        values = [v for _, v, _ in members if v is not None]
+        if len(values) < 2:
+            continue
+        mean = sum(values) / len(values)
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        seeds = [seed for _, _, seed in sorted(members, key=lambda m: m[0])]
+        figure = training_figure(next(r for r in results if as_results(r).name == members[0][0]))[0]
+        spread = {"figure": figure, "n": len(values), "min": min(values), "max": max(values),
+                  "std": std, "seeds": seeds}  # fmt: skip
+        for name, _, _ in members:
+            out[name] = spread
+    return out
