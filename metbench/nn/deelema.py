@@ -76,6 +76,7 @@ def build_deelema(
     m_w: float = 70.0,
     m_top: float = 150.0,
     canonical: bool = False,
+    boost: bool = True,
 ) -> Any:
     """The DeeLeMa network (a ``torch.nn.Module``).
 
@@ -83,6 +84,9 @@ def build_deelema(
     learned (m_W, m_top) [GeV]; ``chain_masses(x, q)`` the two chains' m(l nu) and m(l nu b);
     ``loss(x)`` the mass-consistency loss. ``canonical``: the MLP sees each event in its
     canonical frame (see the module docstring); the parameters are the same either way.
+    ``boost=False`` leaves the longitudinal boost out of that frame (rotation and z-mirror only):
+    the z-mirror equivariance, which removes the pz bias, stays; boosting the neutrinos back
+    multiplies the network's pz errors by up to e^|y| of the visible system.
     """
     import torch
     from torch import nn
@@ -135,6 +139,8 @@ def build_deelema(
             pz_vis = x[:, 3] + x[:, 7] + x[:, 11] + x[:, 15]
             m_t = torch.sqrt(torch.clamp(e_vis**2 - pz_vis**2, min=1e-8))
             ch, sh = e_vis / m_t, pz_vis / m_t
+            if not boost:
+                ch, sh = torch.ones_like(ch), torch.zeros_like(sh)
             v = x[:, :16].reshape(-1, 4, 4)  # (E, px, py, pz) of b_0, b_1, l_0, l_1
             e, px, py, pz = v[..., 0], v[..., 1], v[..., 2], v[..., 3]
             c, s, g, bg = cos[:, None], sin[:, None], ch[:, None], sh[:, None]

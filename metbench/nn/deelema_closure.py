@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     bias.add_argument("--split", default="test")
     bias.add_argument("--weights", required=True)
     bias.add_argument("--canonical", action="store_true")
+    bias.add_argument("--no-boost", action="store_true", help="canonical frame without the boost")
     args = parser.parse_args(argv)
     import torch
 
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> None:
             f"{len(xt)} tt events: m_W {m_w:.2f}, m_top {m_top:.2f} GeV; test {pz_bias(net, xe, nu)}"
         )
     else:
-        net = build_deelema(canonical=args.canonical)
+        net = build_deelema(canonical=args.canonical, boost=not args.no_boost)
         net.load_state_dict(torch.load(args.weights, map_location="cpu", weights_only=True))
         x, nu = _dataset_inputs(args.dataset, args.split, "puppi")
         print(f"{len(x)} tt events, masses {net.masses()}: {pz_bias(net.eval(), x, nu)}")

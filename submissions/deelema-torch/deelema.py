@@ -30,6 +30,10 @@ class DeeLeMaEstimator:
     canonical
         Run the MLP in each event's canonical frame (exactly z-mirror, rotation and boost
         equivariant; see :mod:`metbench.nn.deelema`). The weights must have been trained so.
+    boost
+        With ``canonical``: include the longitudinal boost in the frame (default) or not
+        (rotation and z-mirror only; the pz bias stays removed). The weights must have been
+        trained so.
     zflip
         Training: add the z-mirrored copy of every training event (pz -> -pz of all inputs).
     train_met
@@ -50,6 +54,7 @@ class DeeLeMaEstimator:
         hidden: int = 128,
         layers: int = 3,
         canonical: bool = False,
+        boost: bool = True,
         zflip: bool = True,
         train_met: str = "puppi",
         runtime: str = "torch",
@@ -69,8 +74,9 @@ class DeeLeMaEstimator:
         if train_met not in ("puppi", "neutrinos"):
             raise ValueError(f"train_met must be 'puppi' or 'neutrinos', not {train_met!r}")
         self.hidden, self.layers, self.canonical = hidden, layers, bool(canonical)
+        self.boost = bool(boost)
         self.zflip, self.train_met = bool(zflip), train_met
-        self.network = build_deelema(hidden, layers, canonical=self.canonical)
+        self.network = build_deelema(hidden, layers, canonical=self.canonical, boost=self.boost)
         if self.weights_path.is_file():
             self.network.load_state_dict(
                 torch.load(self.weights_path, map_location="cpu", weights_only=True)
@@ -127,7 +133,7 @@ class DeeLeMaEstimator:
         xv = torch.as_tensor(self._sample(val, settings.val_events_per_process))
         print(f"train: {len(xt)} tt events, val: {len(xv)}", flush=True)
         torch.manual_seed(settings.seed)
-        net = build_deelema(self.hidden, self.layers, canonical=self.canonical)
+        net = build_deelema(self.hidden, self.layers, canonical=self.canonical, boost=self.boost)
         if self.zflip:
             xt = torch.cat([xt, zflip(xt)])
 

@@ -84,6 +84,29 @@ def test_canonical_network_is_equivariant_the_lab_network_is_not(toy):
     assert np.abs(lab_even).mean() > 1e-2  # an untrained lab-frame network has a z-even pz
 
 
+def test_canonical_frame_without_boost_keeps_the_mirror_and_rotation_symmetries(toy):
+    """``boost=False``: still exactly z-mirror and rotation equivariant (no z-even pz, so no pz
+    bias), no longer boost-equivariant; the MET is imposed as before."""
+    x = _inputs(toy)[:500]
+    torch.manual_seed(3)
+    net = build_deelema(32, 2, canonical=True, boost=False)
+    with torch.no_grad():
+        q = net(torch.as_tensor(x)).numpy()
+        qf = net(torch.as_tensor(zflip(x))).numpy()
+        qr = net(torch.as_tensor(_rotate_boost(x, 0.7, 0.0))).numpy()
+        qb = net(torch.as_tensor(_rotate_boost(x, 0.0, 0.4))).numpy()
+    np.testing.assert_allclose(qf[..., :2], q[..., :2], atol=1e-4)
+    np.testing.assert_allclose(qf[..., 2], -q[..., 2], atol=1e-4)
+    np.testing.assert_allclose(q[..., :2].sum(1), x[:, 16:18], atol=1e-4)
+    c, s = np.cos(0.7), np.sin(0.7)
+    np.testing.assert_allclose(qr[..., 0], c * q[..., 0] - s * q[..., 1], atol=2e-3)
+    np.testing.assert_allclose(qr[..., 1], s * q[..., 0] + c * q[..., 1], atol=2e-3)
+    np.testing.assert_allclose(qr[..., 2], q[..., 2], atol=2e-3)
+    e = np.linalg.norm(q, axis=-1)
+    boosted = np.cosh(0.4) * q[..., 2] + np.sinh(0.4) * e
+    assert np.abs(qb[..., 2] - boosted).mean() > 1e-2  # the lab pz now depends on the frame
+
+
 def test_short_closure_training_logs_masses_and_has_no_pz_bias():
     """A short training with the true-neutrino MET on the analytic sample (true masses 80.4 /
     172.5 GeV) from 70 / 150 GeV: the masses are logged per epoch, and the pz is unbiased.
