@@ -125,9 +125,12 @@ def test_deelema_onnx_export_matches_torch(ttbar):
 
     DeeLeMaEstimator = shipped("deelema-torch")
 
+    from metbench.estimators.submission import load_submission
+
     folder = Path(__file__).resolve().parents[2] / "submissions" / "deelema-torch"
-    a = DeeLeMaEstimator(weights_dir=str(folder)).predict_neutrinos(ttbar)
-    b = DeeLeMaEstimator(weights_dir=str(folder), runtime="onnx").predict_neutrinos(ttbar)
+    params = load_submission(folder).manifest.parameters  # the frame the weights were trained in
+    a = DeeLeMaEstimator(weights_dir=str(folder), **params).predict_neutrinos(ttbar)
+    b = DeeLeMaEstimator(weights_dir=str(folder), runtime="onnx", **params).predict_neutrinos(ttbar)
     assert np.isfinite(a).any()
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     real = np.isfinite(a)

@@ -333,7 +333,7 @@
     const series = [];
     Object.entries(group.entries).forEach(([name, e], i) => {
       const b = (e.plots[task] || {})[binning];
-      if (!b) return;
+      if (!b || e.seed_of) return; // a repeated training: its median training stands for it
       const f = b.figures[figure];
       series.push({
         name: name, style: i,
@@ -458,6 +458,7 @@
     section.appendChild(tchart);
     const tseries = [];
     Object.entries(group.entries).forEach(([name, e], i) => {
+      if (e.seed_of) return;
       const pts = (e.throughput || []).filter((t) => t.events_per_s).map((t) => ({ x: t.batch_size, xLabel: String(t.batch_size), y: t.events_per_s, low: null, high: null }));
       if (pts.length) tseries.push({ name: name, style: i, points: pts });
     });
