@@ -9,7 +9,6 @@ definition of every number.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from typing import Any, Final, cast
 
@@ -24,7 +23,7 @@ from metbench.scoring.metrics import (
 )
 from metbench.scoring.ranking import RANK_RULE, RankedValue, paired_ranks, ranked_value
 from metbench.scoring.score import HEADLINE
-from metbench.scoring.seeds import seed_key, seed_spreads, shown_results
+from metbench.scoring.seeds import key_without, seed_key, seed_spreads, shown_results
 from metbench.scoring.table import S_DEFINITION
 
 __all__ = [
@@ -152,12 +151,7 @@ def table_columns() -> dict[str, list[dict[str, Any]]]:
 def twin_key(entry: dict[str, Any]) -> str | None:
     """Entries that differ only in the runtime (``parameters.runtime``: torch, onnx, …, with its
     weights file) are runtime twins: the same submission and the same other parameters."""
-    params = dict(entry.get("parameters") or {})
-    if "runtime" not in params:
-        return None
-    params.pop("runtime")
-    params.pop("weights_file", None)
-    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+    return key_without(entry, "runtime")
 
 
 def group_id(dataset: dict[str, Any]) -> str:

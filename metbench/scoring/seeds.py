@@ -17,21 +17,34 @@ from typing import Any, TypeVar
 
 from metbench.results import Results, as_results
 
-__all__ = ["median_trainings", "seed_key", "seed_spreads", "shown_results", "training_figure"]
+__all__ = [
+    "key_without",
+    "median_trainings",
+    "seed_key",
+    "seed_spreads",
+    "shown_results",
+    "training_figure",
+]
 
 R = TypeVar("R", bound="Results | dict[str, Any]")
 
 
-def seed_key(entry: dict[str, Any]) -> str | None:
-    """Entries that differ only in ``parameters.seed`` (and the weights file each names) are one
-    entry trained with several seeds: the same submission and the same other parameters (None
-    without a ``seed`` parameter)."""
+def key_without(entry: dict[str, Any], parameter: str) -> str | None:
+    """The identity of an entry apart from one of its parameters (and the weights file, which
+    goes with it): the submission and the other parameters; None without that parameter.
+    Entries with the same key differ only in it (:func:`seed_key`; the site's runtime twins)."""
     params = dict(entry.get("parameters") or {})
-    if "seed" not in params:
+    if parameter not in params:
         return None
-    params.pop("seed")
+    params.pop(parameter)
     params.pop("weights_file", None)
     return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+def seed_key(entry: dict[str, Any]) -> str | None:
+    """Entries that differ only in ``parameters.seed`` (and the weights file each names) are one
+    entry trained with several seeds (None without a ``seed`` parameter)."""
+    return key_without(entry, "seed")
 
 
 def training_figure(r: Results | dict[str, Any]) -> tuple[str, float | None]:
