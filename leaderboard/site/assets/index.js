@@ -162,7 +162,7 @@
     cols.push({ key: "p99", label: "latency p99 [ms]" + at, tip: "99th percentile of the time of one call at the events/s column's batch size (self-reported)", better: "lower", sort: (r) => (throughputRow(ent(r)) || {}).p99_ms, cell: (r) => speedCell(ent(r), "p99_ms", 2), cls: "num" });
     cols.push({ key: "rss", label: "peak memory [MB]" + at, tip: "peak resident memory of the predicting process at the events/s column's batch size (self-reported)", better: "lower", sort: (r) => (throughputRow(ent(r)) || {}).peak_rss_mb, cell: (r) => speedCell(ent(r), "peak_rss_mb", 0), cls: "num" });
     cols.push({ key: "pu_slope", label: "pileup slope b [GeV]", tip: "b of the fit S² = a² + b²·n_pu over the n_pu bins (MET task; the entry's page has a and the extrapolation to n_pu = 200)", better: "lower", sort: (r) => (pileupSlope(ent(r)) || {}).value, cell: (r) => MB.ci(pileupSlope(ent(r)), 2), cls: "num" });
-    cols.push({ key: "seeds", label: "S over seeds [GeV]", tip: "min–max and standard deviation of S over the results that differ only in parameters.seed (— one seed: the results record no other)", sort: (r) => (ent(r).seed_spread || {}).std, cell: (r) => seedCell(ent(r).seed_spread), cls: "num" });
+    cols.push({ key: "seeds", label: "S over seeds [GeV]", tip: "min–max and standard deviation of S over the trainings of the entry (results that differ only in parameters.seed); the row is the median training (— one training)", sort: (r) => (ent(r).seed_spread || {}).std, cell: (r) => seedCell(ent(r).seed_spread), cls: "num" });
     return cols;
   }
 
@@ -333,7 +333,7 @@
     const series = [];
     Object.entries(group.entries).forEach(([name, e], i) => {
       const b = (e.plots[task] || {})[binning];
-      if (!b) return;
+      if (!b || e.seed_of) return; // a repeated training: its median training stands for it
       const f = b.figures[figure];
       series.push({
         name: name, style: i,
@@ -458,6 +458,7 @@
     section.appendChild(tchart);
     const tseries = [];
     Object.entries(group.entries).forEach(([name, e], i) => {
+      if (e.seed_of) return;
       const pts = (e.throughput || []).filter((t) => t.events_per_s).map((t) => ({ x: t.batch_size, xLabel: String(t.batch_size), y: t.events_per_s, low: null, high: null }));
       if (pts.length) tseries.push({ name: name, style: i, points: pts });
     });
