@@ -68,7 +68,8 @@ def built(tmp_path_factory):
     second = [_with_throughput(r, i) for i, r in enumerate(committed)]
     twin = next(copy.deepcopy(r) for r in second if r["entry"]["name"] == "metnet-torch-torch")
     twin["entry"]["name"] = "metnet-torch-onnx"
-    twin["entry"]["parameters"] = {"runtime": "onnx", "weights_file": "weights/metnet.onnx"}
+    # the manifest's onnx variant: the torch variant's parameters (seed, weights) but the runtime
+    twin["entry"]["parameters"] = {**twin["entry"]["parameters"], "runtime": "onnx"}
     second.append(twin)
     gpu = next(r for r in second if r["entry"]["name"] == "pf")
     gpu["throughput"]["device"] = "cuda:0"
