@@ -123,12 +123,12 @@ def test_short_closure_training_logs_masses_and_has_no_pz_bias():
     assert abs(r["bias"]) < max(4 * r["bias_error"], 5.0)
 
 
-def test_profiled_loss_is_smallest_at_the_true_masses_and_flat_above(toy):
+def test_profiled_loss_rules_out_lower_masses_not_higher_ones(toy):
     """The loss minimised over each event's neutrinos at fixed masses. At the true masses the true
     neutrinos solve every event exactly, so the solver must find a solution (an RMS mass residual
     under 0.5 GeV) almost everywhere; 10 % lower masses leave most events without one; 15 % higher
     ones still let most events be solved: the loss constrains the masses from below only, which
-    is why DeeLeMa's closure depends on the network (submission README, "Masses")."""
+    is why DeeLeMa's closure depends on the network (module docstring of deelema_closure)."""
     x = _inputs({k: v[:150] for k, v in toy.items()})
     truth = profile(x, 80.4, 172.5)
     low = profile(x, 72.4, 155.3)
