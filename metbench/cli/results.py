@@ -13,6 +13,7 @@ from metbench.cli.common import (
     console,
     err_console,
     load_all,
+    print_frame,
     show_tables,
 )
 from metbench.errors import MetbenchError
@@ -26,22 +27,62 @@ def show_cmd(
     task: Annotated[
         str,
         typer.Option(
-            help="met (against generator MET), recoil (Z -> mu mu) or kinematics (tt -> 2l2nu neutrinos)"
+            help="met (against generator MET), recoil (Z -> mu mu), kinematics (tt -> 2l2nu "
+            "neutrinos) or covariance (the per-event covariance's pulls and coverage)"
         ),
     ] = "met",
     bins: Annotated[
         str | None,
-        typer.Option(help="Also print the headline figure in bins: truth, n_pu, n_pv, process"),
+        typer.Option(
+            help="Also print the headline figure in bins: truth, n_pu, n_pv, process; for "
+            "--task covariance: sigma (deciles of the predicted resolution) or process, "
+            "computed from the predictions and the dataset"
+        ),
     ] = None,
 ) -> None:
     """Print the headline table of results files: ranked by S, A ahead of B only where the 95%
     interval of the paired bootstrap difference S(B) - S(A) lies above 0, else tied."""
-    if task not in ("met", "recoil", "kinematics"):
-        raise MetbenchError(f"--task must be met, recoil or kinematics, got {task!r}")
+    if task not in ("met", "recoil", "kinematics", "covariance"):
+        raise MetbenchError(f"--task must be met, recoil, kinematics or covariance, got {task!r}")
+    if task == "covariance":
+        show_covariance(paths, bins)
+        return
     results = load_all(paths)
     if not results:
         raise MetbenchError(f"no results files in {', '.join(map(str, paths))}")
     show_tables(results, task, bins)
+
+
+def show_covariance(paths: list[Path], bins: str | None) -> None:
+    """The covariance figures of every results file whose entry gives one, and with ``bins``
+    their calibration per bin (:mod:`metbench.scoring.pulls`)."""
+    from metbench.results import find_results, load_results
+    from metbench.scoring.pulls import PULL_BINNINGS, pulls_of_results
+    from metbench.scoring.table import covariance_table
+
+    if bins is not None and bins not in PULL_BINNINGS:
+        raise MetbenchError(
+            f"--bins with --task covariance: {' or '.join(PULL_BINNINGS)}, not {bins!r}"
+        )
+    files = find_results(paths)
+    results = [load_results(f) for f in files]
+    table = covariance_table(results)
+    if table.empty:
+        raise MetbenchError(
+            f"no results with a covariance in {', '.join(map(str, paths))} (an entry gives one "
+            "with predict_uncertainty)"
+        )
+    print_frame(table, "the per-event covariance: pulls and coverage (1, 1, 0.683, 0.954 if right)")
+    if bins is None:
+        return
+    for path, r in zip(files, results, strict=True):
+        binned = pulls_of_results(path, by=bins)
+        if binned is not None:
+            print_frame(
+                binned.round(3),
+                f"{r.name} on {r.dataset.name} ({r.dataset.split}) in bins of {bins}; "
+                "sigma = det(cov)^(1/4) [GeV]; kurtosis 3 if Gaussian",
+            )
 
 
 @app.command("verify")

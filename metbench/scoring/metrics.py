@@ -98,10 +98,13 @@ __all__ = [
     "mean_over_bins",
     "pileup_extrapolation",
     "pileup_fit",
+    "pull_figures",
+    "pull_kurtosis",
     "response_fails",
     "roc_auc",
     "sums_and_quantiles",
     "weighted_roc_auc",
+    "whitened_residuals",
 ]
 
 #: Bin edges of the headline S in |t| (or qT) [GeV]: CMS's edges from 30 GeV; the last bin is open.
@@ -539,6 +542,54 @@ def fake_rate(
     return threshold, fraction_above(background, w_background, threshold)
 
 
+def whitened_residuals(
+    e: np.ndarray, t: np.ndarray, cov: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The residual whitened by the estimator's covariance.
+
+    Parameters
+    ----------
+    e, t
+        ``(n, 2)`` estimate and truth [GeV].
+    cov
+        ``(n, 2, 2)`` covariance of the estimate [GeV^2], symmetric positive definite.
+
+    Returns
+    -------
+    z
+        ``(n, 2)`` ``L^-1 (e - t)`` with ``cov = L L^T`` (Cholesky): unit normal components when
+        the covariance is right.
+    chi2
+        ``(n,)`` ``|z|^2 = (e - t)^T cov^-1 (e - t)``: chi-squared with 2 degrees of freedom.
+    """
+    chol = np.linalg.cholesky(np.asarray(cov, dtype=np.float64))
+    r = np.asarray(e, dtype=np.float64) - np.asarray(t, dtype=np.float64)
+    z = np.linalg.solve(chol, r[..., None])[..., 0]
+    return z, (z**2).sum(-1)
+
+
+def pull_figures(z: np.ndarray, chi2: np.ndarray) -> dict[str, float]:
+    """``pull_width_1``, ``pull_width_2`` (standard deviations of the whitened residual
+    :func:`whitened_residuals` along its two axes) and ``coverage_1sigma``, ``coverage_2sigma``
+    (fractions of ``chi2`` below the 2-dof 68.27% and 95.45% quantiles): 1, 1, 0.6827, 0.9545
+    when the covariance is right."""
+    return {
+        "pull_width_1": float(np.std(z[:, 0])),
+        "pull_width_2": float(np.std(z[:, 1])),
+        "coverage_1sigma": float(np.mean(chi2 < CHI2_2DOF_1SIGMA)),
+        "coverage_2sigma": float(np.mean(chi2 < CHI2_2DOF_2SIGMA)),
+    }
+
+
+def pull_kurtosis(z: np.ndarray) -> float:
+    """The kurtosis of the whitened residual ``z`` ``(n, 2)``: the standardised fourth moment
+    ``<(z - <z>)^4> / var(z)^2`` of each axis, averaged over the two (3 for a normal distribution;
+    larger: heavier tails than the covariance says, which no rescaling of it can cure)."""
+    z = np.asarray(z, dtype=np.float64)
+    d = z - z.mean(axis=0)
+    return float(np.mean((d**4).mean(axis=0) / (d**2).mean(axis=0) ** 2))
+
+
 def covariance_figures(
     e: np.ndarray, t: np.ndarray, cov: np.ndarray, has_invisible: np.ndarray
 ) -> dict[str, float]:
@@ -565,16 +616,11 @@ def covariance_figures(
         ``mean_significance_no_invisible``.
     """
     e, t, cov = (np.asarray(a, dtype=np.float64) for a in (e, t, cov))
-    chol = np.linalg.cholesky(cov)
-    z = np.linalg.solve(chol, (e - t)[..., None])[..., 0]
-    chi2 = (z**2).sum(-1)
-    s = np.sqrt((np.linalg.solve(chol, e[..., None])[..., 0] ** 2).sum(-1))
+    z, chi2 = whitened_residuals(e, t, cov)
+    s = np.sqrt(whitened_residuals(e, np.zeros_like(e), cov)[1])
     has_invisible = np.asarray(has_invisible, dtype=bool)
     return {
-        "pull_width_1": float(np.std(z[:, 0])),
-        "pull_width_2": float(np.std(z[:, 1])),
-        "coverage_1sigma": float(np.mean(chi2 < CHI2_2DOF_1SIGMA)),
-        "coverage_2sigma": float(np.mean(chi2 < CHI2_2DOF_2SIGMA)),
+        **pull_figures(z, chi2),
         "significance_auc": roc_auc(s[has_invisible], s[~has_invisible]),
         "mean_significance_invisible": float(np.mean(s[has_invisible]))
         if has_invisible.any()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import pandas as pd
 
@@ -16,6 +16,7 @@ __all__ = [
     "RECOIL_S_DEFINITION",
     "S_DEFINITION",
     "bins_table",
+    "covariance_table",
     "format_figure",
     "headline_table",
     "interval_key",
@@ -228,6 +229,31 @@ def bins_table(
             for i in range(len(labels))
         ]
     return pd.DataFrame.from_dict(rows, orient="index", columns=labels)
+
+
+#: The columns of :func:`covariance_table`: stored figure, heading.
+COVARIANCE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("pull_width_1", "pull width 1"),
+    ("pull_width_2", "pull width 2"),
+    ("coverage_1sigma", "1σ coverage"),
+    ("coverage_2sigma", "2σ coverage"),
+    ("significance_auc", "significance AUC"),
+)
+
+
+def covariance_table(results: Sequence[Results | dict[str, Any]]) -> pd.DataFrame:
+    """One row per results file whose entry gives a covariance (index: entry, dataset and split):
+    the pooled figures of :func:`metbench.scoring.metrics.covariance_figures` as scored."""
+    rows = {}
+    for r in map(as_results, results):
+        figures = r.scores.get("covariance")
+        if not isinstance(figures, dict):
+            continue
+        label = f"{r.name} ({r.dataset.name}, {r.dataset.split})"
+        rows[label] = [f"{figures[k]:.3f}" if k in figures else "—" for k, _ in COVARIANCE_COLUMNS]
+    return pd.DataFrame.from_dict(
+        rows, orient="index", columns=[heading for _, heading in COVARIANCE_COLUMNS]
+    )
 
 
 #: The same line for the recoil task (Z -> mu mu, the estimator run without the dimuon).

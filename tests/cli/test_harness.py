@@ -24,6 +24,8 @@ from metbench.harness import (
     results_paths,
 )
 from metbench.results import find_results, read_results
+from metbench.scoring.pulls import pulls_of_results
+from metbench.scoring.score import load_truth
 from tests.commands import assert_error, cli, fast
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -514,6 +516,21 @@ def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_p
     _, pred = results_paths(results, dataset_info(tiny_dataset), "test", "withcov")
     covariance = read_predictions(pred).covariance
     np.testing.assert_array_equal(covariance[:, 0, 0], 400.0)
+    # its calibration per process (metbench show --task covariance --bins process) against the
+    # residuals over the constant sigma of 20 GeV, computed here from the predictions and truth
+    binned = pulls_of_results(next(results.rglob("withcov.json")), by="process")
+    truth = load_truth(tiny_dataset, "test")
+    p = read_predictions(pred)
+    at = np.argsort(p.event_id)[np.searchsorted(np.sort(p.event_id), truth.event_id)]
+    pulls = (p.met[at] - np.stack([truth.gen_met_x, truth.gen_met_y], 1)) / 20.0
+    for process in binned.index:
+        sel = truth.process == process
+        assert binned.loc[process, "n"] == sel.sum()
+        assert binned.loc[process, "pull_width_2"] == pytest.approx(np.std(pulls[sel, 1]))
+    shown = cli("show", results, "--task", "covariance", "--bins", "process")
+    assert shown.returncode == 0, shown.stderr
+    assert "withcov" in shown.stdout and "pull_kurtosis" in shown.stdout
+    assert_error(cli("show", results, "--task", "covariance", "--bins", "n_pu"), "sigma or process")
     # the same entry returning a non-positive-definite covariance is refused
     (folder / "model.py").write_text(code.replace("400.0", "-1.0"))
     r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
