@@ -544,6 +544,7 @@ def _entry_body(
 href="../metrics.html">What the figures are</a>.</p></section>
 <section id="pileup"><h2>Pileup dependence</h2>{_pileup_fit(entry.get("pileup_fit"))}</section>
 <section id="fake"><h2>Fake MET</h2>{_fake_table(entry.get("fake"))}</section>
+<section id="covariance"><h2>Per-event covariance</h2>{_covariance_table(entry.get("covariance"))}</section>
 <section id="calibrated"><h2>Calibrated figures</h2>{_calibrated_tables(entry.get("calibrated"))}</section>
 <section id="elsewhere"><h2>This entry on other datasets</h2>{other}</section>
 <section id="compare-with"><h2>Compare</h2><p><a class="compare-link" href="../compare.html#{html.escape(_compare_hash(group, entry["name"]))}">Compare this
@@ -642,6 +643,31 @@ def _fake_table(groups: dict[str, Any] | None) -> str:
         "<div class='table-scroll'><table class='doc fake-met'><thead><tr><th>processes</th>"
         "<th>events</th><th>AUC</th><th>threshold [GeV]</th><th>fake rate</th></tr></thead>"
         "<tbody>" + "".join(rows) + "</tbody></table></div>"
+    )
+
+
+def _covariance_table(figures: dict[str, Any] | None) -> str:
+    """The pooled figures of the entry's per-event covariance (escaped HTML), or a line saying it
+    gives none."""
+    from metbench.scoring.table import COVARIANCE_COLUMNS
+
+    if not figures:
+        return "<p class='empty'>This entry gives no per-event covariance.</p>"
+    cells = "".join(
+        f"<td class='cov-{html.escape(key)}'>"
+        + (f"{figures[key]:.3f}" if isinstance(figures.get(key), (int, float)) else "—")
+        + "</td>"
+        for key, _ in COVARIANCE_COLUMNS
+    )
+    heads = "".join(f"<th>{html.escape(heading)}</th>" for _, heading in COVARIANCE_COLUMNS)
+    return (
+        "<p>The residual whitened by the entry's covariance, over all events: pull widths 1 and "
+        "coverage 0.683 / 0.954 when the covariance is right; significance AUC: how well "
+        "sqrt(e<sup>T</sup> cov<sup>-1</sup> e) separates events with invisible particles from "
+        "events without. Per process and per decile of the predicted σ: <code>metbench show "
+        "RESULTS --task covariance --bins process</code> (or <code>sigma</code>).</p>"
+        "<div class='table-scroll'><table class='doc covariance'><thead><tr>"
+        f"{heads}</tr></thead><tbody><tr>{cells}</tr></tbody></table></div>"
     )
 
 

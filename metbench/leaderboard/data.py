@@ -473,6 +473,7 @@ def site_data(
                 "plots": _plots(r),
                 "pileup_fit": (res.task("met") or {}).get("pileup_fit"),
                 "fake": (res.task("fake") or {}).get("groups"),
+                "covariance": res.scores.get("covariance"),
                 "calibrated": _calibrated(res),
                 "headline": res.headline,
                 "met_source": e.get("met_source"),

@@ -13,6 +13,7 @@ from metbench.scoring.score import HEADLINE
 from metbench.scoring.seeds import seed_spreads, shown_results
 
 __all__ = [
+    "COVARIANCE_COLUMNS",
     "RECOIL_S_DEFINITION",
     "S_DEFINITION",
     "bins_table",

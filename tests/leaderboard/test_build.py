@@ -345,14 +345,16 @@ def test_hostile_submission_names_publish_nothing_from_outside_submissions(tmp_p
 
 
 def test_entry_pages_show_fake_met_per_process_and_the_calibrated_bins(tmp_path):
-    """From two committed standard results: the fake-MET figures of every background process
-    and the calibrated response, closure and RMS per bin, as in the results files."""
+    """From three committed standard results: the fake-MET figures of every background process
+    and the calibrated response, closure and RMS per bin, as in the results files; the
+    per-event covariance's figures where the entry gives one (METNetSig), a line where not."""
+    wanted = ("puppi.json", "metnet-torch-torch.json", "metnetsig-torch-torch.json")
     docs = [
         read_results(p)
         for p in find_results([Path("leaderboard/results")])
-        if p.name in ("puppi.json", "metnet-torch-torch.json") and "standard" in str(p)
+        if p.name in wanted and "standard" in str(p)
     ]
-    assert len(docs) == 2
+    assert len(docs) == 3
     index = build_site(docs, tmp_path / "site", Path("submissions"), figures=False)
     for doc in docs:
         name = doc["entry"]["name"]
@@ -392,3 +394,10 @@ def test_entry_pages_show_fake_met_per_process_and_the_calibrated_bins(tmp_path)
             assert closure == f"{cal['bins']['figures']['closure']['value'][k]:.3f}"
             s = re.search(rf"class='cal-s' data-task='{task}'>([^<]+)", page)[1].strip()
             assert s == f"{cal['S']['value']:.1f}"
+        covariance = doc["scores"].get("covariance")
+        if covariance is None:
+            assert "This entry gives no per-event covariance." in page
+            continue
+        for key in ("pull_width_1", "pull_width_2", "coverage_1sigma", "significance_auc"):
+            cell = re.search(rf"class='cov-{key}'>([^<]+)<", page)[1]
+            assert cell == f"{covariance[key]:.3f}"
