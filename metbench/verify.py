@@ -43,6 +43,7 @@ __all__ = [
     "UPDATE_REL_TOL",
     "UPDATE_SCALE_TOL",
     "Verification",
+    "check_predictions",
     "compare_scores",
     "find_dataset",
     "recompute_scores",
@@ -263,8 +264,9 @@ def _manifest_sha256(folder: Path) -> str:
     return _SHA_CACHE[key]
 
 
-def _check_predictions(path: Path, results: dict[str, Any]) -> tuple[Path | None, list[str]]:
-    """The predictions file of a results document and what is wrong with it (sha256, identity)."""
+def check_predictions(path: Path, results: dict[str, Any]) -> tuple[Path | None, list[str]]:
+    """The predictions file of the results document at ``path`` and what is wrong with it
+    (missing, sha256, identity): ``(file or None, problems)``."""
     from metbench.data.store import sha256_file
     from metbench.estimators.predictions import read_prediction_metadata
 
@@ -377,7 +379,7 @@ def verify_results(
         results = read_results(path)
     except ResultsError as exc:
         return done("failed", [str(exc).removeprefix(f"{path}: ")])
-    predictions, problems = _check_predictions(path, results)
+    predictions, problems = check_predictions(path, results)
     if problems or predictions is None:
         return done("failed", problems, results=results)
     if not rescore:

@@ -92,26 +92,20 @@ def pulls_in_bins(
 def pulls_of_results(
     path: Path, by: str = "sigma", n_bins: int = 10, dataset: Path | str | None = None
 ) -> pd.DataFrame | None:
-    """:func:`pulls_in_bins` of a results file, from its predictions (checked against the
-    recorded sha256) and its dataset's truth (found as ``metbench verify`` finds it); ``None``
+    """:func:`pulls_in_bins` of a results file, from its predictions (checked as ``metbench
+    verify`` checks them: present, sha256, identity) and its dataset's truth (found as ``metbench verify`` finds it); ``None``
     when its entry gives no covariance."""
-    from metbench.data.store import sha256_file
     from metbench.estimators.predictions import read_predictions
     from metbench.results import read_results
     from metbench.scoring.score import align_predictions, load_truth
-    from metbench.verify import find_dataset
+    from metbench.verify import check_predictions, find_dataset
 
     results = read_results(path)
     if "covariance" not in results["scores"]:
         return None
-    predictions = Path(path).parent / str(results["predictions"]["file"])
-    if not predictions.is_file():
-        raise MetbenchError(f"{path}: its predictions file {predictions.name} is missing")
-    if sha256_file(predictions) != results["predictions"]["sha256"]:
-        raise MetbenchError(
-            f"{path}: {predictions.name} is not the file it was scored from (sha256 differs); "
-            "run metbench verify"
-        )
+    predictions, problems = check_predictions(Path(path), results)
+    if predictions is None or problems:
+        raise MetbenchError(f"{path}: {problems[0]}; run metbench verify")
     folder, problem = find_dataset(results, dataset)
     if folder is None:
         raise MetbenchError(f"{path}: {problem}; give its folder in $METBENCH_DATA")
