@@ -104,6 +104,7 @@ __all__ = [
     "roc_auc",
     "sums_and_quantiles",
     "weighted_roc_auc",
+    "whiten",
     "whitened_residuals",
 ]
 
@@ -562,10 +563,16 @@ def whitened_residuals(
     chi2
         ``(n,)`` ``|z|^2 = (e - t)^T cov^-1 (e - t)``: chi-squared with 2 degrees of freedom.
     """
-    chol = np.linalg.cholesky(np.asarray(cov, dtype=np.float64))
     r = np.asarray(e, dtype=np.float64) - np.asarray(t, dtype=np.float64)
-    z = np.linalg.solve(chol, r[..., None])[..., 0]
+    z = whiten(r[..., None], cov)[..., 0]
     return z, (z**2).sum(-1)
+
+
+def whiten(v: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """``L^-1 v`` with ``cov = L L^T`` (Cholesky) for ``(n, 2, k)`` columns ``v`` [GeV] and
+    ``(n, 2, 2)`` covariances [GeV^2]: one factorisation for all ``k`` vectors of an event."""
+    chol = np.linalg.cholesky(np.asarray(cov, dtype=np.float64))
+    return np.asarray(np.linalg.solve(chol, np.asarray(v, dtype=np.float64)))
 
 
 def pull_figures(z: np.ndarray, chi2: np.ndarray) -> dict[str, float]:
@@ -616,8 +623,10 @@ def covariance_figures(
         ``mean_significance_no_invisible``.
     """
     e, t, cov = (np.asarray(a, dtype=np.float64) for a in (e, t, cov))
-    z, chi2 = whitened_residuals(e, t, cov)
-    s = np.sqrt(whitened_residuals(e, np.zeros_like(e), cov)[1])
+    w = whiten(np.stack([e - t, e], -1), cov)  # the residual, and e for the significance
+    z = w[..., 0]
+    chi2 = (z**2).sum(-1)
+    s = np.sqrt((w[..., 1] ** 2).sum(-1))
     has_invisible = np.asarray(has_invisible, dtype=bool)
     return {
         **pull_figures(z, chi2),
