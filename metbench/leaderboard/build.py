@@ -649,15 +649,13 @@ def _fake_table(groups: dict[str, Any] | None) -> str:
 def _covariance_table(figures: dict[str, Any] | None) -> str:
     """The pooled figures of the entry's per-event covariance (escaped HTML), or a line saying it
     gives none."""
-    from metbench.scoring.table import COVARIANCE_COLUMNS
+    from metbench.scoring.table import COVARIANCE_COLUMNS, covariance_cells
 
     if not figures:
         return "<p class='empty'>This entry gives no per-event covariance.</p>"
     cells = "".join(
-        f"<td class='cov-{html.escape(key)}'>"
-        + (f"{figures[key]:.3f}" if isinstance(figures.get(key), (int, float)) else "—")
-        + "</td>"
-        for key, _ in COVARIANCE_COLUMNS
+        f"<td class='cov-{html.escape(key)}'>{html.escape(text)}</td>"
+        for (key, _), text in zip(COVARIANCE_COLUMNS, covariance_cells(figures), strict=True)
     )
     heads = "".join(f"<th>{html.escape(heading)}</th>" for _, heading in COVARIANCE_COLUMNS)
     return (

@@ -17,6 +17,7 @@ __all__ = [
     "RECOIL_S_DEFINITION",
     "S_DEFINITION",
     "bins_table",
+    "covariance_cells",
     "covariance_table",
     "format_figure",
     "headline_table",
@@ -242,6 +243,15 @@ COVARIANCE_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
+def covariance_cells(figures: dict[str, Any]) -> list[str]:
+    """The :data:`COVARIANCE_COLUMNS` of stored covariance figures as text (3 decimals; "—"
+    where one is missing): one formatting for the CLI and the site."""
+    return [
+        f"{figures[key]:.3f}" if isinstance(figures.get(key), (int, float)) else "—"
+        for key, _ in COVARIANCE_COLUMNS
+    ]
+
+
 def covariance_table(results: Sequence[Results | dict[str, Any]]) -> pd.DataFrame:
     """One row per results file whose entry gives a covariance (index: entry, dataset and split):
     the pooled figures of :func:`metbench.scoring.metrics.covariance_figures` as scored."""
@@ -251,7 +261,7 @@ def covariance_table(results: Sequence[Results | dict[str, Any]]) -> pd.DataFram
         if not isinstance(figures, dict):
             continue
         label = f"{r.name} ({r.dataset.name}, {r.dataset.split})"
-        rows[label] = [f"{figures[k]:.3f}" if k in figures else "—" for k, _ in COVARIANCE_COLUMNS]
+        rows[label] = covariance_cells(figures)
     return pd.DataFrame.from_dict(
         rows, orient="index", columns=[heading for _, heading in COVARIANCE_COLUMNS]
     )
