@@ -275,17 +275,32 @@ def _dataset_inputs(folder: str, split: str, met: str) -> tuple[np.ndarray, np.n
     return x[usable], nu[usable]
 
 
+def _mass_pair(text: str) -> tuple[float, float]:
+    """``m_W,m_top`` [GeV] from the command line (argparse reports a bad one in one line)."""
+    try:
+        m_w, m_top = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give m_W,m_top in GeV, e.g. 80.4,172.5"
+        ) from None
+    return m_w, m_top
+
+
 def main(argv: list[str] | None = None) -> None:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="python -m metbench.nn.deelema_closure")
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="closure on the analytic sample from starting masses")
-    scan.add_argument("--start", action="append", help="m_W,m_top [GeV] (repeatable)")
+    scan.add_argument(
+        "--start", action="append", type=_mass_pair, help="m_W,m_top [GeV] (repeatable)"
+    )
     scan.add_argument("--events", type=int, default=2000)
     scan.add_argument("--epochs", type=int, default=40)
     scan.add_argument("--lab", action="store_true", help="the original lab-frame network")
     prof = sub.add_parser("profile", help="the loss profiled over the neutrinos at fixed masses")
-    prof.add_argument("--masses", action="append", help="m_W,m_top [GeV] (repeatable)")
+    prof.add_argument(
+        "--masses", action="append", type=_mass_pair, help="m_W,m_top [GeV] (repeatable)"
+    )
     prof.add_argument("--events", type=int, default=300)
     real = sub.add_parser("real", help="train on a dataset's tt events with the true-neutrino MET")
     real.add_argument("--dataset", required=True)
@@ -301,8 +316,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     if args.command == "scan":
-        for start in args.start or ["70,150", "100,200"]:
-            m_w0, m_top0 = (float(v) for v in start.split(","))
+        for m_w0, m_top0 in args.start or [(70.0, 150.0), (100.0, 200.0)]:
             r = closure_fit(
                 args.events, m_w_start=m_w0, m_top_start=m_top0, epochs=args.epochs,
                 canonical=not args.lab,
@@ -316,8 +330,12 @@ def main(argv: list[str] | None = None) -> None:
             )
     elif args.command == "profile":
         x = _toy_inputs(toy_ttbar(args.events, seed=5))
-        for masses in args.masses or ["80.4,172.5", "76,166", "72,161", "90,190"]:
-            m_w, m_top = (float(v) for v in masses.split(","))
+        for m_w, m_top in args.masses or [
+            (80.4, 172.5),
+            (76.0, 166.0),
+            (72.0, 161.0),
+            (90.0, 190.0),
+        ]:
             r = profile(x, m_w, m_top)
             print(
                 f"m_W {m_w:6.1f}, m_top {m_top:6.1f} GeV: solvable {r['solvable']:.3f}, mean "
