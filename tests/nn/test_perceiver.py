@@ -198,7 +198,7 @@ def _reference_forward(net, x):
     sm = net.summation
     zn = sm.norm_latents(z)
     attended = sm.attention(sm.norm_candidates(source), zn, zn, need_weights=False)[0]
-    w = torch.sigmoid(sm.readout(source + attended))[..., 0] * mask
+    w = (1.0 + sm.readout(source + attended)[..., 0]) * mask
     logp = torch.where(nm[..., None], x[2][..., :2], x[0][..., :2])  # signlog(px), signlog(py)
     met = -(w[..., None] * torch.sign(logp) * torch.expm1(logp.abs())).sum(1)
     return torch.sign(met) * torch.log1p(met.abs()) / 3.67
@@ -225,6 +225,8 @@ def test_sum_scales_with_the_candidates_the_mean_does_not(batch):
         torch.manual_seed(2)
         net = build_perceiver(**SMALL, head=head, target="signlog", target_scale=3.67).eval()
         with torch.no_grad():
+            for p in net.parameters():  # away from the start (the sum head's is the PF MET)
+                p += 0.1 * torch.randn_like(p)
             once, twice = (
                 decode_target(net(*map(torch.as_tensor, a)).numpy(), "signlog", 3.67)
                 for a in (x, doubled)
@@ -234,6 +236,25 @@ def test_sum_scales_with_the_candidates_the_mean_does_not(batch):
             np.testing.assert_allclose(twice, 2 * once, rtol=1e-4, atol=1e-3)
         else:  # blind to the number of candidates
             np.testing.assert_allclose(twice, once, rtol=1e-4, atol=1e-4)
+
+
+def test_the_summation_variant_starts_as_the_pf_met(batch):
+    """Initialised as its training initialises it, the summation variant is the PF MET,
+    -sum pt (cos phi, sin phi) over the candidates (computed here from pt and phi, not from the
+    network's signlog inputs), as DeepMET's untrained network is."""
+    from metbench.nn.perceiver import _xavier_normal_
+
+    torch.manual_seed(3)
+    net = build_perceiver(head="sum", input_scale="original", target="signlog", target_scale=3.67)
+    _xavier_normal_(net)
+    with torch.no_grad():
+        met = decode_target(net(*map(torch.as_tensor, perceiver_inputs(batch))).numpy(),
+                            "signlog", 3.67)  # fmt: skip
+    pt, phi = batch.feature("pt").astype(np.float64), batch.feature("phi").astype(np.float64)
+    pf_met = -np.stack([(batch.mask * pt * np.cos(phi)).sum(1),
+                        (batch.mask * pt * np.sin(phi)).sum(1)], 1)  # fmt: skip
+    assert np.hypot(*pf_met.T).min() > 5.0
+    np.testing.assert_allclose(met, pf_met, rtol=1e-4, atol=2e-3)
 
 
 def test_committed_weights_keep_their_units_under_the_recipe(batch):
