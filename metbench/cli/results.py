@@ -35,7 +35,8 @@ def show_cmd(
         str | None,
         typer.Option(
             help="Also print the headline figure in bins: truth, n_pu, n_pv, process; for "
-            "--task covariance: sigma (deciles of the predicted resolution) or process, "
+            "--task covariance: sigma (deciles of the predicted resolution), process or truth "
+            "(bins of the true |MET|), "
             "computed from the predictions and the dataset"
         ),
     ] = None,
@@ -62,7 +63,7 @@ def show_covariance(paths: list[Path], bins: str | None) -> None:
 
     if bins is not None and bins not in PULL_BINNINGS:
         raise MetbenchError(
-            f"--bins with --task covariance: {' or '.join(PULL_BINNINGS)}, not {bins!r}"
+            f"--bins with --task covariance: {', '.join(PULL_BINNINGS)}, not {bins!r}"
         )
     files = find_results(paths)
     results = [load_results(f) for f in files]
@@ -81,7 +82,8 @@ def show_covariance(paths: list[Path], bins: str | None) -> None:
             print_frame(
                 binned.round(3),
                 f"{r.name} on {r.dataset.name} ({r.dataset.split}) in bins of {bins}; "
-                "sigma = det(cov)^(1/4) [GeV]; kurtosis 3 if Gaussian",
+                "sigma = det(cov)^(1/4) [GeV]; kurtosis 3 if Gaussian; error_parallel = "
+                "median (e - t) along t [GeV]",
             )
 
 

@@ -1,6 +1,7 @@
 """How well an estimator's per-event covariance describes its errors, in bins: the pull widths,
-coverages and kurtosis of :mod:`metbench.scoring.metrics` per decile of the predicted resolution
-or per process (``metbench show RESULTS --task covariance --bins sigma|process``).
+coverages and kurtosis of :mod:`metbench.scoring.metrics` per decile of the predicted resolution,
+per process or in bins of the true |MET| (``metbench show RESULTS --task covariance --bins
+sigma|process|truth``), with the median error along the true MET.
 
 The pooled figures (``scores["covariance"]`` of a results file) can be right on average and wrong
 everywhere: a covariance too large for one process and too small for another gives a pooled width
@@ -16,12 +17,22 @@ import numpy as np
 import pandas as pd
 
 from metbench.errors import MetbenchError
+from metbench.scoring.binning import edge_binning
 from metbench.scoring.metrics import pull_figures, pull_kurtosis, whitened_residuals
 
-__all__ = ["PULL_BINNINGS", "predicted_sigma", "pulls_in_bins", "pulls_of_results"]
+__all__ = [
+    "PULL_BINNINGS",
+    "PULL_TRUTH_EDGES",
+    "predicted_sigma",
+    "pulls_in_bins",
+    "pulls_of_results",
+]
 
 #: The binnings of :func:`pulls_in_bins`.
-PULL_BINNINGS: Final[tuple[str, ...]] = ("sigma", "process")
+PULL_BINNINGS: Final[tuple[str, ...]] = ("sigma", "process", "truth")
+#: Bins of the true |MET| [GeV] of ``by="truth"`` (the last open). Unlike the headline's bins
+#: they start at 0: a covariance is used most where there are no invisible particles.
+PULL_TRUTH_EDGES: Final[tuple[float, ...]] = (0, 10, 20, 30, 60, 120, 200)
 
 
 def predicted_sigma(cov: np.ndarray) -> np.ndarray:
@@ -52,25 +63,37 @@ def pulls_in_bins(
         ``(n,)`` process names.
     by
         ``sigma``: ``n_bins`` quantile bins of :func:`predicted_sigma` (equal numbers of events);
-        ``process``: one row per process.
+        ``process``: one row per process; ``truth``: bins of the true |MET|
+        (:data:`PULL_TRUTH_EDGES`).
 
     Returns
     -------
     DataFrame
         One row per bin (index: the bin's label), columns ``n``, ``sigma`` (the median predicted
         sigma [GeV]), ``pull_width_1``, ``pull_width_2``, ``coverage_1sigma``, ``coverage_2sigma``
-        (:func:`metbench.scoring.metrics.pull_figures`) and ``pull_kurtosis``.
+        (:func:`metbench.scoring.metrics.pull_figures`), ``pull_kurtosis`` and
+        ``error_parallel``: the median of ``(e - t) . t / |t|`` [GeV], the error along the true
+        MET (over the bin's events with ``|t| > 0``; negative where the estimate falls short of
+        the truth, which a covariance centred on the estimate does not describe).
     """
     if by not in PULL_BINNINGS:
-        raise MetbenchError(
-            f"bins of the covariance task: {' or '.join(PULL_BINNINGS)}, not {by!r}"
-        )
+        raise MetbenchError(f"bins of the covariance task: {', '.join(PULL_BINNINGS)}, not {by!r}")
     z, chi2 = whitened_residuals(e, t, cov)
     sigma = predicted_sigma(cov)
     process = np.asarray(process).astype(str)
+    t = np.asarray(t, dtype=np.float64)
+    t_mag = np.hypot(t[:, 0], t[:, 1])
+    along = np.full(len(t), np.nan)
+    real = t_mag > 0
+    along[real] = ((np.asarray(e, np.float64)[real] - t[real]) * t[real]).sum(1) / t_mag[real]
     groups: list[tuple[str, np.ndarray]] = []
     if by == "process":
         groups = [(name, process == name) for name in sorted(set(process))]
+    elif by == "truth":
+        binning = edge_binning("truth", t_mag, PULL_TRUTH_EDGES)
+        groups = [
+            (f"|t| {label} GeV", binning.index == k) for k, label in enumerate(binning.labels)
+        ]
     else:
         edges = np.quantile(sigma, np.linspace(0.0, 1.0, n_bins + 1))
         index = np.clip(np.searchsorted(edges, sigma, side="right") - 1, 0, n_bins - 1)
@@ -85,6 +108,9 @@ def pulls_in_bins(
             "sigma": float(np.median(sigma[sel])),
             **pull_figures(z[sel], chi2[sel]),
             "pull_kurtosis": pull_kurtosis(z[sel]),
+            "error_parallel": (
+                float(np.median(along[sel & real])) if (sel & real).any() else float("nan")
+            ),
         }
     return pd.DataFrame.from_dict(rows, orient="index")
 

@@ -530,7 +530,9 @@ def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_p
     shown = cli("show", results, "--task", "covariance", "--bins", "process")
     assert shown.returncode == 0, shown.stderr
     assert "withcov" in shown.stdout and "pull_kurtosis" in shown.stdout
-    assert_error(cli("show", results, "--task", "covariance", "--bins", "n_pu"), "sigma or process")
+    assert_error(
+        cli("show", results, "--task", "covariance", "--bins", "n_pu"), "sigma, process, truth"
+    )
     # the same entry returning a non-positive-definite covariance is refused
     (folder / "model.py").write_text(code.replace("400.0", "-1.0"))
     r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))

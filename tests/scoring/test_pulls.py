@@ -92,6 +92,29 @@ def test_a_scale_mixture_looks_right_pooled_and_is_wrong_in_each_process():
     assert pull_kurtosis(e / 10.0) > 3.5
 
 
+def test_a_shrunken_estimate_shows_in_bins_of_the_true_met():
+    """Half the events without MET, half with |t| = 100 GeV; the estimate is 0.7 t plus Gaussian
+    noise of the claimed sigma = 10 GeV per component. Without MET the covariance is right; with
+    it the error along t is -30 GeV and |z|^2 is non-central chi-squared (2 dof, lambda =
+    (30/10)^2 = 9), so the 1-sigma coverage is P(chi2 < 2.2958) of that distribution (scipy)."""
+    from scipy.stats import ncx2
+
+    rng = np.random.default_rng(6)
+    n = 100_000
+    phi = rng.uniform(-np.pi, np.pi, n)
+    t = 100.0 * np.stack([np.cos(phi), np.sin(phi)], 1) * (np.arange(n) % 2)[:, None]
+    e = 0.7 * t + rng.normal(size=(n, 2)) * 10.0
+    cov = np.broadcast_to(np.eye(2) * 100.0, (n, 2, 2))
+    table = pulls_in_bins(e, t, cov, np.array(["a"] * n), by="truth")
+    assert list(table.index) == ["|t| [0, 10) GeV", "|t| [60, 120) GeV"]  # empty bins left out
+    assert np.isnan(table.loc["|t| [0, 10) GeV", "error_parallel"])  # no direction without t
+    assert table.loc["|t| [0, 10) GeV", "coverage_1sigma"] == pytest.approx(0.6827, abs=0.01)
+    shrunk = table.loc["|t| [60, 120) GeV"]
+    assert shrunk["error_parallel"] == pytest.approx(-30.0, abs=0.3)
+    assert shrunk["coverage_1sigma"] == pytest.approx(ncx2.cdf(2.2958, 2, 9.0), abs=0.01)
+    assert shrunk["sigma"] == pytest.approx(10.0)
+
+
 def test_laplace_errors_have_kurtosis_six():
     rng = np.random.default_rng(5)
     z = rng.laplace(0.0, 1.0 / np.sqrt(2.0), (400_000, 2))  # variance 1, kurtosis 6
@@ -101,5 +124,5 @@ def test_laplace_errors_have_kurtosis_six():
 def test_an_unknown_binning_is_refused():
     e = np.zeros((4, 2))
     cov = np.broadcast_to(np.eye(2), (4, 2, 2))
-    with pytest.raises(MetbenchError, match="sigma or process"):
+    with pytest.raises(MetbenchError, match="sigma, process, truth"):
         pulls_in_bins(e, e, cov, np.array(["a"] * 4), by="n_pu")
