@@ -57,7 +57,7 @@ def show_cmd(
 def show_covariance(paths: list[Path], bins: str | None) -> None:
     """The covariance figures of every results file whose entry gives one, and with ``bins``
     their calibration per bin (:mod:`metbench.scoring.pulls`)."""
-    from metbench.results import find_results, load_results
+    from metbench.results import Results, find_results, read_results
     from metbench.scoring.pulls import PULL_BINNINGS, pulls_of_results
     from metbench.scoring.table import covariance_table
 
@@ -66,7 +66,8 @@ def show_covariance(paths: list[Path], bins: str | None) -> None:
             f"--bins with --task covariance: {', '.join(PULL_BINNINGS)}, not {bins!r}"
         )
     files = find_results(paths)
-    results = [load_results(f) for f in files]
+    documents = [read_results(f) for f in files]  # each file read once
+    results = [Results.from_json(d, str(f)) for d, f in zip(documents, files, strict=True)]
     table = covariance_table(results)
     if table.empty:
         raise MetbenchError(
@@ -76,8 +77,8 @@ def show_covariance(paths: list[Path], bins: str | None) -> None:
     print_frame(table, "the per-event covariance: pulls and coverage (1, 1, 0.683, 0.954 if right)")
     if bins is None:
         return
-    for path, r in zip(files, results, strict=True):
-        binned = pulls_of_results(path, by=bins)
+    for path, r, document in zip(files, results, documents, strict=True):
+        binned = pulls_of_results(path, by=bins, document=document)
         if binned is not None:
             print_frame(
                 binned.round(3),

@@ -116,17 +116,22 @@ def pulls_in_bins(
 
 
 def pulls_of_results(
-    path: Path, by: str = "sigma", n_bins: int = 10, dataset: Path | str | None = None
+    path: Path,
+    by: str = "sigma",
+    n_bins: int = 10,
+    dataset: Path | str | None = None,
+    document: dict[str, Any] | None = None,
 ) -> pd.DataFrame | None:
     """:func:`pulls_in_bins` of a results file, from its predictions (checked as ``metbench
-    verify`` checks them: present, sha256, identity) and its dataset's truth (found as ``metbench verify`` finds it); ``None``
-    when its entry gives no covariance."""
+    verify`` checks them: present, sha256, identity) and its dataset's truth (found as
+    ``metbench verify`` finds it); ``None`` when its entry gives no covariance. ``document``:
+    the file as :func:`metbench.results.read_results` read it already (else it is read)."""
     from metbench.estimators.predictions import read_predictions
     from metbench.results import read_results
     from metbench.scoring.score import align_predictions, load_truth
     from metbench.verify import check_predictions, find_dataset
 
-    results = read_results(path)
+    results = read_results(path) if document is None else document
     if "covariance" not in results["scores"]:
         return None
     predictions, problems = check_predictions(Path(path), results)
