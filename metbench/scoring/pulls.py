@@ -18,7 +18,12 @@ import pandas as pd
 
 from metbench.errors import MetbenchError
 from metbench.scoring.binning import edge_binning
-from metbench.scoring.metrics import pull_figures, pull_kurtosis, whitened_residuals
+from metbench.scoring.metrics import (
+    components,
+    pull_figures,
+    pull_kurtosis,
+    whitened_residuals,
+)
 
 __all__ = [
     "PULL_BINNINGS",
@@ -81,11 +86,9 @@ def pulls_in_bins(
     z, chi2 = whitened_residuals(e, t, cov)
     sigma = predicted_sigma(cov)
     process = np.asarray(process).astype(str)
-    t = np.asarray(t, dtype=np.float64)
-    t_mag = np.hypot(t[:, 0], t[:, 1])
-    along = np.full(len(t), np.nan)
-    real = t_mag > 0
-    along[real] = ((np.asarray(e, np.float64)[real] - t[real]) * t[real]).sum(1) / t_mag[real]
+    c = components(e[:, 0], e[:, 1], t[:, 0], t[:, 1])
+    t_mag, along = c.truth, c.par - c.truth  # the error along t_hat
+    real = t_mag > 0  # t_hat is defined
     groups: list[tuple[str, np.ndarray]] = []
     if by == "process":
         groups = [(name, process == name) for name in sorted(set(process))]
