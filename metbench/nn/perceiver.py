@@ -377,8 +377,8 @@ def build_perceiver(
             value_w = value @ self.readout.weight[0]  # (B, L)
             c = self.norm_candidates(source)  # (B, N, E)
             a = torch.softmax(torch.matmul(c, key_q.transpose(1, 2)) + key_b[:, None, :], -1)
-            logit = self.readout(source)[..., 0] + (a @ value_w[..., None])[..., 0]
-            return (1.0 + logit) * mask
+            offset = self.readout(source)[..., 0] + (a @ value_w[..., None])[..., 0]
+            return (1.0 + offset) * mask  # w = 1 + readout: 1 (PF MET) at the start
 
     scales = INPUT_SCALES[input_scale]
 
