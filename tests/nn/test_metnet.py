@@ -15,10 +15,14 @@ pytest.importorskip("fastjet")
 from metbench.data.source import EventSource
 from metbench.nn.metnet import (
     FEATURE_NAMES,
+    N_TRUTH_BINS,
+    RESOLUTION_FEATURES,
     METNetEstimator,
     METNetSigEstimator,
+    flat_truth_weights,
     metnet_features,
     rotate,
+    truth_bin,
 )
 from metbench.nn.training import TrainSettings
 from tests.shipped import shipped
@@ -215,6 +219,99 @@ def test_training_with_a_distribution_term(tiny_dataset, tmp_path):
     )
     state = trained.fit(train, val, replace(settings, checkpoint_dir=tmp_path / "y"))
     assert np.isfinite(state.best_val_loss)
+
+
+def test_the_resolution_network_cannot_see_the_met(trained_sig, batch):
+    """METNetSig's sigma depends on the resolution inputs only: every MET vector and magnitude
+    among the inputs can change without moving it (the MET does move), a sum ET cannot."""
+    import torch
+
+    model = METNetSigEstimator(weights_dir=str(trained_sig), widths=[32, 32])
+    x = torch.as_tensor(metnet_features(batch)[0])
+    met_columns = [i for i, name in enumerate(FEATURE_NAMES) if name not in RESOLUTION_FEATURES]
+    assert {"loose_ex", "tight_et", "track_ey", "tenacious_sig"} <= {
+        FEATURE_NAMES[i] for i in met_columns
+    }
+    changed = x.clone()
+    changed[:, met_columns] *= 1.7
+    changed[:, met_columns] += 30.0
+    with torch.no_grad():
+        out, out_changed = model.network(x), model.network(changed)
+        assert not torch.allclose(out[:, :2], out_changed[:, :2])
+        torch.testing.assert_close(out[:, 2], out_changed[:, 2])
+        more_pileup = x.clone()
+        more_pileup[:, FEATURE_NAMES.index("tight_soft_sumet")] += 300.0
+        assert not torch.allclose(model.network(more_pileup)[:, 2], out[:, 2])
+
+
+def test_the_covariance_is_sigma_squared_times_the_unit_matrix(trained_sig, batch):
+    """One resolution per component, the network's sigma, in every direction."""
+    import torch
+
+    model = METNetSigEstimator(weights_dir=str(trained_sig), widths=[32, 32])
+    model.predict(batch)
+    cov = model.predict_uncertainty(batch)
+    with torch.no_grad():
+        sigma = model.network(torch.as_tensor(metnet_features(batch)[0]))[:, 2].double().numpy()
+    assert np.all(sigma > 0)
+    np.testing.assert_allclose(cov[:, 0, 0], sigma**2, rtol=1e-5)
+    np.testing.assert_allclose(cov[:, 1, 1], sigma**2, rtol=1e-5)
+    np.testing.assert_array_equal(cov[:, 0, 1], 0.0)
+
+
+def test_flat_truth_weights_give_every_populated_bin_the_same_weight():
+    """Against a histogram made with numpy: 0 GeV exactly is its own bin, 10-GeV bins follow,
+    the last bin is open; each populated bin carries the same total weight; mean weight 1."""
+    import torch
+
+    rng = np.random.default_rng(3)
+    t = np.concatenate([np.zeros(500), rng.exponential(40.0, 1500), [1e-3, 9.99, 10.0, 2000.0]])
+    bins = truth_bin(torch.as_tensor(t)).numpy()
+    edges = np.concatenate([[-1.0, 1e-12], np.arange(10.0, 401.0, 10.0), [np.inf]])
+    expected = np.digitize(t, edges) - 1
+    np.testing.assert_array_equal(bins, expected)
+    assert bins[-4:].tolist() == [1, 1, 2, N_TRUTH_BINS - 1]
+    table = flat_truth_weights(torch.as_tensor(t)).numpy().astype(np.float64)
+    per_event = table[bins]
+    assert per_event.mean() == pytest.approx(1.0, rel=1e-6)
+    totals = np.bincount(bins, weights=per_event, minlength=N_TRUTH_BINS)
+    populated = np.bincount(bins, minlength=N_TRUTH_BINS) > 0
+    np.testing.assert_allclose(totals[populated], totals[populated][0], rtol=1e-6)
+    assert np.all(table[~populated] == 0)
+
+
+def test_the_resolution_likelihood_against_a_hand_computation():
+    """The 2-d isotropic Gaussian NLL of the detached estimate's error, by hand."""
+    import torch
+
+    from metbench.nn.metnet import _resolution_nll, build_network
+
+    net = build_network(len(FEATURE_NAMES), (8,), significance=True)
+    net.y_mean.copy_(torch.tensor([5.0, -1.0]))
+    net.y_std.copy_(torch.tensor([20.0, 30.0]))
+    out = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, np.log(2.0)]], requires_grad=True)
+    y = torch.tensor([[10.0, 10.0], [0.0, 0.0]])
+    # estimates [GeV]: (25, -1) and (5, 29); errors (15, -11) and (5, 29); sigma 25 and 50 GeV
+    hand = ((15**2 + 11**2) / (2 * 25**2) + ((5**2 + 29**2) / (2 * 50**2) + 2 * np.log(2))) / 2
+    nll = _resolution_nll(net, out, y)
+    assert nll.item() == pytest.approx(hand, rel=1e-5)
+    nll.backward()
+    assert torch.all(out.grad[:, :2] == 0)  # the MET is fixed: no gradient reaches it
+
+
+def test_weights_of_another_architecture_fail_when_used_not_when_trained(tmp_path, batch):
+    """Weights of an earlier version of the network (here METNet's in METNetSig's place) do not
+    stop a training from starting; running them says what to do."""
+    import torch
+
+    from metbench.nn.metnet import build_network
+
+    (tmp_path / "weights").mkdir()
+    old = build_network(len(FEATURE_NAMES), (32, 32)).state_dict()
+    torch.save(old, tmp_path / "weights" / "metnetsig.pt")
+    model = METNetSigEstimator(weights_dir=str(tmp_path), widths=[32, 32])
+    with pytest.raises(ValueError, match=r"does not fit this version.*metbench train"):
+        model.predict(batch)
 
 
 def test_the_covariance_reuses_the_met_pass_once(trained_sig, batch):
