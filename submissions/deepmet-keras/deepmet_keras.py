@@ -19,6 +19,7 @@ from metbench.data.source import EventSource, to_event_batch
 from metbench.data.store import atomic_write_bytes
 from metbench.events import EventBatch
 from metbench.nn.deepmet_inputs import MAX_CANDIDATES, NORM, producer_inputs
+from metbench.nn.schedules import triangular2_learning_rate
 from metbench.nn.training import (
     TrainSettings,
     TrainState,
@@ -27,6 +28,9 @@ from metbench.nn.training import (
     load_init_weights,
     read_sample,
 )
+
+#: The original's cyclic learning rate (triangular2): lowest rate and first peak.
+CYCLIC_BASE_LR, CYCLIC_MAX_LR = 3e-4, 1e-3
 
 #: Columns a training sample needs.
 COLUMNS = ["pf", "event_id", "mu", "n_pv", "process", "n_pu", "gen_met_x", "gen_met_y",
@@ -127,7 +131,12 @@ class DeepMetKeras:
 
     def fit(self, train: EventSource, val: EventSource, settings: TrainSettings) -> TrainState:
         """Train from PF-MET initialisation, or from ``settings.init_weights``, or resume
-        ``settings.checkpoint_dir``."""
+        ``settings.checkpoint_dir``.
+
+        The learning rate is the original's cyclic schedule (:data:`CYCLIC_BASE_LR` to
+        :data:`CYCLIC_MAX_LR`, triangular2, a half cycle of (train + validation events) / batch
+        size steps, counted across resumptions), or ``settings.learning_rate`` fixed if given.
+        Adam with gradient-norm clipping at 1, as the original."""
         import keras
 
         from metbench.nn.deepmet_network import build_model
@@ -147,8 +156,12 @@ class DeepMetKeras:
             samples[name] = (arr, ak.to_numpy(ak.num(arr.pf, axis=1)))
             print(f"{name}: {len(arr)} events", flush=True)
         self.model = model = build_model(None)
+        # the original's schedule unless a fixed rate is asked for: triangular2 from 3e-4 to 1e-3,
+        # a half cycle of len(all events read) / batch size steps (train_ptmiss.py)
+        cyclic = settings.learning_rate is None
+        step_size = (len(samples["train"][1]) + len(samples["val"][1])) / settings.batch_size
         optimizer = keras.optimizers.Adam(
-            learning_rate=settings.learning_rate or 1e-3, clipnorm=1.0
+            learning_rate=CYCLIC_BASE_LR if cyclic else settings.learning_rate, clipnorm=1.0
         )
         model.compile(optimizer=optimizer, loss=self._loss())
         resumed = bool(state.epoch) and (ckpt / "last.weights.h5").is_file()
@@ -175,6 +188,11 @@ class DeepMetKeras:
             losses = []
             n_batches = -(-len(samples["train"][1]) // settings.batch_size)
             for step, (x, y) in enumerate(batches("train", rng), 1):
+                if cyclic:
+                    done = state.epoch * n_batches + step - 1  # steps before this one
+                    optimizer.learning_rate = triangular2_learning_rate(
+                        done, CYCLIC_BASE_LR, CYCLIC_MAX_LR, step_size
+                    )
                 losses.append(float(model.train_on_batch(x, y)))
                 if settings.progress and (step % 20 == 0 or step == n_batches):
                     print(

@@ -102,6 +102,39 @@ def test_training_resumes_where_it_stopped(tiny_dataset, tmp_path):
     )
 
 
+def _events(dataset: Path, split: str) -> int:
+    import pyarrow.parquet as pq
+
+    return sum(pq.read_metadata(f).num_rows for f in (dataset / "events" / split).glob("*.parquet"))
+
+
+def test_training_follows_the_originals_cyclic_rate(tiny_dataset, tmp_path):
+    """No --learning-rate: DeepMETTraining's triangular2 from 3e-4 to 1e-3 with a half cycle of
+    (train + validation events) / batch size steps; the rate of each epoch's last step, worked
+    out from the piecewise-linear definition (the third epoch is in the second, half-high cycle)."""
+    train, val = EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val")
+    n_train, n_val = _events(tiny_dataset, "train"), _events(tiny_dataset, "val")
+    batch = 8
+    steps_per_epoch = -(-n_train // batch)
+    half_cycle = (n_train + n_val) / batch
+    assert 2 * half_cycle < 3 * steps_per_epoch  # the third epoch reaches the second cycle
+    settings = TrainSettings(
+        tmp_path / "a", epochs=3, batch_size=batch, seed=4, progress=False, patience=5
+    )
+    state = DeepMetKeras(weights_dir=str(tmp_path)).fit(train, val, settings)
+    for h in state.history:
+        i = h["epoch"] * steps_per_epoch - 1  # steps before the epoch's last one
+        if i <= half_cycle:  # climbing in cycle 1
+            expected = 3e-4 + 7e-4 * i / half_cycle
+        elif i <= 2 * half_cycle:  # falling in cycle 1
+            expected = 3e-4 + 7e-4 * (2 - i / half_cycle)
+        elif i <= 3 * half_cycle:  # climbing in cycle 2, to half the height
+            expected = 3e-4 + 3.5e-4 * (i / half_cycle - 2)
+        else:
+            expected = 3e-4 + 3.5e-4 * (4 - i / half_cycle)
+        assert h["learning_rate"] == pytest.approx(expected, rel=1e-5), h
+
+
 def test_training_can_start_from_given_weights(tiny_dataset, tmp_path):
     """--init-weights (the fine-tuning of committed weights): with a vanishing learning rate the
     first epoch's validation loss is near that of the given weights, far from the PF-MET
