@@ -30,6 +30,25 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"metbench.cli.{_name}")
 
 
+def _usage_error_types() -> tuple[type[Exception], ...]:
+    """The classes of command-line usage errors: click's, and those of the copy of click that
+    typer 0.29 and later carries inside itself (``typer._click``), which are not click's."""
+    types: list[type[Exception]] = []
+    try:
+        import click
+
+        types.append(click.ClickException)
+    except ImportError:
+        pass
+    try:
+        from typer._click.exceptions import ClickException  # typer >= 0.29
+    except ImportError:
+        pass
+    else:
+        types.append(ClickException)
+    return tuple(types)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2."""
     try:
@@ -46,12 +65,10 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors (unknown option, bad value)
+        if isinstance(exc, _usage_error_types()):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
         raise
     # typer turns Ctrl-C into Exit(130), which click returns outside standalone mode
     if status == 130:

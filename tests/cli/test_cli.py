@@ -55,6 +55,23 @@ def test_user_errors_are_one_line_without_traceback(args, message):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "submissions/puppi", "--bogus"), "No such option: --bogus"),
+        (("run", "submissions/puppi", "--n-boot", "many"), "Invalid value for '--n-boot'"),
+        (("data", "nonsense"), "No such command 'nonsense'"),
+    ],
+)
+def test_usage_errors_are_a_message_without_traceback(args, message):
+    """Mistyped options and commands: click's usage message and status 2, whichever click the
+    installed typer uses (its own copy from typer 0.29 on)."""
+    r = cli(*args)
+    assert r.returncode == 2, r.stderr
+    assert message in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr
+
+
 def test_train_checks_init_weights_before_the_dataset_is_looked_at():
     """One starting point for two separate trainings is refused at once (a preset would
     otherwise be generated first). TensorFlow's own import lines come before metbench's."""
