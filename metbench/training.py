@@ -38,6 +38,7 @@ __all__ = [
     "Adopted",
     "TrainingPlan",
     "adopt_training",
+    "check_checkpoint_dataset",
     "check_training_folder",
     "dataset_record",
     "default_training_folder",
@@ -287,6 +288,44 @@ def _move_into(staging: Path, folder: Path) -> dict[str, str]:
     return files
 
 
+def check_checkpoint_dataset(checkpoint_dir: Path, entry: str, dataset: dict[str, str]) -> None:
+    """Refuse to resume an entry's checkpoint on another dataset than the one its last epochs were
+    trained on (the training would go on silently with other events).
+
+    Parameters
+    ----------
+    checkpoint_dir
+        The folder of the entries' checkpoint folders (``--checkpoints``).
+    entry
+        The entry, whose checkpoint is ``checkpoint_dir/<entry>`` (its ``state.json`` files, of
+        every stage of a training in stages, record each segment's dataset).
+    dataset
+        :func:`dataset_record` of this training's dataset.
+
+    Raises
+    ------
+    MetbenchError
+        A ``state.json`` whose last segment with a recorded dataset names another dataset. A
+        checkpoint written before datasets were recorded, or unreadable (the entry's own loading
+        says so), passes.
+    """
+    folder = Path(checkpoint_dir) / entry
+    for state_file in sorted(folder.rglob("state.json")) if folder.is_dir() else []:
+        try:
+            state = json.loads(state_file.read_text())
+            segments = state.get("segments") or []
+            keys = [((s.get("settings") or {}).get("dataset") or {}).get("key") for s in segments]
+        except (OSError, ValueError, AttributeError):
+            continue
+        keys = [k for k in keys if isinstance(k, str)]
+        if keys and keys[-1] != dataset["key"]:
+            raise MetbenchError(
+                f"{state_file.parent}: the checkpoint of {entry} ({state.get('epoch')} epochs) "
+                f"was trained on {safe_text(keys[-1], 100)}, not on {dataset['key']}; resume it "
+                "with the same --dataset, or start afresh with --restart or another --checkpoints"
+            )
+
+
 def train_submission(
     plan: TrainingPlan, dataset: Path, settings: TrainSettings, folder: Path
 ) -> list[tuple[str, TrainState]]:
@@ -295,7 +334,8 @@ def train_submission(
 
     Each estimator's ``fit(train, val, settings)`` trains (resuming from
     ``settings.checkpoint_dir/<entry>``), and ``save`` writes the weights and their history at the
-    manifest's paths under ``folder``; the record (:data:`RECORD_NAME`) lists each entry's files and
+    manifest's paths under ``folder``; a checkpoint of another dataset is refused first
+    (:func:`check_checkpoint_dataset`); the record (:data:`RECORD_NAME`) lists each entry's files and
     their sha256, for :func:`adopt_training`.
 
     Parameters
@@ -317,6 +357,9 @@ def train_submission(
     from dataclasses import replace
 
     sub = plan.submission
+    if settings.dataset is not None and not settings.restart:
+        for entry, _ in plan.estimators:  # before any entry trains
+            check_checkpoint_dataset(settings.checkpoint_dir, entry, settings.dataset)
     done = []
     for entry, estimator in plan.estimators:
         train = EventSource(dataset, "train", max_particles=sub.manifest.max_particles)

@@ -240,3 +240,52 @@ def tomllib_value(text: str) -> object:
     import tomllib
 
     return tomllib.loads(f"v = {text}")["v"]
+
+
+def test_a_checkpoint_is_not_resumed_on_another_dataset(mini_dataset, tiny_dataset, tmp_path):
+    """A real one-epoch training on one dataset, then the same --checkpoints with another:
+    refused in one line before anything trains (the checkpoint keeps its epoch), where it used to
+    continue the training silently on the other dataset's events."""
+    ck = tmp_path / "ck"
+    common = ["--variant", "torch", "--train-events", "20", "--val-events", "10",
+              "--batch-size", "32", "--checkpoints", str(ck)]  # fmt: skip
+    args = ["train", str(ROOT / "submissions" / "metnet-torch"), *common]
+    r = metbench(*args, "--dataset", str(tiny_dataset), "--epochs", "1", "--out", "a",
+                 cwd=tmp_path, submissions=ROOT / "submissions")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    states = sorted((ck / "metnet-torch-torch").rglob("state.json"))
+    assert states, "the training left no checkpoint"
+    before = {p: p.read_bytes() for p in states}
+    r = metbench(*args, "--dataset", str(mini_dataset), "--epochs", "2", "--out", "b",
+                 cwd=tmp_path, submissions=ROOT / "submissions")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    tiny_key = json.loads(states[0].read_text())["segments"][-1]["settings"]["dataset"]["key"]
+    assert f"was trained on {tiny_key}, not on mini-" in lines[0]
+    assert "--restart" in lines[0]
+    assert {p: p.read_bytes() for p in states} == before
+
+
+def test_checkpoint_dataset_check_reads_every_stage(tmp_path):
+    """A training in stages (one state.json per stage) is refused if any stage's last recorded
+    dataset differs; a checkpoint from before datasets were recorded passes."""
+    from metbench.errors import MetbenchError
+    from metbench.nn.training import TrainSettings, TrainState
+    from metbench.training import check_checkpoint_dataset
+
+    a = {"name": "standard", "key": "standard-aaaaaaaaaaaa", "manifest_sha256": "a" * 64}
+    b = {"name": "mini", "key": "mini-bbbbbbbbbbbb", "manifest_sha256": "b" * 64}
+    for stage, dataset in (("met", a), ("resolution", a)):
+        state = TrainState()
+        state.begin_segment(TrainSettings(tmp_path / stage, dataset=dataset), "scratch")
+        state.save(tmp_path / "ck" / "entry" / stage)
+    check_checkpoint_dataset(tmp_path / "ck", "entry", a)
+    check_checkpoint_dataset(tmp_path / "ck", "other-entry", b)  # no checkpoint: nothing to check
+    with pytest.raises(MetbenchError, match="was trained on standard-aaaaaaaaaaaa, not on mini-"):
+        check_checkpoint_dataset(tmp_path / "ck", "entry", b)
+    old = TrainState()
+    old.begin_segment(TrainSettings(tmp_path / "x"), "scratch")  # no dataset recorded
+    shutil.rmtree(tmp_path / "ck" / "entry")
+    old.save(tmp_path / "ck" / "entry")
+    check_checkpoint_dataset(tmp_path / "ck", "entry", b)
