@@ -580,6 +580,7 @@ def _merge_parts(
     met = np.zeros((n, 2))
     filled = np.zeros(n, np.int64)
     covs: list[tuple[np.ndarray, np.ndarray | None]] = []
+    dofs: list[tuple[np.ndarray, np.ndarray | None]] = []
     nus: list[tuple[np.ndarray, np.ndarray | None]] = []
     for index, path in _part_files(parts, inputs, identity):
         pred = read_predictions(path)
@@ -590,6 +591,7 @@ def _merge_parts(
         met[position] = part_met
         filled[position] += 1
         covs.append((position, cov))
+        dofs.append((position, pred.dof))
         nus.append((position, read_neutrinos(path)))
     if not (filled == 1).all():  # the maps are the parent's: never
         raise SubmissionError(f"submission {identity['entry']}: its parts do not cover the split")
@@ -618,7 +620,11 @@ def _merge_parts(
     except (OSError, json.JSONDecodeError):
         isolation = None
     metadata = dict(identity, isolation=isolation) if isolation is not None else identity
-    write_predictions(out, event_id, met, gather(covs), metadata, gather(nus), recoil_met)
+    cov = gather(covs)
+    write_predictions(
+        out, event_id, met, cov, metadata, gather(nus), recoil_met,
+        dof=gather(dofs) if cov is not None else None,
+    )  # fmt: skip
     shutil.rmtree(parts)
     return isolation
 
@@ -712,6 +718,7 @@ def score_file(
     """
     pred = read_predictions(predictions)
     event_id, met, cov, meta = pred.event_id, pred.met, pred.covariance, pred.metadata
+    dof = pred.dof
     _check_made_on(predictions, meta, dataset, split)
     truth = load_truth(dataset.folder, split)
     index = align_predictions(event_id, truth, str(predictions))
@@ -720,6 +727,7 @@ def score_file(
         met[index],
         truth,
         cov[index] if cov is not None else None,
+        dof=dof[index] if dof is not None else None,
         n_boot=n_boot,
         seed=seed,
         recoil=recoil,

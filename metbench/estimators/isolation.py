@@ -406,6 +406,7 @@ def _part_columns() -> dict[str, str]:
     """The columns a part may hold, with their parquet physical types."""
     from metbench.estimators.predictions import (
         COVARIANCE_COLUMNS,
+        DOF_COLUMN,
         NEUTRINO_COLUMNS,
         PREDICTION_COLUMNS,
         RECOIL_COLUMNS,
@@ -413,7 +414,7 @@ def _part_columns() -> dict[str, str]:
 
     columns = dict.fromkeys(PREDICTION_COLUMNS, "DOUBLE")
     columns["event_id"] = "INT64"
-    for group in (COVARIANCE_COLUMNS, NEUTRINO_COLUMNS, RECOIL_COLUMNS):
+    for group in (COVARIANCE_COLUMNS, NEUTRINO_COLUMNS, RECOIL_COLUMNS, (DOF_COLUMN,)):
         columns.update(dict.fromkeys(group, "DOUBLE"))
     return columns
 
@@ -436,6 +437,7 @@ def _check_layout(path: Path, n_rows: int) -> str | None:
 
     from metbench.estimators.predictions import (
         COVARIANCE_COLUMNS,
+        DOF_COLUMN,
         NEUTRINO_COLUMNS,
         PREDICTION_COLUMNS,
         RECOIL_COLUMNS,
@@ -460,6 +462,8 @@ def _check_layout(path: Path, n_rows: int) -> str | None:
     for group in (COVARIANCE_COLUMNS, NEUTRINO_COLUMNS, RECOIL_COLUMNS):
         if 0 < sum(c in names for c in group) < len(group):
             return f"holds only some of the columns {', '.join(group)}"
+    if DOF_COLUMN in names and COVARIANCE_COLUMNS[0] not in names:
+        return f"column {DOF_COLUMN} without the covariance it belongs to"
     expected = {"INT64": pa.int64(), "DOUBLE": pa.float64()}
     for i, name in enumerate(names):
         column = schema.column(i)

@@ -1,7 +1,8 @@
 """Predictions on disk: one parquet row per event, validated on write and on read.
 
 Columns: ``event_id`` (int64), ``met_x``, ``met_y`` [GeV] (float64) and, when the estimator gives
-a covariance, ``cov_xx``, ``cov_xy``, ``cov_yy`` [GeV^2], and when it reconstructs the neutrinos of
+a covariance, ``cov_xx``, ``cov_xy``, ``cov_yy`` [GeV^2] (and ``cov_dof``, the degrees of freedom
+of a Student t error model with that covariance, when it gives one), and when it reconstructs the neutrinos of
 tt -> 2l2nu, ``nu0_px`` ... ``nu1_pz`` [GeV] (NaN for events it does not reconstruct), and for the
 recoil task ``recoil_met_x``, ``recoil_met_y`` [GeV]: the MET estimated on the event without its
 selected dimuon (:mod:`metbench.recoil`; NaN for events without one). The file's key-value metadata
@@ -22,12 +23,14 @@ from metbench.errors import MetbenchError
 
 __all__ = [
     "COVARIANCE_COLUMNS",
+    "DOF_COLUMN",
     "NEUTRINO_COLUMNS",
     "PREDICTION_COLUMNS",
     "RECOIL_COLUMNS",
     "PredictionError",
     "Predictions",
     "check_covariance",
+    "check_dof",
     "check_met",
     "check_neutrinos",
     "read_neutrinos",
@@ -39,6 +42,8 @@ __all__ = [
 
 PREDICTION_COLUMNS: Final[tuple[str, ...]] = ("event_id", "met_x", "met_y")
 COVARIANCE_COLUMNS: Final[tuple[str, ...]] = ("cov_xx", "cov_xy", "cov_yy")
+#: Degrees of freedom of a Student t error model (with the covariance of ``COVARIANCE_COLUMNS``).
+DOF_COLUMN: Final = "cov_dof"
 NEUTRINO_COLUMNS: Final[tuple[str, ...]] = tuple(
     f"nu{i}_{c}" for i in (0, 1) for c in ("px", "py", "pz")
 )
@@ -66,12 +71,16 @@ class Predictions:
         The file's ``metbench`` key-value metadata: the identity the harness wrote (entry,
         submission, content hash, dataset and its sha256, split, ...); empty for a file written
         by other means.
+    dof
+        ``(n,)`` degrees of freedom nu > 2 of a bivariate Student t error with that covariance
+        (:func:`metbench.scoring.metrics.gaussian_equivalent_chi2`), or ``None``: Gaussian.
     """
 
     event_id: np.ndarray
     met: np.ndarray
     covariance: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    dof: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -84,7 +93,9 @@ class Predictions:
 
     def write(self, path: Path) -> None:
         """Write the MET, covariance and metadata atomically (:func:`write_predictions`)."""
-        write_predictions(path, self.event_id, self.met, self.covariance, self.metadata)
+        write_predictions(
+            path, self.event_id, self.met, self.covariance, self.metadata, dof=self.dof
+        )
 
 
 def check_met(pred: Any, n: int, where: str) -> np.ndarray:
@@ -129,6 +140,25 @@ def check_covariance(cov: Any, n: int, where: str) -> np.ndarray:
     return cov
 
 
+def check_dof(dof: Any, n: int, where: str) -> np.ndarray:
+    """Validate a ``predict_dof`` output: ``(n,)`` floats, each above 2 (the covariance of a
+    Student t exists for nu > 2) or ``inf`` (Gaussian); NaN is an error."""
+    if not isinstance(dof, np.ndarray) or dof.shape != (n,) or dof.dtype.kind != "f":
+        shape = getattr(dof, "shape", type(dof).__name__)
+        raise PredictionError(
+            f"{where}: predict_dof returned {shape}; expected a float array ({n},) of degrees of "
+            "freedom above 2 (inf: Gaussian)"
+        )
+    dof = dof.astype(np.float64)
+    bad = np.isnan(dof) | (dof <= 2.0)
+    if bad.any():
+        raise PredictionError(
+            f"{where}: predict_dof returned {int(bad.sum())} value(s) that are NaN or not above 2, "
+            f"first at row {int(np.flatnonzero(bad)[0])} (a Student t has a covariance for nu > 2)"
+        )
+    return dof
+
+
 def check_neutrinos(nu: Any, n: int, where: str) -> np.ndarray:
     """Validate a ``predict_neutrinos`` output: ``(n, 2, 3)`` floats (px, py, pz of the top's
     and the antitop's neutrino) [GeV]; NaN marks an event not reconstructed, inf is an error."""
@@ -151,8 +181,10 @@ def write_predictions(
     metadata: dict[str, Any] | None = None,
     neutrinos: np.ndarray | None = None,
     recoil: np.ndarray | None = None,
+    dof: np.ndarray | None = None,
 ) -> None:
-    """Write predictions atomically (a partial file never carries the final name)."""
+    """Write predictions atomically (a partial file never carries the final name); ``dof``
+    (the Student t degrees of freedom) only with a ``covariance``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -165,6 +197,8 @@ def write_predictions(
         columns["cov_xx"] = pa.array(covariance[:, 0, 0].astype(np.float64))
         columns["cov_xy"] = pa.array(covariance[:, 0, 1].astype(np.float64))
         columns["cov_yy"] = pa.array(covariance[:, 1, 1].astype(np.float64))
+        if dof is not None:
+            columns[DOF_COLUMN] = pa.array(np.asarray(dof, dtype=np.float64))
     if neutrinos is not None:
         for i, c in enumerate(NEUTRINO_COLUMNS):
             columns[c] = pa.array(neutrinos[:, i // 3, i % 3].astype(np.float64))
@@ -227,7 +261,10 @@ def read_predictions(path: Path) -> Predictions:
         covariance = check_covariance(
             np.stack([np.stack([xx, xy], -1), np.stack([xy, yy], -1)], 1), len(event_id), str(path)
         )
-    return Predictions(event_id.astype(np.int64), met, covariance, metadata)
+    dof = None
+    if covariance is not None and DOF_COLUMN in table.column_names:
+        dof = check_dof(table[DOF_COLUMN].to_numpy(zero_copy_only=False), len(event_id), str(path))
+    return Predictions(event_id.astype(np.int64), met, covariance, metadata, dof)
 
 
 def read_neutrinos(path: Path) -> np.ndarray | None:

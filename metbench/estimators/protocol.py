@@ -12,6 +12,9 @@ protocol                    methods (all take an :class:`~metbench.events.EventB
 :class:`Estimator`          ``predict(batch) -> (n, 2)`` MET (px, py) [GeV]; every entry
 :class:`CovarianceEstimator`  also ``predict_uncertainty(batch) -> (n, 2, 2)`` [GeV^2]:
                             pulls, coverage and significance are scored
+:class:`StudentTEstimator`  also ``predict_dof(batch) -> (n,)``: the error is a bivariate
+                            Student t with that covariance and nu > 2 degrees of freedom
+                            (heavier tails than a Gaussian); scored by its own regions
 :class:`NeutrinoEstimator`  also ``predict_neutrinos(batch) -> (n, 2, 3)`` (px, py, pz) of
                             the two neutrinos of tt -> 2l2nu [GeV]: the kinematic task
 :class:`TrainableEstimator`  also ``fit(train, val, settings)`` and ``save(folder)``:
@@ -40,6 +43,7 @@ __all__ = [
     "CovarianceEstimator",
     "Estimator",
     "NeutrinoEstimator",
+    "StudentTEstimator",
     "TrainableEstimator",
     "UncertaintyEstimator",
     "missing_methods",
@@ -62,6 +66,18 @@ class CovarianceEstimator(Estimator, Protocol):
 
     def predict_uncertainty(self, batch: EventBatch) -> np.ndarray:
         """``(n, 2, 2)`` covariance of the MET estimate [GeV^2], symmetric positive definite."""
+        ...
+
+
+@runtime_checkable
+class StudentTEstimator(CovarianceEstimator, Protocol):
+    """A covariance estimator whose error model is a bivariate Student t, not a Gaussian: the
+    coverage and the pulls are those of its own 68.27 % / 95.45 % regions
+    (:func:`metbench.scoring.metrics.gaussian_equivalent_chi2`)."""
+
+    def predict_dof(self, batch: EventBatch) -> np.ndarray:
+        """``(n,)`` degrees of freedom nu > 2 of each event's error (``inf``: Gaussian), whose
+        covariance is ``predict_uncertainty``'s (the t's scale matrix is ``cov (nu - 2) / nu``)."""
         ...
 
 

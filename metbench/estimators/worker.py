@@ -35,6 +35,7 @@ from metbench.estimators.protocol import (
     CovarianceEstimator,
     Estimator,
     NeutrinoEstimator,
+    StudentTEstimator,
     satisfies,
 )
 from metbench.estimators.submission import TRAINING_SEED
@@ -199,6 +200,7 @@ def _gpu_memory_hooks(job: PredictJob) -> tuple[Any, Any]:
 def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]:
     from metbench.estimators.predictions import (
         check_covariance,
+        check_dof,
         check_met,
         check_neutrinos,
         write_predictions,
@@ -207,6 +209,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
     source = _event_source(job, job.batch_size)
     parts = Path(job.parts_dir)
     has_cov = satisfies(estimator, CovarianceEstimator)
+    has_dof = has_cov and satisfies(estimator, StudentTEstimator)
     has_nu = satisfies(estimator, NeutrinoEstimator)
     done = 0
     n_truncated = 0
@@ -222,7 +225,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             batch_index += -(-n_file // job.batch_size)
             send(["progress", done])
             continue
-        ids, mets, covs, nus = [], [], [], []
+        ids, mets, covs, dofs, nus = [], [], [], [], []
         for batch in source.restrict([relpath]):
             where = f"batch {batch_index} ({relpath})"
             visible = replace(
@@ -231,6 +234,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             try:
                 raw = estimator.predict(visible)
                 raw_cov = estimator.predict_uncertainty(visible) if has_cov else None
+                raw_dof = estimator.predict_dof(visible) if has_dof else None
                 raw_nu = estimator.predict_neutrinos(visible) if has_nu else None
             except Exception as exc:
                 raise UserError(
@@ -240,6 +244,8 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
                 mets.append(check_met(raw, len(batch), where))
                 if raw_cov is not None:
                     covs.append(check_covariance(raw_cov, len(batch), where))
+                if raw_dof is not None:
+                    dofs.append(check_dof(raw_dof, len(batch), where))
                 if raw_nu is not None:
                     nus.append(check_neutrinos(raw_nu, len(batch), where))
             except Exception as exc:
@@ -256,6 +262,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             np.concatenate(covs) if covs else None,
             job.metadata,
             np.concatenate(nus) if nus else None,
+            dof=np.concatenate(dofs) if dofs else None,
         )
     return {"n_events": done, "n_truncated": n_truncated, "has_covariance": has_cov}
 

@@ -95,6 +95,7 @@ __all__ = [
     "figures_from_stats",
     "fit_response_curve",
     "fraction_above",
+    "gaussian_equivalent_chi2",
     "mean_over_bins",
     "pileup_extrapolation",
     "pileup_fit",
@@ -543,10 +544,45 @@ def fake_rate(
     return threshold, fraction_above(background, w_background, threshold)
 
 
+def gaussian_equivalent_chi2(chi2: np.ndarray, dof: np.ndarray | float | None) -> np.ndarray:
+    """The chi^2 (2 degrees of freedom) that a Gaussian gives the tail probability that a
+    bivariate Student t gives ``chi2``.
+
+    An estimator may describe its error as a bivariate Student t with ``dof`` = nu > 2 degrees of
+    freedom and covariance ``cov`` (heavier tails than a Gaussian of the same covariance; nu ->
+    infinity is the Gaussian). Its scale matrix is ``cov (nu - 2) / nu``, so that with
+    ``chi2 = r^T cov^-1 r``, ``P(|r| inside) = 1 - (1 + chi2 / (nu - 2))^(-nu / 2)`` (the radial
+    distribution: ``r^T scale^-1 r / 2`` follows F(2, nu)), and the Gaussian chi^2 with the same
+    probability, ``1 - exp(-q / 2)``, is ``q = nu ln(1 + chi2 / (nu - 2))``.
+
+    Parameters
+    ----------
+    chi2
+        ``(n,)`` ``r^T cov^-1 r`` of each event's residual ``r`` [dimensionless].
+    dof
+        ``(n,)`` or scalar nu > 2; ``None`` or ``inf``: Gaussian, ``chi2`` unchanged.
+
+    Returns
+    -------
+    ndarray
+        ``(n,)`` q: the same coverage thresholds (:data:`CHI2_2DOF_1SIGMA`, ...) apply to it as to a
+        Gaussian's chi^2.
+    """
+    chi2 = np.asarray(chi2, dtype=np.float64)
+    if dof is None:
+        return chi2
+    nu = np.broadcast_to(np.asarray(dof, dtype=np.float64), chi2.shape)
+    finite = np.isfinite(nu)
+    nu_f = np.where(finite, nu, 3.0)
+    q = nu_f * np.log1p(chi2 / (nu_f - 2.0))
+    return np.asarray(np.where(finite, q, chi2))
+
+
 def whitened_residuals(
-    e: np.ndarray, t: np.ndarray, cov: np.ndarray
+    e: np.ndarray, t: np.ndarray, cov: np.ndarray, dof: np.ndarray | float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The residual whitened by the estimator's covariance.
+    """The residual whitened by the estimator's covariance (and, for a Student t error model,
+    mapped to the Gaussian with the same tail probability).
 
     Parameters
     ----------
@@ -554,18 +590,32 @@ def whitened_residuals(
         ``(n, 2)`` estimate and truth [GeV].
     cov
         ``(n, 2, 2)`` covariance of the estimate [GeV^2], symmetric positive definite.
+    dof
+        ``(n,)`` degrees of freedom nu > 2 of a bivariate Student t error with covariance
+        ``cov`` (:func:`gaussian_equivalent_chi2`), or ``None``: Gaussian.
 
     Returns
     -------
     z
-        ``(n, 2)`` ``L^-1 (e - t)`` with ``cov = L L^T`` (Cholesky): unit normal components when
-        the covariance is right.
+        ``(n, 2)`` ``L^-1 (e - t)`` with ``cov = L L^T`` (Cholesky), rescaled along itself to the
+        length ``sqrt(chi2)`` below: unit normal components when the error model is right.
     chi2
-        ``(n,)`` ``|z|^2 = (e - t)^T cov^-1 (e - t)``: chi-squared with 2 degrees of freedom.
+        ``(n,)`` ``|z|^2``: ``(e - t)^T cov^-1 (e - t)`` for a Gaussian, its Gaussian equivalent
+        for a Student t; chi-squared with 2 degrees of freedom when the error model is right.
     """
     r = np.asarray(e, dtype=np.float64) - np.asarray(t, dtype=np.float64)
     z = whiten(r[..., None], cov)[..., 0]
-    return z, (z**2).sum(-1)
+    return _gaussianised(z, dof)
+
+
+def _gaussianised(z: np.ndarray, dof: np.ndarray | float | None) -> tuple[np.ndarray, np.ndarray]:
+    """``z`` rescaled along itself to the Gaussian-equivalent length, and that length squared."""
+    chi2 = (z**2).sum(-1)
+    if dof is None:
+        return z, chi2
+    q = gaussian_equivalent_chi2(chi2, dof)
+    scale = np.sqrt(np.divide(q, chi2, out=np.ones_like(q), where=chi2 > 0))
+    return z * scale[:, None], q
 
 
 def whiten(v: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -598,7 +648,11 @@ def pull_kurtosis(z: np.ndarray) -> float:
 
 
 def covariance_figures(
-    e: np.ndarray, t: np.ndarray, cov: np.ndarray, has_invisible: np.ndarray
+    e: np.ndarray,
+    t: np.ndarray,
+    cov: np.ndarray,
+    has_invisible: np.ndarray,
+    dof: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Figures of an estimator that gives a covariance for each event.
 
@@ -610,23 +664,28 @@ def covariance_figures(
         ``(n, 2, 2)`` covariance of the estimate [GeV^2], symmetric positive definite.
     has_invisible
         ``(n,)`` bool: the event's process has invisible particles (for the significance).
+    dof
+        ``(n,)`` degrees of freedom of a Student t error model with covariance ``cov``
+        (:func:`gaussian_equivalent_chi2`), or ``None``: Gaussian.
 
     Returns
     -------
     dict
         ``pull_width_1``, ``pull_width_2``: standard deviations of the whitened residual
-        ``L^-1 (e - t)`` (``cov = L L^T``) along its two axes (1 when the covariance is right);
+        ``L^-1 (e - t)`` (``cov = L L^T``; for a Student t its Gaussian equivalent,
+        :func:`whitened_residuals`) along its two axes (1 when the error model is right);
         ``coverage_1sigma``, ``coverage_2sigma``: fractions with ``chi^2 = (e-t)^T cov^-1 (e-t)``
-        below the 2-dof 68.27% and 95.45% quantiles; ``significance_auc``: ROC AUC of the MET
-        significance ``S = sqrt(e^T cov^-1 e)`` (ATLAS's object-based definition) separating events
-        with invisible particles from events without; ``mean_significance_invisible`` and
-        ``mean_significance_no_invisible``.
+        (its Gaussian equivalent) below the 2-dof 68.27% and 95.45% quantiles, i.e. the fractions
+        of true MET inside the estimator's own 68.27% and 95.45% regions; ``significance_auc``:
+        ROC AUC of the MET significance ``S = sqrt(e^T cov^-1 e)`` (ATLAS's object-based
+        definition; for a Student t its Gaussian equivalent, the same p-value of "no MET")
+        separating events with invisible particles from events without;
+        ``mean_significance_invisible`` and ``mean_significance_no_invisible``.
     """
     e, t, cov = (np.asarray(a, dtype=np.float64) for a in (e, t, cov))
     w = whiten(np.stack([e - t, e], -1), cov)  # the residual, and e for the significance
-    z = w[..., 0]
-    chi2 = (z**2).sum(-1)
-    s = np.sqrt((w[..., 1] ** 2).sum(-1))
+    z, chi2 = _gaussianised(w[..., 0], dof)
+    s = np.sqrt(gaussian_equivalent_chi2((w[..., 1] ** 2).sum(-1), dof))
     has_invisible = np.asarray(has_invisible, dtype=bool)
     return {
         **pull_figures(z, chi2),

@@ -55,6 +55,7 @@ def pulls_in_bins(
     process: np.ndarray,
     by: str = "sigma",
     n_bins: int = 10,
+    dof: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The covariance's calibration per bin.
 
@@ -70,6 +71,9 @@ def pulls_in_bins(
         ``sigma``: ``n_bins`` quantile bins of :func:`predicted_sigma` (equal numbers of events);
         ``process``: one row per process; ``truth``: bins of the true |MET|
         (:data:`PULL_TRUTH_EDGES`).
+    dof
+        ``(n,)`` degrees of freedom of a Student t error model with ``cov``, or None: Gaussian
+        (:func:`metbench.scoring.metrics.whitened_residuals`).
 
     Returns
     -------
@@ -83,7 +87,7 @@ def pulls_in_bins(
     """
     if by not in PULL_BINNINGS:
         raise MetbenchError(f"bins of the covariance task: {', '.join(PULL_BINNINGS)}, not {by!r}")
-    z, chi2 = whitened_residuals(e, t, cov)
+    z, chi2 = whitened_residuals(e, t, cov, dof)
     sigma = predicted_sigma(cov)
     process = np.asarray(process).astype(str)
     c = components(e[:, 0], e[:, 1], t[:, 0], t[:, 1])
@@ -149,6 +153,7 @@ def pulls_of_results(
     truth = load_truth(folder, results["dataset"]["split"])
     index = align_predictions(pred.event_id, truth, str(predictions))
     t = np.stack([truth.gen_met_x, truth.gen_met_y], 1).astype(np.float64)
+    dof = pred.dof[index] if pred.dof is not None else None
     return pulls_in_bins(
-        pred.met[index], t, pred.covariance[index], truth.process, by=by, n_bins=n_bins
+        pred.met[index], t, pred.covariance[index], truth.process, by=by, n_bins=n_bins, dof=dof
     )

@@ -630,6 +630,7 @@ def score(
     recoil: RecoilSample | None = None,
     calibration: CalibrationSample | None = None,
     recoil_reason: str | None = None,
+    dof: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Score MET estimates against the truth.
 
@@ -653,6 +654,9 @@ def score(
         Validation-split estimates and truth for the calibrated figures, or None.
     recoil_reason
         Why there is no recoil task (recorded when ``recoil`` is None).
+    dof
+        Optional ``(n,)`` degrees of freedom of a Student t error model with ``covariance``
+        (:func:`metbench.scoring.metrics.gaussian_equivalent_chi2`); None: Gaussian.
 
     Returns
     -------
@@ -671,8 +675,9 @@ def score(
 
     with threadpool_limits(limits=1, user_api="blas"):
         return _score(
-            met, truth, covariance, n_boot, seed, confidence, recoil, calibration, recoil_reason
-        )
+            met, truth, covariance, n_boot, seed, confidence, recoil, calibration, recoil_reason,
+            dof,
+        )  # fmt: skip
 
 
 def _score(
@@ -685,6 +690,7 @@ def _score(
     recoil: RecoilSample | None,
     calibration: CalibrationSample | None,
     recoil_reason: str | None,
+    dof: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """:func:`score` (its BLAS threads limited)."""
     met = np.asarray(met, dtype=np.float64)
@@ -770,5 +776,5 @@ def _score(
     elif recoil_reason is not None:
         out["recoil_reason"] = recoil_reason
     if covariance is not None:
-        out["covariance"] = covariance_figures(met, t_met, covariance, nu)
+        out["covariance"] = covariance_figures(met, t_met, covariance, nu, dof)
     return out

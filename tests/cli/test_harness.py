@@ -539,6 +539,54 @@ def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_p
     assert_error(r, "positive definite")
 
 
+def test_a_student_t_error_model_is_scored_by_its_own_regions(tmp_path, tiny_dataset):
+    """An entry that also gives predict_dof: the degrees of freedom travel through the sandboxed
+    run into the predictions, and the coverage is that of its t regions, computed here from the
+    predictions and the truth with scipy's F distribution; nu <= 2 is refused in one line."""
+    from scipy import stats
+
+    code = GOOD + textwrap.dedent(
+        """
+        def _cov(self, batch):
+            cov = np.zeros((len(batch), 2, 2))
+            cov[:, 0, 0] = cov[:, 1, 1] = 400.0
+            return cov
+
+        def _dof(self, batch):
+            return np.where(np.arange(len(batch)) % 2 == 0, 3.0, np.inf)
+
+        Estimator.predict_uncertainty = _cov
+        Estimator.predict_dof = _dof
+        """
+    )
+    folder = write_submission(tmp_path, "withdof", code)
+    results = tmp_path / "results"
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
+    assert r.returncode == 0, r.stderr
+    result = read_results(next(results.rglob("withdof.json")))
+    _, pred_path = results_paths(results, dataset_info(tiny_dataset), "test", "withdof")
+    p = read_predictions(pred_path)
+    assert p.dof is not None and set(np.unique(p.dof)) == {3.0, np.inf}
+    truth = load_truth(tiny_dataset, "test")
+    at = np.argsort(p.event_id)[np.searchsorted(np.sort(p.event_id), truth.event_id)]
+    chi2 = ((p.met[at] - np.stack([truth.gen_met_x, truth.gen_met_y], 1)) ** 2).sum(1) / 400.0
+    nu = p.dof[at]
+    # P(inside) of each event's own error model: F(2, nu) of r^T scale^-1 r / 2 for the t
+    # (scale = cov (nu - 2) / nu), chi^2_2 for the Gaussian
+    prob = np.where(
+        np.isinf(nu),
+        stats.chi2.cdf(chi2, 2),
+        stats.f.cdf(chi2 * 3.0 / (3.0 - 2.0) / 2.0, 2, np.where(np.isinf(nu), 3.0, nu)),
+    )
+    cov = result["scores"]["covariance"]
+    assert cov["coverage_1sigma"] == pytest.approx(np.mean(prob < 0.682689492137086))
+    assert cov["coverage_2sigma"] == pytest.approx(np.mean(prob < 0.954499736103642))
+    # degrees of freedom of 2 or less have no covariance: refused, nothing written
+    (folder / "model.py").write_text(code.replace("3.0, np.inf", "2.0, np.inf"))
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results), "--force")
+    assert_error(r, "predict_dof returned")
+
+
 def test_abandoned_resume_folders_are_removed_and_live_ones_kept(tmp_path):
     """A failed run's parts are kept a week for the same command to resume; older ones, and those
     a run left before writing its identity, go with the next run into that folder."""

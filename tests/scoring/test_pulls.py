@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from metbench.errors import MetbenchError
-from metbench.scoring.metrics import covariance_figures, pull_kurtosis, whitened_residuals
+from metbench.scoring.metrics import (
+    covariance_figures,
+    gaussian_equivalent_chi2,
+    pull_kurtosis,
+    whitened_residuals,
+)
 from metbench.scoring.pulls import predicted_sigma, pulls_in_bins
 
 
@@ -126,3 +131,48 @@ def test_an_unknown_binning_is_refused():
     cov = np.broadcast_to(np.eye(2), (4, 2, 2))
     with pytest.raises(MetbenchError, match="sigma, process, truth"):
         pulls_in_bins(e, e, cov, np.array(["a"] * 4), by="n_pu")
+
+
+def _student_t(rng: np.random.Generator, root: np.ndarray, dof: np.ndarray) -> np.ndarray:
+    """Errors drawn from bivariate Student t's with covariance ``root root^T`` and ``dof``:
+    a Gaussian of scale ``root sqrt((nu - 2) / nu)`` divided by sqrt(chi^2_nu / nu)."""
+    n = len(dof)
+    g = (root @ rng.normal(size=(n, 2, 1)))[..., 0] * np.sqrt((dof - 2.0) / dof)[:, None]
+    return g / np.sqrt(rng.chisquare(dof) / dof)[:, None]
+
+
+def test_the_gaussian_equivalent_of_a_student_t_has_scipys_tail_probability():
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    chi2, nu = rng.uniform(0.0, 40.0, 200), rng.uniform(2.5, 50.0, 200)
+    q = gaussian_equivalent_chi2(chi2, nu)
+    # r^T scale^-1 r / 2 follows F(2, nu), scale = cov (nu - 2) / nu; then the Gaussian chi^2_2
+    p = stats.f.cdf(chi2 * nu / (nu - 2.0) / 2.0, 2, nu)
+    np.testing.assert_allclose(stats.chi2.cdf(q, 2), p, rtol=1e-9, atol=1e-12)
+    # nu -> infinity (and None) is the Gaussian
+    np.testing.assert_allclose(gaussian_equivalent_chi2(chi2, 1e9), chi2, rtol=1e-6)
+    np.testing.assert_array_equal(gaussian_equivalent_chi2(chi2, np.inf), chi2)
+    np.testing.assert_array_equal(gaussian_equivalent_chi2(chi2, None), chi2)
+
+
+def test_a_right_student_t_error_model_is_calibrated_and_a_gaussian_one_is_not():
+    rng = np.random.default_rng(5)
+    n = 100_000
+    cov, root = _ellipses(rng, n)
+    nu = rng.choice([3.0, 5.0, 10.0], n)
+    t = rng.normal(0.0, 50.0, (n, 2))
+    e = t + _student_t(rng, root, nu)
+    right = covariance_figures(e, t, cov, np.ones(n, bool), dof=nu)
+    assert right["pull_width_1"] == pytest.approx(1.0, abs=0.02)
+    assert right["pull_width_2"] == pytest.approx(1.0, abs=0.02)
+    assert right["coverage_1sigma"] == pytest.approx(0.6827, abs=0.006)
+    assert right["coverage_2sigma"] == pytest.approx(0.9545, abs=0.003)
+    z, _ = whitened_residuals(e, t, cov, nu)
+    assert pull_kurtosis(z) == pytest.approx(3.0, abs=0.1)
+    # the same errors read as Gaussian with the right covariance: the core over-covered, the
+    # tails under-covered, the kurtosis high (what METNetSig's Gaussian pulls showed)
+    gauss = covariance_figures(e, t, cov, np.ones(n, bool))
+    assert gauss["coverage_1sigma"] > 0.72
+    assert gauss["coverage_2sigma"] < 0.945
+    assert pull_kurtosis(whitened_residuals(e, t, cov)[0]) > 5.0
