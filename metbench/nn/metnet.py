@@ -53,10 +53,12 @@ __all__ = [
     "TRUTH_BIN_WIDTH",
     "METNetEstimator",
     "METNetSigEstimator",
+    "METNetSigTEstimator",
     "build_network",
     "distribution_distance",
     "flat_truth_weights",
     "metnet_features",
+    "resolution_nll",
     "rotate",
     "truth_bin",
 ]
@@ -154,15 +156,20 @@ def metnet_features(batch: EventBatch) -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_network(
-    n_in: int, widths: tuple[int, ...] = (256, 256, 256, 256, 256), significance: bool = False
+    n_in: int,
+    widths: tuple[int, ...] = (256, 256, 256, 256, 256),
+    significance: bool = False,
+    student_t: bool = False,
 ) -> Any:
     """The METNet MLP (a ``torch.nn.Module``).
 
     Its ``forward(x)`` takes rotated, *unstandardised* features ``(n, n_in)`` and returns
     ``(n, 2)`` rotated (px, py) [GeV], or, for METNetSig, ``(n, 3)`` with sigma [GeV], the
     resolution of each component of that (px, py), from a second MLP that sees only the
-    :data:`RESOLUTION_FEATURES` (``n_in`` must then be ``len(FEATURE_NAMES)``); the
-    standardisation lives in the buffers ``x_mean, x_std, y_mean, y_std``.
+    :data:`RESOLUTION_FEATURES` (``n_in`` must then be ``len(FEATURE_NAMES)``), and with
+    ``student_t`` ``(n, 4)``: also the degrees of freedom nu = 2 + exp(a) > 2 of a Student t error
+    of covariance sigma^2 I, from the same MLP; the standardisation lives in the buffers
+    ``x_mean, x_std, y_mean, y_std``.
     """
     import torch
     from torch import nn
@@ -186,11 +193,11 @@ def build_network(
             self.register_buffer("y_mean", torch.zeros(2))
             self.register_buffer("y_std", torch.ones(2))
             if significance:
-                self.sigma_mlp = mlp(len(resolution_columns), 1)
+                self.sigma_mlp = mlp(len(resolution_columns), 2 if student_t else 1)
 
         def standardised(self, x: torch.Tensor) -> torch.Tensor:
             """The raw output: standardised (px, py) [and log sigma in units of the mean of
-            ``y_std``]."""
+            ``y_std`` [and a = log(nu - 2)]]."""
             xs = (x - self.x_mean) / self.x_std
             met = self.mlp(xs)
             if not self.significance:
@@ -204,7 +211,7 @@ def build_network(
             if not self.significance:
                 return met
             sigma = torch.exp(out[:, 2:3]) * self.y_std.mean()
-            return torch.cat([met, sigma], dim=1)
+            return torch.cat([met, sigma, 2.0 + torch.exp(out[:, 3:])], dim=1)
 
     return METNet()
 
@@ -288,6 +295,7 @@ class METNetEstimator:
     """
 
     significance = False
+    student_t = False
     #: Parameters that change how the trained network is run, not what is trained.
     inference_parameters = ("runtime",)
 
@@ -332,7 +340,9 @@ class METNetEstimator:
         self.runtime, self.device, self.huber_delta = runtime, device, float(huber_delta)
         self.flat_truth = bool(flat_truth)
         self._truth_weights: Any = None  # set by fit when flat_truth
-        self.network = build_network(len(FEATURE_NAMES), self.widths, self.significance)
+        self.network = build_network(
+            len(FEATURE_NAMES), self.widths, self.significance, self.student_t
+        )
         self._onnx = OnnxRunner(self.onnx_path)
         self._cache: tuple[bytes, np.ndarray, np.ndarray] | None = None
         # weights of another architecture (an earlier version of the entry) are no error until
@@ -441,7 +451,7 @@ class METNetEstimator:
             atomic_write_bytes(cache, buffer.getvalue())
         print(f"train: {len(xt)} events, val: {len(xv)} events", flush=True)
         torch.manual_seed(settings.seed)
-        net = build_network(len(FEATURE_NAMES), self.widths, self.significance)
+        net = build_network(len(FEATURE_NAMES), self.widths, self.significance, self.student_t)
         net.x_mean.copy_(torch.as_tensor(xt.mean(0)))
         net.x_std.copy_(torch.as_tensor(np.maximum(xt.std(0), 1e-6)))
         net.y_mean.copy_(torch.as_tensor(yt.mean(0)))
@@ -471,7 +481,7 @@ class METNetEstimator:
                 parameter_groups=[{"params": list(net.mlp.parameters())}],
             )  # fmt: skip
             state = fit_torch(
-                net, lambda model, x, y: _resolution_nll(model, model.standardised(x), y),
+                net, lambda model, x, y: resolution_nll(model, model.standardised(x), y),
                 train_batches, val_batches,
                 replace(settings, checkpoint_dir=ckpt / "resolution", init_weights=None),
                 parameter_groups=[{"params": list(net.sigma_mlp.parameters())}],
@@ -501,16 +511,30 @@ class METNetEstimator:
         self.export_onnx(target.with_suffix(".onnx"))
 
 
-def _resolution_nll(model: Any, out: Any, y: Any) -> Any:
-    """METNetSig's Gaussian negative log-likelihood of the error of the *detached* MET estimate,
-    isotropic in two dimensions: ``|e|^2 / (2 sigma^2) + 2 log sigma`` per event, with the network's
-    log sigma ``out[:, 2]`` in units of the mean ``y_std``; ``y``: the true MET [GeV]."""
+def resolution_nll(model: Any, out: Any, y: Any) -> Any:
+    """METNetSig's negative log-likelihood of the error ``e`` of the *detached* MET estimate,
+    isotropic in two dimensions, with the network's log sigma ``out[:, 2]`` in units of the mean
+    ``y_std`` (``y``: the true MET [GeV]); per event, up to a constant:
+
+    - Gaussian (``out`` has 3 columns): ``|e|^2 / (2 sigma^2) + 2 log sigma``;
+    - Student t of covariance ``sigma^2 I`` and nu = 2 + exp(``out[:, 3]``) degrees of freedom
+      (scale ``s^2 = sigma^2 (nu - 2) / nu``; in two dimensions the normalisation's Gamma
+      functions cancel): ``2 log s + (nu + 2) / 2 log(1 + |e|^2 / (nu s^2))``, which tends to the
+      Gaussian's as nu grows.
+    """
     import torch
 
     met = out[:, :2].detach() * model.y_std + model.y_mean
     error2 = ((met - y) ** 2).sum(1) / model.y_std.mean() ** 2
     log_sigma = out[:, 2]
-    return (0.5 * error2 * torch.exp(-2 * log_sigma) + 2 * log_sigma).mean()
+    if out.shape[1] < 4:
+        return (0.5 * error2 * torch.exp(-2 * log_sigma) + 2 * log_sigma).mean()
+    nu_minus_2 = torch.exp(out[:, 3])
+    nu = nu_minus_2 + 2.0
+    log_scale2 = 2 * log_sigma + torch.log(nu_minus_2) - torch.log(nu)
+    return (
+        log_scale2 + 0.5 * (nu + 2.0) * torch.log1p(error2 * torch.exp(-2 * log_sigma) / nu_minus_2)
+    ).mean()
 
 
 class METNetSigEstimator(METNetEstimator):
@@ -529,3 +553,24 @@ class METNetSigEstimator(METNetEstimator):
         """``(n, 2, 2)`` covariance [GeV^2]: sigma^2 times the unit matrix."""
         out, _ = self._outputs(batch, reuse=True)
         return out[:, 2, None, None] ** 2 * np.eye(2)
+
+
+class METNetSigTEstimator(METNetSigEstimator):
+    """METNetSig whose error model is a bivariate Student t: the resolution network also gives
+    each event's degrees of freedom nu > 2, trained with sigma by the t's likelihood
+    (:func:`resolution_nll`); the harness scores the coverage of the t's own regions
+    (:class:`metbench.estimators.protocol.StudentTEstimator`)."""
+
+    student_t = True
+
+    def predict_uncertainty(self, batch: EventBatch) -> np.ndarray:
+        """``(n, 2, 2)`` covariance [GeV^2]: sigma^2 times the unit matrix (the outputs stay
+        cached for :meth:`predict_dof`, which the harness asks for next)."""
+        out, phi = self._outputs(batch, reuse=True)
+        self._cache = (batch.event["event_id"].tobytes(), out, phi)
+        return out[:, 2, None, None] ** 2 * np.eye(2)
+
+    def predict_dof(self, batch: EventBatch) -> np.ndarray:
+        """``(n,)`` degrees of freedom nu > 2 of each event's error."""
+        out, _ = self._outputs(batch, reuse=True)
+        return np.asarray(out[:, 3])

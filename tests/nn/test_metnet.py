@@ -284,7 +284,7 @@ def test_the_resolution_likelihood_against_a_hand_computation():
     """The 2-d isotropic Gaussian NLL of the detached estimate's error, by hand."""
     import torch
 
-    from metbench.nn.metnet import _resolution_nll, build_network
+    from metbench.nn.metnet import build_network, resolution_nll
 
     net = build_network(len(FEATURE_NAMES), (8,), significance=True)
     net.y_mean.copy_(torch.tensor([5.0, -1.0]))
@@ -293,10 +293,76 @@ def test_the_resolution_likelihood_against_a_hand_computation():
     y = torch.tensor([[10.0, 10.0], [0.0, 0.0]])
     # estimates [GeV]: (25, -1) and (5, 29); errors (15, -11) and (5, 29); sigma 25 and 50 GeV
     hand = ((15**2 + 11**2) / (2 * 25**2) + ((5**2 + 29**2) / (2 * 50**2) + 2 * np.log(2))) / 2
-    nll = _resolution_nll(net, out, y)
+    nll = resolution_nll(net, out, y)
     assert nll.item() == pytest.approx(hand, rel=1e-5)
     nll.backward()
     assert torch.all(out.grad[:, :2] == 0)  # the MET is fixed: no gradient reaches it
+
+
+def test_the_student_t_likelihood_is_scipys_multivariate_t():
+    """The Student t NLL of the resolution network against scipy's multivariate_t: differences
+    between events equal differences of -logpdf (the constant dropped), in the network's units;
+    the Gaussian's NLL as nu grows."""
+    import torch
+    from scipy import stats
+
+    from metbench.nn.metnet import build_network, resolution_nll
+
+    net = build_network(len(FEATURE_NAMES), (8,), significance=True, student_t=True)
+    net.y_mean.copy_(torch.tensor([5.0, -1.0]))
+    net.y_std.copy_(torch.tensor([20.0, 30.0]))
+    rng = np.random.default_rng(6)
+    n = 6
+    out = torch.tensor(
+        np.concatenate(
+            [rng.normal(size=(n, 2)), rng.normal(0, 0.5, (n, 1)), rng.normal(0, 1.5, (n, 1))], 1
+        )
+    )
+    y = torch.tensor(rng.normal(0.0, 40.0, (n, 2)))
+    per_event = torch.stack([resolution_nll(net, out[i : i + 1], y[i : i + 1]) for i in range(n)])
+    unit = 25.0  # the mean of y_std: the network's unit of sigma
+    err = (out[:, :2] * net.y_std + net.y_mean - y).numpy() / unit
+    sigma, nu = np.exp(out[:, 2].numpy()), 2.0 + np.exp(out[:, 3].numpy())
+    logpdf = np.array([
+        stats.multivariate_t(np.zeros(2), np.eye(2) * sigma[i] ** 2 * (nu[i] - 2) / nu[i],
+                             df=nu[i]).logpdf(err[i])
+        for i in range(n)
+    ])  # fmt: skip
+    np.testing.assert_allclose(
+        per_event.numpy() - per_event.numpy()[0], -(logpdf - logpdf[0]), rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(per_event.numpy(), -logpdf - np.log(2 * np.pi), rtol=1e-9)
+    # nu -> infinity: the Gaussian NLL of the same sigma
+    big = out.clone()
+    big[:, 3] = np.log(1e7)
+    gauss = resolution_nll(net, out[:, :3], y)
+    assert resolution_nll(net, big, y).item() == pytest.approx(gauss.item(), rel=1e-5)
+
+
+def test_a_student_t_metnetsig_gives_degrees_of_freedom_in_torch_and_onnx(
+    tiny_dataset, tmp_path, batch
+):
+    """METNetSigTEstimator trained briefly: nu > 2 per event, the covariance unchanged in form,
+    and the ONNX export gives the same MET, covariance and nu."""
+    from metbench.nn.metnet import METNetSigTEstimator
+
+    model = METNetSigTEstimator(weights_dir=str(tmp_path), widths=[32, 32])
+    settings = TrainSettings(tmp_path / "ckpt", epochs=2, batch_size=16, progress=False)
+    model.fit(EventSource(tiny_dataset, "train"), EventSource(tiny_dataset, "val"), settings)
+    model.save(tmp_path)
+    torch_model = METNetSigTEstimator(weights_dir=str(tmp_path), widths=[32, 32])
+    onnx_model = METNetSigTEstimator(weights_dir=str(tmp_path), widths=[32, 32], runtime="onnx")
+    met = torch_model.predict(batch)
+    cov = torch_model.predict_uncertainty(batch)
+    dof = torch_model.predict_dof(batch)
+    assert dof.shape == (len(batch),) and np.all(dof > 2.0)
+    np.testing.assert_array_equal(cov[:, 0, 1], 0.0)
+    np.testing.assert_allclose(onnx_model.predict(batch), met, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(onnx_model.predict_uncertainty(batch), cov, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(onnx_model.predict_dof(batch), dof, rtol=1e-5)
+    # the Gaussian METNetSig does not load these weights (one more output): it says so when used
+    with pytest.raises(ValueError, match="does not fit this version"):
+        METNetSigEstimator(weights_dir=str(tmp_path), widths=[32, 32]).predict(batch)
 
 
 def test_weights_of_another_architecture_fail_when_used_not_when_trained(tmp_path, batch):
