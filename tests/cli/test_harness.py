@@ -493,18 +493,21 @@ def test_first_command_and_the_physics_ordering_on_mini(tmp_path, mini_dataset):
     assert lo < overall["sigma_perp"]["value"] < hi
 
 
-def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_path, tiny_dataset):
-    code = GOOD + textwrap.dedent(
-        """
-        def _cov(self, batch):
-            n = len(batch)
-            cov = np.zeros((n, 2, 2))
-            cov[:, 0, 0] = cov[:, 1, 1] = 400.0
-            return cov
+#: An entry's covariance of (20 GeV)^2 per component, appended to a :data:`GOOD` entry.
+CONSTANT_COVARIANCE = textwrap.dedent(
+    """
+    def _cov(self, batch):
+        cov = np.zeros((len(batch), 2, 2))
+        cov[:, 0, 0] = cov[:, 1, 1] = 400.0
+        return cov
 
-        Estimator.predict_uncertainty = _cov
-        """
-    )
+    Estimator.predict_uncertainty = _cov
+    """
+)
+
+
+def test_an_estimator_with_a_covariance_gets_pull_and_significance_figures(tmp_path, tiny_dataset):
+    code = GOOD + CONSTANT_COVARIANCE
     folder = write_submission(tmp_path, "withcov", code)
     results = tmp_path / "results"
     r = cli("run", folder, "--dataset", tiny_dataset, *fast(results))
@@ -545,19 +548,17 @@ def test_a_student_t_error_model_is_scored_by_its_own_regions(tmp_path, tiny_dat
     predictions and the truth with scipy's F distribution; nu <= 2 is refused in one line."""
     from scipy import stats
 
-    code = GOOD + textwrap.dedent(
-        """
-        def _cov(self, batch):
-            cov = np.zeros((len(batch), 2, 2))
-            cov[:, 0, 0] = cov[:, 1, 1] = 400.0
-            return cov
-
+    code = (
+        GOOD
+        + CONSTANT_COVARIANCE
+        + textwrap.dedent(
+            """
         def _dof(self, batch):
             return np.where(np.arange(len(batch)) % 2 == 0, 3.0, np.inf)
 
-        Estimator.predict_uncertainty = _cov
         Estimator.predict_dof = _dof
         """
+        )
     )
     folder = write_submission(tmp_path, "withdof", code)
     results = tmp_path / "results"
@@ -573,10 +574,11 @@ def test_a_student_t_error_model_is_scored_by_its_own_regions(tmp_path, tiny_dat
     nu = p.dof[at]
     # P(inside) of each event's own error model: F(2, nu) of r^T scale^-1 r / 2 for the t
     # (scale = cov (nu - 2) / nu), chi^2_2 for the Gaussian
+    nu_t = np.where(np.isinf(nu), 3.0, nu)
     prob = np.where(
         np.isinf(nu),
         stats.chi2.cdf(chi2, 2),
-        stats.f.cdf(chi2 * 3.0 / (3.0 - 2.0) / 2.0, 2, np.where(np.isinf(nu), 3.0, nu)),
+        stats.f.cdf(chi2 * nu_t / (nu_t - 2.0) / 2.0, 2, nu_t),
     )
     cov = result["scores"]["covariance"]
     assert cov["coverage_1sigma"] == pytest.approx(np.mean(prob < 0.682689492137086))
