@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from metbench.nn.metnet import METNetSigEstimator
+from metbench.nn.metnet import METNetSigTEstimator
 
 __all__ = ["METNetSig"]
 
 
-class METNetSig(METNetSigEstimator):
-    """METNetSig: METNet with a per-event MET resolution (parameters: see
-    :class:`metbench.nn.metnet.METNetSigEstimator`)."""
+class METNetSig(METNetSigTEstimator):
+    """METNetSig: METNet with a per-event MET resolution and the tails of its error, a Student t
+    (parameters: see :class:`metbench.nn.metnet.METNetSigEstimator`)."""
