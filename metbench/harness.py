@@ -620,11 +620,9 @@ def _merge_parts(
     except (OSError, json.JSONDecodeError):
         isolation = None
     metadata = dict(identity, isolation=isolation) if isolation is not None else identity
-    cov = gather(covs)
     write_predictions(
-        out, event_id, met, cov, metadata, gather(nus), recoil_met,
-        dof=gather(dofs) if cov is not None else None,
-    )  # fmt: skip
+        out, event_id, met, gather(covs), metadata, gather(nus), recoil_met, dof=gather(dofs)
+    )
     shutil.rmtree(parts)
     return isolation
 
@@ -718,7 +716,6 @@ def score_file(
     """
     pred = read_predictions(predictions)
     event_id, met, cov, meta = pred.event_id, pred.met, pred.covariance, pred.metadata
-    dof = pred.dof
     _check_made_on(predictions, meta, dataset, split)
     truth = load_truth(dataset.folder, split)
     index = align_predictions(event_id, truth, str(predictions))
@@ -727,7 +724,7 @@ def score_file(
         met[index],
         truth,
         cov[index] if cov is not None else None,
-        dof=dof[index] if dof is not None else None,
+        dof=pred.dof[index] if pred.dof is not None else None,
         n_boot=n_boot,
         seed=seed,
         recoil=recoil,
