@@ -366,12 +366,12 @@ class METNetEstimator:
         """(network output in the rotated frame, tight_phi).
 
         ``reuse``: take the outputs of the last :meth:`predict` if it was on the same batch (the
-        harness asks for the covariance right after the MET); the cache is used once, so timing
-        repeated ``predict`` calls measures the full computation every time."""
+        harness asks for the covariance and the degrees of freedom right after the MET).
+        :meth:`predict` itself never reuses, so timing repeated ``predict`` calls measures the
+        full computation every time."""
         key = batch.event["event_id"].tobytes()
-        cached, self._cache = self._cache, None
-        if reuse and cached is not None and cached[0] == key:
-            return cached[1], cached[2]
+        if reuse and self._cache is not None and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
         if not self.weights_path.is_file():
             raise FileNotFoundError(
                 f"{self.weights_path} does not exist: train the entry (metbench train) and adopt the training (metbench adopt)"
@@ -562,13 +562,6 @@ class METNetSigTEstimator(METNetSigEstimator):
     (:class:`metbench.estimators.protocol.StudentTEstimator`)."""
 
     student_t = True
-
-    def predict_uncertainty(self, batch: EventBatch) -> np.ndarray:
-        """``(n, 2, 2)`` covariance [GeV^2]: sigma^2 times the unit matrix (the outputs stay
-        cached for :meth:`predict_dof`, which the harness asks for next)."""
-        out, phi = self._outputs(batch, reuse=True)
-        self._cache = (batch.event["event_id"].tobytes(), out, phi)
-        return out[:, 2, None, None] ** 2 * np.eye(2)
 
     def predict_dof(self, batch: EventBatch) -> np.ndarray:
         """``(n,)`` degrees of freedom nu > 2 of each event's error."""
