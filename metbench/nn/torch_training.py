@@ -60,6 +60,7 @@ def fit_torch(
     parameter_groups: list[dict[str, Any]] | None = None,
     grad_clip: float | None = None,
     reduce_lr_on_plateau: bool = True,
+    epoch_schedule: Callable[[Any], Any] | None = None,
 ) -> TrainState:
     """Train ``model`` with one checkpoint per epoch.
 
@@ -91,6 +92,10 @@ def fit_torch(
     reduce_lr_on_plateau
         Halve the learning rate after 3 epochs without improvement (``ReduceLROnPlateau``,
         patience 2: it acts on the third bad epoch); ``False``: a constant learning rate.
+    epoch_schedule
+        ``epoch_schedule(optimizer)``: a ``torch.optim.lr_scheduler`` stepped after every epoch
+        (e.g. a polynomial decay over the epochs), in place of the plateau halving; its state
+        travels with the checkpoint.
 
     Resumes from ``settings.checkpoint_dir`` (model, optimizer, scheduler, :class:`TrainState`)
     unless ``settings.restart``; otherwise starts from ``settings.init_weights`` (a state dict,
@@ -107,11 +112,12 @@ def fit_torch(
         parameter_groups if parameter_groups is not None else model.parameters(),
         lr=settings.learning_rate or default_lr,
     )
-    scheduler = (
-        torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
-        if reduce_lr_on_plateau
-        else None
-    )
+    if epoch_schedule is not None:
+        scheduler = epoch_schedule(optimizer)
+    elif reduce_lr_on_plateau:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.5, patience=2)
+    else:
+        scheduler = None
     state = TrainState()
     resumed = not settings.restart and (ckpt / "last.pt").is_file()
     if resumed:
@@ -164,11 +170,12 @@ def fit_torch(
                 val_total += float(loss_fn(model, x, y)) * len(y)
                 val_count += len(y)
         val_loss = val_total / val_count
-        if scheduler is not None:
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+        if epoch_schedule is not None:
+            scheduler.step()
+        elif scheduler is not None:
             scheduler.step(val_loss)
-        improved = state.record(
-            total / count, val_loss, time.perf_counter() - start, optimizer.param_groups[0]["lr"]
-        )
+        improved = state.record(total / count, val_loss, time.perf_counter() - start, lr)
         if epoch_log is not None:
             state.history[-1].update(epoch_log(model))
         if improved:

@@ -110,3 +110,36 @@ def test_constant_learning_rate_and_segments(tmp_path):
     assert len(state.segments) == 2
     halved = run(12, True)  # the plateau scheduler, for comparison, halves it
     assert halved.history[-1]["learning_rate"] < 0.01
+
+
+def test_an_epoch_schedule_decays_the_rate_and_resumes_where_it_was(tmp_path):
+    """A polynomial decay (DeeLeMa's original: power 2 over the epochs): each epoch's recorded
+    rate is the one it trained with, by hand, and a training resumed from its checkpoint continues
+    the schedule instead of starting it again."""
+    from metbench.nn.torch_training import fit_torch
+
+    x, y = torch.ones(4, 1), torch.zeros(4, 1)
+
+    def run(folder, epochs):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(1, 1)
+        return fit_torch(
+            net,
+            lambda m, a, b: ((m(a) - b) ** 2).mean(),
+            lambda epoch: [(x, y)],
+            lambda: [(x, y)],
+            TrainSettings(folder, epochs=epochs, patience=99, progress=False, learning_rate=0.01),
+            epoch_schedule=lambda opt: torch.optim.lr_scheduler.PolynomialLR(
+                opt, total_iters=6, power=2.0
+            ),
+        )
+
+    expected = [0.01 * (1 - e / 6) ** 2 for e in range(6)]
+    straight = run(tmp_path / "a", 6)
+    np.testing.assert_allclose([h["learning_rate"] for h in straight.history], expected)
+    run(tmp_path / "b", 2)
+    resumed = run(tmp_path / "b", 6)
+    np.testing.assert_allclose([h["learning_rate"] for h in resumed.history], expected)
+    np.testing.assert_allclose(
+        [h["val_loss"] for h in resumed.history], [h["val_loss"] for h in straight.history]
+    )
