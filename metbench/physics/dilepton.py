@@ -83,6 +83,13 @@ def neutrino_ellipse(
     m_w, m_top
         The W and top masses [GeV], scalars or ``(n,)``.
     """
+    with np.errstate(divide="ignore", invalid="ignore"):  # incomplete events: NaN, no ellipse
+        return _neutrino_ellipse(b, lepton, m_w, m_top)
+
+
+def _neutrino_ellipse(
+    b: np.ndarray, lepton: np.ndarray, m_w: float | np.ndarray, m_top: float | np.ndarray
+) -> NeutrinoEllipse:
     b, lepton = np.asarray(b, dtype=np.float64), np.asarray(lepton, dtype=np.float64)
     m_w2 = np.asarray(m_w, dtype=np.float64) ** 2
     m_top2 = np.asarray(m_top, dtype=np.float64) ** 2
@@ -149,8 +156,7 @@ def _roots(
     as at the edge of solvability, are found there."""
     step = 2.0 * np.pi / n_phi
     grid = np.linspace(0.0, 2.0 * np.pi, n_phi, endpoint=False)
-    with np.errstate(invalid="ignore"):
-        g, _ = _mismatch(grid, first, second, met)
+    g, _ = _mismatch(grid, first, second, met)
     g_prev, g_next = np.roll(g, 1, axis=1), np.roll(g, -1, axis=1)
     finite = np.isfinite(g) & np.isfinite(g_next) & np.isfinite(g_prev)
     rows_c, cols_c = np.nonzero(finite & (np.sign(g) != np.sign(g_next)))
@@ -234,7 +240,8 @@ def dilepton_solutions(
     """
     met = np.asarray(met, dtype=np.float64)
     first, second = _ellipses(b, leptons, m_w, m_top)
-    rows, phi = _roots(first, second, met, n_phi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows, phi = _roots(first, second, met, n_phi)
     start = np.searchsorted(rows, rows)  # first index of each row
     rank = np.arange(len(rows)) - start
     keep = rank < 4
@@ -263,7 +270,8 @@ def solvable(
     [GeV] and summing to the MET (arguments as :func:`dilepton_solutions`)."""
     met = np.asarray(met, dtype=np.float64)
     first, second = _ellipses(b, leptons, m_w, m_top)
-    rows, _ = _roots(first, second, met, n_phi)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rows, _ = _roots(first, second, met, n_phi)
     out = np.zeros(len(met), dtype=bool)
     out[rows] = True
     return out

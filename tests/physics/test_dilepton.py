@@ -102,3 +102,14 @@ def test_pythia_events_are_solved_at_their_own_masses(tiny_dataset):
     distance = np.linalg.norm(solutions - nu[:, None, :, :3], axis=-1).max(-1)
     relative = np.nanmin(np.where(found, distance, np.inf), 1) / np.abs(nu[..., 3]).max(-1)
     assert np.all(relative < 1e-4)
+
+
+def test_incomplete_events_have_no_solution_and_leave_the_others_alone(toy):
+    b, lep, met = toy["b"][:20].copy(), toy["lep"][:20].copy(), toy["met"][:20]
+    b[3] = np.nan  # a missing b quark
+    lep[5, 1] = 0.0  # a lepton of zero momentum
+    with np.errstate(all="raise"):  # no floating-point warning escapes
+        ok = solvable(b, lep, met)
+        _, found = dilepton_solutions(b, lep, met)
+    assert not ok[3] and not ok[5] and not found[[3, 5]].any()
+    assert ok[np.r_[0:3, 4, 6:20]].all()
