@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from metbench.events import EventBatch
-from metbench.nn.deelema import SCALE, build_deelema, deelema_inputs, zflip
+from metbench.nn.deelema import SCALE, build_deelema, deelema_inputs, fit_deelema, zflip
 from metbench.physics.puppi_met import stored_puppi_met
 
 __all__ = ["DeeLeMaEstimator"]
@@ -26,7 +26,7 @@ class DeeLeMaEstimator:
         The ``state_dict`` (``.pt``), relative to the submission folder; the ONNX export sits
         beside it with the suffix ``.onnx``.
     hidden, layers
-        Width and depth of the MLP.
+        Width and depth of the MLP (the original's: 256, 5).
     canonical
         Run the MLP in each event's canonical frame (exactly z-mirror, rotation and boost
         equivariant; see :mod:`metbench.nn.deelema`). The weights must have been trained so.
@@ -51,8 +51,8 @@ class DeeLeMaEstimator:
     def __init__(
         self,
         weights_file: str = "weights/deelema.pt",
-        hidden: int = 128,
-        layers: int = 3,
+        hidden: int = 256,
+        layers: int = 5,
         canonical: bool = False,
         boost: bool = True,
         zflip: bool = True,
@@ -77,10 +77,15 @@ class DeeLeMaEstimator:
         self.boost = bool(boost)
         self.zflip, self.train_met = bool(zflip), train_met
         self.network = build_deelema(hidden, layers, canonical=self.canonical, boost=self.boost)
+        # weights of another architecture (an earlier version of the entry) are no error until
+        # the network is used: a training replaces them
+        self._unusable_weights: str | None = None
         if self.weights_path.is_file():
-            self.network.load_state_dict(
-                torch.load(self.weights_path, map_location="cpu", weights_only=True)
-            )
+            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+            try:
+                self.network.load_state_dict(state)
+            except RuntimeError as error:
+                self._unusable_weights = str(error).splitlines()[0].rstrip(":")
         self.network.eval()
         self._onnx = OnnxRunner(self.weights_path.with_suffix(".onnx"))
 
@@ -92,6 +97,12 @@ class DeeLeMaEstimator:
 
         if not self.weights_path.is_file():
             raise FileNotFoundError(f"{self.weights_path} does not exist: run metbench train")
+        if self._unusable_weights is not None:
+            raise ValueError(
+                f"{self.weights_path} does not fit this version of the network "
+                f"({self._unusable_weights}): train the entry (metbench train) and adopt the "
+                "training (metbench adopt)"
+            )
         x, usable = deelema_inputs(batch, stored_puppi_met(batch))
         if self.runtime == "onnx":
             q = self._onnx({"inputs": x}).astype(np.float64) * SCALE
@@ -123,10 +134,11 @@ class DeeLeMaEstimator:
 
     def fit(self, train: Any, val: Any, settings: Any) -> Any:
         """Unsupervised: the mass-consistency loss only (the neutrino truth enters only as the
-        MET with ``train_met="neutrinos"``); the learned masses are recorded per epoch."""
+        MET with ``train_met="neutrinos"``); the learned masses are recorded per epoch. The
+        original's optimiser: Adam at 1e-2 (unless ``--learning-rate``), decayed per epoch as
+        (1 - epoch / epochs)^2 to zero at ``--epochs``."""
         import torch
 
-        from metbench.nn.torch_training import fit_torch
         from metbench.nn.training import describe
 
         xt = torch.as_tensor(self._sample(train, settings.train_events_per_process))
@@ -136,24 +148,7 @@ class DeeLeMaEstimator:
         net = build_deelema(self.hidden, self.layers, canonical=self.canonical, boost=self.boost)
         if self.zflip:
             xt = torch.cat([xt, zflip(xt)])
-
-        def train_batches(epoch: int) -> Any:
-            generator = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
-            order = torch.randperm(len(xt), generator=generator)
-            for i in range(0, len(xt), settings.batch_size):
-                idx = order[i : i + settings.batch_size]
-                yield xt[idx], xt[idx, :1]
-
-        def masses(model: Any) -> dict[str, float]:
-            m_w, m_top = model.masses()
-            return {"m_w": m_w, "m_top": m_top}
-
-        def val_batches() -> Any:
-            yield xv, xv[:, :1]
-
-        state = fit_torch(
-            net, lambda m, x, _y: m.loss(x), train_batches, val_batches, settings, epoch_log=masses
-        )
+        state = fit_deelema(net, xt, xv, settings)
         self.network = net.eval()
         m_w, m_top = net.masses()
         print(f"learned masses: m_W = {m_w:.1f} GeV, m_top = {m_top:.1f} GeV", flush=True)

@@ -107,15 +107,20 @@ def test_canonical_frame_without_boost_keeps_the_mirror_and_rotation_symmetries(
     assert np.abs(qb[..., 2] - boosted).mean() > 1e-2  # the lab pz now depends on the frame
 
 
-def test_short_closure_training_logs_masses_and_has_no_pz_bias():
-    """A short training with the true-neutrino MET on the analytic sample (true masses 80.4 /
-    172.5 GeV) from 70 / 150 GeV: the masses are logged per epoch, and the pz is unbiased.
-
-    Not asserted: the masses' closure. Short trainings end near 70-74 / 158-161 GeV (see the
-    submission's README); ``python -m metbench.nn.deelema_closure scan`` measures it."""
-    r = closure_fit(n_train=500, n_test=3000, epochs=8, hidden=32, m_w_start=70.0)
+def test_closure_the_masses_are_learned_within_two_percent():
+    """Issue 17's closure: DeeLeMa trained with the true-neutrino MET on a small analytic sample
+    (true masses 80.4 / 172.5 GeV), from 70 / 150 GeV, with the original's network and optimiser
+    (256 x 5, Adam 1e-2 decayed as (1 - epoch / epochs)^2): the learned masses within 2 %, logged
+    every epoch on their way up, and the neutrino pz unbiased (within 4 standard errors or 5 GeV).
+    The analytic solver says where the endpoint is: every event of the sample has a solution at
+    the true masses and ~half of them none 9 % / 7 % below (tests/physics/test_dilepton.py)."""
+    r = closure_fit(n_train=300, n_test=3000, epochs=450, m_w_start=70.0, m_top_start=150.0)
     history = r["history"]
-    assert len(history) == 8 and all({"m_w", "m_top"} <= set(h) for h in history)
+    assert len(history) == 450 and all({"m_w", "m_top"} <= set(h) for h in history)
+    assert r["m_w"] == pytest.approx(80.4, rel=0.02)
+    assert r["m_top"] == pytest.approx(172.5, rel=0.02)
+    # learned, not started there: the first epochs are far below
+    assert history[0]["m_w"] < 75.0 and history[0]["m_top"] < 165.0
     best = history[r["best_epoch"] - 1]
     assert (best["m_w"], best["m_top"]) == pytest.approx((r["m_w"], r["m_top"]), rel=1e-6)
     # the pz bias of an equivariant network on a z-symmetric sample: zero within 4 standard errors
