@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 from metbench.data.source import EventSource
 from metbench.data.store import atomic_path, atomic_write_json, sha256_file
 from metbench.errors import MetbenchError, first_line, safe_text
-from metbench.estimators.submission import TRAINING_SEED
+from metbench.estimators.submission import TRAINING_EPOCHS, TRAINING_SEED
 from metbench.nn.training import TrainSettings, TrainState
 
 if TYPE_CHECKING:
@@ -71,11 +71,16 @@ class TrainingPlan:
     seeds
         Entry name -> the training seed its variant names (the reserved parameter ``seed``,
         :data:`~metbench.estimators.submission.TRAINING_SEED`), which replaces ``--seed``.
+    budgets
+        Entry name -> the fixed budget of epochs its variant names (the reserved parameter
+        ``training_epochs``, :data:`~metbench.estimators.submission.TRAINING_EPOCHS`), which
+        replaces ``--epochs``.
     """
 
     submission: Any
     estimators: list[tuple[str, Any]]
     seeds: dict[str, int] = field(default_factory=dict)
+    budgets: dict[str, int] = field(default_factory=dict)
 
 
 def plan_training(
@@ -139,12 +144,16 @@ def plan_training(
             f"{folder}: --init-weights gives one starting point but {names} are trained "
             "separately; choose one with --variant"
         )
-    seeds = {
-        entry: int(params[TRAINING_SEED])
-        for entry, params in sub.entries(variant, overrides)
-        if TRAINING_SEED in params and any(entry == name for name, _ in todo)
+    trained_entries = {name for name, _ in todo}
+    reserved = {
+        key: {
+            entry: int(params[key])
+            for entry, params in sub.entries(variant, overrides)
+            if key in params and entry in trained_entries
+        }
+        for key in (TRAINING_SEED, TRAINING_EPOCHS)
     }
-    return TrainingPlan(sub, todo, seeds)
+    return TrainingPlan(sub, todo, reserved[TRAINING_SEED], reserved[TRAINING_EPOCHS])
 
 
 def dataset_record(info: DatasetInfo) -> dict[str, str]:
@@ -368,6 +377,7 @@ def train_submission(
             settings,
             checkpoint_dir=settings.checkpoint_dir / entry,
             seed=plan.seeds.get(entry, settings.seed),
+            epochs=plan.budgets.get(entry, settings.epochs),
         )
         state = estimator.fit(train, val, entry_settings)
         staging = folder / f".saving-{entry}"

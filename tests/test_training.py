@@ -170,10 +170,11 @@ def test_training_leaves_the_weights_alone_and_adopt_replaces_them(
 
 
 def test_a_variant_trained_with_its_own_seed(mini_dataset, tmp_path, monkeypatch):
-    """Repeated trainings: a variant naming ``seed`` (the reserved training seed) and its own
-    weights file is trained with that seed (not --seed's), its weights land at its path and are
-    adopted there, beside the other seed's; the class never receives the seed, and the estimator
-    built with it predicts with that seed's weights."""
+    """Repeated trainings: a variant naming ``seed`` (the reserved training seed), a budget of
+    epochs (``training_epochs``) and its own weights file is trained with that seed (not
+    --seed's) for that many epochs (not --epochs'), its weights land at its path and are adopted
+    there, beside the other seed's; the class never receives the seed or the budget, and the
+    estimator built with them predicts with that seed's weights."""
     import numpy as np
 
     from metbench.data.source import EventSource
@@ -187,18 +188,21 @@ def test_a_variant_trained_with_its_own_seed(mini_dataset, tmp_path, monkeypatch
     manifest.write_text(
         manifest.read_text()
         + '\n[variants.torch-seed7]\nruntime = "torch"\nweights_file = "weights/seed7/metnet.pt"\n'
-        "seed = 7\n"
+        "seed = 7\ntraining_epochs = 2\n"
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("METBENCH_SUBMISSIONS", str(subs))
     r = metbench(
         "train", "submissions/metnet-torch", "--dataset", str(mini_dataset), "--variant",
         "torch-seed7", "--train-events", "20", "--val-events", "10", "--batch-size", "32",
-        "--epochs", "1", "--seed", "3", "--out", "run", cwd=tmp_path, submissions=subs,
+        "--epochs", "9", "--patience", "9", "--seed", "3", "--out", "run", cwd=tmp_path,
+        submissions=subs,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     history = json.loads((tmp_path / "run/weights/seed7/metnet.history.json").read_text())
     assert history["settings"]["seed"] == 7
+    assert history["settings"]["epochs"] == 2
+    assert [h["epoch"] for h in history["history"]] == [1, 2]
     assert "checkpoints/metnet-torch-torch-seed7" in history["settings"]["checkpoint_dir"]
     assert not (folder / "weights" / "seed7").exists()
     r = metbench("adopt", "submissions/metnet-torch", "run", cwd=tmp_path, submissions=subs)
@@ -213,8 +217,8 @@ def test_a_variant_trained_with_its_own_seed(mini_dataset, tmp_path, monkeypatch
 
     sub = load_submission(folder, require_weights=False)
     ((entry, params),) = sub.entries("torch-seed7")
-    assert params["seed"] == 7
-    seeded = build_estimator(sub, entry, params)  # the class takes no seed: it was taken out
+    assert params["seed"] == 7 and params["training_epochs"] == 2
+    seeded = build_estimator(sub, entry, params)  # the class takes neither: they were taken out
     plain = build_estimator(sub, "metnet-torch-torch", {"runtime": "torch"})
     batch = next(iter(EventSource(mini_dataset, "test", batch_size=16))).for_estimator()
     assert not np.allclose(seeded.predict(batch), plain.predict(batch))
@@ -233,6 +237,22 @@ def test_a_training_seed_that_is_not_a_natural_number_is_refused(tmp_path, seed)
     assert str(info.value) == (
         f"{folder / 'metbench.toml'}: [variants.x] seed = {tomllib_value(seed)!r}: the training "
         "seed must be an integer >= 0"
+    )
+
+
+@pytest.mark.parametrize("budget", ["0", '"2"', "-1", "true", "1.5"])
+def test_a_budget_of_epochs_that_is_not_a_positive_integer_is_refused(tmp_path, budget):
+    from metbench.estimators.submission import SubmissionError, load_submission
+
+    folder = tmp_path / "s"
+    shutil.copytree(ROOT / "submissions" / "pf", folder)
+    manifest = folder / "metbench.toml"
+    manifest.write_text(manifest.read_text() + f"\n[variants.x]\ntraining_epochs = {budget}\n")
+    with pytest.raises(SubmissionError) as info:
+        load_submission(folder)
+    assert str(info.value) == (
+        f"{folder / 'metbench.toml'}: [variants.x] training_epochs = {tomllib_value(budget)!r}: "
+        "the budget of training epochs must be an integer >= 1"
     )
 
 

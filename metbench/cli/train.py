@@ -32,7 +32,14 @@ def train_cmd(
     variant: VariantOpt = None,
     param: ParamOpt = None,
     device: DeviceOpt = "cpu",
-    epochs: Annotated[int, typer.Option(min=1, help="Maximum epochs")] = 30,
+    epochs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Maximum epochs (a variant that names a budget, the manifest's reserved "
+            "parameter training_epochs, is trained for at most its own)",
+        ),
+    ] = 30,
     patience: Annotated[
         int, typer.Option(min=1, help="Early stopping: epochs without improvement")
     ] = 5,

@@ -58,6 +58,17 @@ variant names. ``metbench train`` trains that variant with it and the entry's cl
 receives it; the leaderboard takes variants that differ only in their seed as repeated trainings
 of one entry (the median one is ranked, with the spread of S).
 
+The parameter ``training_epochs`` is reserved too (:data:`TRAINING_EPOCHS`): a fixed budget of
+epochs the variant's weights were trained with, shorter than the entry's own training (an entry
+whose training takes hours here shows the spread of its repeated trainings at such a budget).
+``metbench train`` trains the variant for at most that many epochs (whatever ``--epochs`` says),
+the class never receives it, and variants with different budgets are different entries::
+
+    [variants.resolution-6ep-seed2]     # the spread of repeated trainings at a shorter budget
+    weights_file = "weights/6ep/seed2/resolution.weights.h5"
+    training_epochs = 6
+    seed = 2
+
 The content hash (:attr:`Submission.content_hash`) covers the folder's files, the metbench
 version and every metbench module the folder's code imports, transitively.
 """
@@ -84,6 +95,8 @@ __all__ = [
     "FRAMEWORKS",
     "MANIFEST_FILE",
     "PRIVILEGED_CATEGORIES",
+    "RESERVED_PARAMETERS",
+    "TRAINING_EPOCHS",
     "TRAINING_SEED",
     "Manifest",
     "Submission",
@@ -105,6 +118,12 @@ PRIVILEGED_CATEGORIES: Final[tuple[str, ...]] = ("baseline", "reference", "oracl
 #: harness takes it out before the entry's class is constructed, and ``metbench train`` trains
 #: the variant with it.
 TRAINING_SEED: Final = "seed"
+#: The reserved parameter naming a fixed budget of training epochs (an integer >= 1): taken out
+#: before the class is constructed as :data:`TRAINING_SEED` is; ``metbench train`` trains the
+#: variant for at most that many epochs.
+TRAINING_EPOCHS: Final = "training_epochs"
+#: The reserved parameters: the harness's, never passed to an entry's class.
+RESERVED_PARAMETERS: Final[tuple[str, ...]] = (TRAINING_SEED, TRAINING_EPOCHS)
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ENTRY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 #: Folders the child never sees (an empty folder is mounted over each): not hashed.
@@ -390,6 +409,13 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
                 path,
                 f"{table} {TRAINING_SEED} = {values[TRAINING_SEED]!r}: the training seed must be "
                 "an integer >= 0",
+            )
+        budget: Any = values.get(TRAINING_EPOCHS)
+        if TRAINING_EPOCHS in values and not (_is_seed(budget) and budget >= 1):
+            raise _fail(
+                path,
+                f"{table} {TRAINING_EPOCHS} = {budget!r}: the budget of training epochs must "
+                "be an integer >= 1",
             )
     return Manifest(
         name=name,

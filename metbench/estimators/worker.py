@@ -38,7 +38,7 @@ from metbench.estimators.protocol import (
     StudentTEstimator,
     satisfies,
 )
-from metbench.estimators.submission import TRAINING_SEED
+from metbench.estimators.submission import RESERVED_PARAMETERS
 from metbench.frameworks import DeviceUnavailable, framework
 
 __all__ = [
@@ -143,9 +143,8 @@ def instantiate(job: PredictJob) -> Any:
             f"{_where_in(job.folder, exc.__traceback__)}"
         ) from exc
     params = dict(job.parameters)
-    params.pop(
-        TRAINING_SEED, None
-    )  # the training seed of the weights: the harness's, not the class's
+    for reserved in RESERVED_PARAMETERS:  # how the weights were trained: the harness's
+        params.pop(reserved, None)
     try:
         accepted: Any = inspect.signature(cls).parameters
     except (TypeError, ValueError):

@@ -60,6 +60,13 @@ def test_seed_key_ignores_the_weights_file_but_not_other_parameters():
     c = {"name": "x-3", "submission": "x", "parameters": {"seed": 3, "runtime": "onnx"}}
     assert seed_key(a) == seed_key(b) != seed_key(c)
     assert seed_key({"name": "pf", "parameters": {}}) is None
+    # trainings at a shorter budget of epochs are a group of their own, not seeds of the full one
+    short = [
+        {"name": f"x-6ep-{s}", "submission": "x",
+         "parameters": {"seed": s, "training_epochs": 6, "weights_file": f"6/{s}.pt"}}
+        for s in (1, 2)
+    ]  # fmt: skip
+    assert seed_key(short[0]) == seed_key(short[1]) != seed_key(a)
 
 
 def test_the_cli_table_shows_the_median_training_with_the_spread():
