@@ -438,12 +438,25 @@ def _seeds_line(entry: dict[str, Any]) -> str:
     if not spread:
         return ""
     seeds = ", ".join(str(s) for s in spread["seeds"])
+    budget = spread.get("budget")
     figures = (
         f"{html.escape(spread['figure'])} over the {spread['n']} trainings (seeds "
-        f"{html.escape(seeds)}): {spread['min']:.1f}–"
-        f"{spread['max']:.1f} GeV, standard deviation {spread['std']:.1f} GeV."
+        f"{html.escape(seeds)}{f', {int(budget)} epochs each' if budget else ''}): "
+        f"{spread['min']:.1f}–{spread['max']:.1f} GeV, standard deviation {spread['std']:.1f} GeV."
     )
     median = entry.get("seed_of")
+    if budget and median:
+        return (
+            f"<p class='seeds'>One of repeated trainings at a budget of {int(budget)} epochs, "
+            f"which measure the spread of a longer training; not ranked: the tables show the "
+            f"full training, <a href='{html.escape(Path(entry['seed_of_page']).name)}'>"
+            f"{html.escape(median)}</a>. {figures}</p>"
+        )
+    if budget and entry["name"] not in spread.get("members", ()):
+        return (
+            f"<p class='seeds'>Trained once in full; its spread is that of repeated trainings at "
+            f"a shorter budget of {int(budget)} epochs: {figures}</p>"
+        )
     if median:
         return (
             f"<p class='seeds'>One of repeated trainings, not ranked: the tables show the median "

@@ -6,6 +6,12 @@ several results that differ only in ``entry.parameters.seed`` (the manifest's re
 different seeds). Such a group is shown as one entry: the **median training** (by the headline
 S) takes the group's place in the tables, with the spread of S over the group; the other trainings
 keep their results and pages but are not ranked.
+
+An entry whose training takes hours is trained once in full and several times at a shorter, fixed
+budget of epochs (the reserved parameter ``training_epochs``,
+:data:`metbench.estimators.submission.TRAINING_EPOCHS`). Such a **budget group** is the spread of
+the full training: when the full training's result is there (the same parameters without seed and
+budget), it alone is ranked, with the budget group's spread, and none of the group is.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from metbench.results import Results, as_results
 
@@ -39,6 +45,38 @@ def key_without(entry: dict[str, Any], parameter: str) -> str | None:
     params.pop(parameter)
     params.pop("weights_file", None)
     return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+#: The reserved parameter of a variant's budget of epochs (as
+#: :data:`metbench.estimators.submission.TRAINING_EPOCHS`; not imported: scoring reads results).
+BUDGET: Final = "training_epochs"
+
+
+def _full_training_key(entry: dict[str, Any]) -> str:
+    """The identity of an entry apart from how long and with which seed it was trained."""
+    params = {
+        k: v
+        for k, v in (entry.get("parameters") or {}).items()
+        if k not in ("seed", BUDGET, "weights_file")
+    }
+    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+
+
+def _budget_groups(results: Sequence[Results | dict[str, Any]]) -> dict[str, list[str]]:
+    """Full training's name -> the names of its budget group's members (two or more), for the
+    full trainings that are among ``results``."""
+    entries = [as_results(r).entry.to_json() for r in results]
+    full = {
+        _full_training_key(e): e["name"]
+        for e in entries
+        if "seed" not in (e.get("parameters") or {}) and BUDGET not in (e.get("parameters") or {})
+    }
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        params = e.get("parameters") or {}
+        if BUDGET in params and "seed" in params and _full_training_key(e) in full:
+            groups.setdefault(full[_full_training_key(e)], []).append(e["name"])
+    return {name: sorted(members) for name, members in groups.items() if len(members) >= 2}
 
 
 def seed_key(entry: dict[str, Any]) -> str | None:
@@ -88,10 +126,13 @@ def median_trainings(results: Sequence[Results | dict[str, Any]]) -> dict[str, s
 
 
 def shown_results(results: Sequence[R]) -> tuple[list[R], dict[str, str]]:
-    """The results a table ranks (each group of trainings by its median training, every other
-    result as it is) and, for the trainings left out, ``name -> the median training's name``."""
+    """The results a table ranks (each group of trainings by its median training, a budget group
+    by its full training, every other result as it is) and, for the trainings left out,
+    ``name -> the name of the training shown in their place``."""
     median = median_trainings(results)
     hidden = {name: m for name, m in median.items() if name != m}
+    for full, members in _budget_groups(results).items():
+        hidden |= dict.fromkeys(members, full)
     return [r for r in results if as_results(r).name not in hidden], hidden
 
 
@@ -99,9 +140,11 @@ def seed_spreads(results: Sequence[Results | dict[str, Any]]) -> dict[str, dict[
     """The spread of the headline S over the seeds of each entry (results of one dataset).
 
     For each group of trainings (:func:`seed_key`) with at least two seeds whose S is defined:
-    ``{"figure", "n", "min", "max", "std", "seeds"}`` (std with ``ddof = 1``) [GeV], ``figure``
-    the figure's name (:func:`training_figure`), ``seeds`` the group's seeds in the order of the
-    members' names; None for every other entry (the site shows —).
+    ``{"figure", "n", "min", "max", "std", "seeds", "budget", "members"}`` (std with
+    ``ddof = 1``) [GeV], ``figure`` the figure's name (:func:`training_figure`), ``seeds`` the
+    group's seeds in the order of the members' names, ``budget`` its budget of epochs (None: the
+    entry's own training), ``members`` their names. A full training takes its budget group's
+    spread. None for every other entry (the site shows —).
     """
     by_key: dict[str, list[tuple[str, float | None, Any]]] = {}
     for r in results:
@@ -120,8 +163,15 @@ def seed_spreads(results: Sequence[Results | dict[str, Any]]) -> dict[str, dict[
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         seeds = [seed for _, _, seed in sorted(members, key=lambda m: m[0])]
         figure = training_figure(next(r for r in results if as_results(r).name == members[0][0]))[0]
+        budget = as_results(
+            next(r for r in results if as_results(r).name == members[0][0])
+        ).entry.parameters.get(BUDGET)
         spread = {"figure": figure, "n": len(values), "min": min(values), "max": max(values),
-                  "std": std, "seeds": seeds}  # fmt: skip
+                  "std": std, "seeds": seeds, "budget": budget,
+                  "members": sorted(name for name, _, _ in members)}  # fmt: skip
         for name, _, _ in members:
             out[name] = spread
+    for full, names in _budget_groups(results).items():
+        if out.get(names[0]) is not None and out.get(full) is None:
+            out[full] = out[names[0]]
     return out

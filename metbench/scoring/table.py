@@ -184,22 +184,31 @@ def headline_table(
 
 
 def seed_notes(results: Sequence[Results | dict[str, Any]]) -> list[str]:
-    """One line per entry trained with several seeds: the median training the tables show, the
-    spread of S over the trainings, and the trainings left out (:mod:`metbench.scoring.seeds`)."""
+    """One line per entry trained with several seeds: the training the tables show (the median,
+    or the full training of a budget group), the spread of S over the trainings, and the
+    trainings left out (:mod:`metbench.scoring.seeds`)."""
     _, hidden = shown_results(list(results))
     spreads = seed_spreads(results)
     lines = []
-    for median in sorted(set(hidden.values())):
-        spread = spreads.get(median)
-        others = ", ".join(sorted(n for n, m in hidden.items() if m == median))
+    for shown in sorted(set(hidden.values())):
+        spread = spreads.get(shown)
+        others = ", ".join(sorted(n for n, m in hidden.items() if m == shown))
+        budget = spread.get("budget") if spread else None
         figures = (
             f"{spread['figure']} {spread['min']:.1f}–{spread['max']:.1f} GeV, std "
             f"{spread['std']:.1f} GeV over "
-            f"{spread['n']} trainings (seeds {', '.join(map(str, spread['seeds']))})"
+            f"{spread['n']} trainings (seeds {', '.join(map(str, spread['seeds']))}"
+            + (f", {budget} epochs each" if budget else "")
+            + ")"
             if spread
             else "the figure is undefined for all but one"
         )
-        lines.append(f"{median}: the median of repeated trainings; {figures}; not shown: {others}")
+        what = (
+            f"trained once in full; the spread of repeated trainings at a budget of {budget} epochs"
+            if budget and shown not in spread["members"]  # type: ignore[index]
+            else "the median of repeated trainings"
+        )
+        lines.append(f"{shown}: {what}; {figures}; not shown: {others}")
     return lines
 
 

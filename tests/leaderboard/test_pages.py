@@ -81,6 +81,14 @@ def built(tmp_path_factory):
         seeded["scores"]["tasks"]["met"]["headline"]["S"]["value"] = s
         seeded["scores"]["headline"]["value"] = s
         second.append(seeded)
+    for seed, shift in ((1, 1.0), (2, 4.0)):  # pf trained at a budget of 6 epochs: its spread
+        short = copy.deepcopy(next(r for r in second if r["entry"]["name"] == "pf"))
+        short["entry"]["name"] = f"pf-6ep-seed{seed}"
+        short["entry"]["parameters"] = {"seed": seed, "training_epochs": 6}
+        s = short["scores"]["tasks"]["met"]["headline"]["S"]["value"] + shift
+        short["scores"]["tasks"]["met"]["headline"]["S"]["value"] = s
+        short["scores"]["headline"]["value"] = s
+        second.append(short)
     kin = next(r for r in second if r["entry"]["name"] == "puppi")
     f = {"value": 50.0, "low": 45.0, "high": 55.0}
     kin["scores"]["tasks"]["kinematics"] = {
@@ -357,8 +365,8 @@ def test_pareto_plot_front_and_missing_throughput(built, browser):
         s = r["scores"]["tasks"]["met"]["headline"]["S"]["value"]
         if r["entry"]["category"] == "oracle" or s is None or r["entry"].get("met_source"):
             continue
-        if r["entry"]["name"] == "chs-seed2":  # not ranked: its median training is shown
-            continue
+        if r["entry"]["name"] == "chs-seed2" or "-6ep-" in r["entry"]["name"]:
+            continue  # not ranked: their median training, or pf's full training, is shown
         device = "gpu" if r["throughput"]["device"].startswith("cuda") else "cpu"
         pts[device] += [(b["events_per_s"], s) for b in r["throughput"]["batches"]]
     # a front per device: the GPU's events/s do not compete with the CPUs'
@@ -368,8 +376,9 @@ def test_pareto_plot_front_and_missing_throughput(built, browser):
     }
     assert len(pts["gpu"]) == 2 and fronts["gpu"]  # pf, batch 1 and 64
     chart = page.locator(".pareto-chart")
-    # all but the oracle and chs-seed2 (a repeated training: chs-seed1, the median, stands for it)
-    n_series = len({r["entry"]["name"] for r in second}) - 2
+    # all but the oracle, chs-seed2 (a repeated training: chs-seed1, the median, stands for it)
+    # and pf's trainings at a budget (pf stands for them)
+    n_series = len({r["entry"]["name"] for r in second}) - 4
     assert chart.locator("svg g.series[data-entry='chs-seed2']").count() == 0
     assert chart.locator("svg g.series").count() == n_series
     assert chart.locator("svg.chart .point").count() == len(pts["cpu"]) + len(pts["gpu"])
@@ -575,7 +584,11 @@ def test_compare_view_overlays_curves_and_pairs_the_differences(built, browser):
     href = front.locator("a.compare-link").get_attribute("href")
     state = dict(p.split("=", 1) for p in unquote(href.split("#", 1)[1]).split("&"))
     assert state == {"ds": SECOND, "task": "met", "a": shown[0], "b": shown[1]}
-    entry = next((index.parent / "entry").glob("g1-pf-*.html"))
+    entry = next(
+        p
+        for p in (index.parent / "entry").glob("g1-pf-*.html")
+        if re.fullmatch(r"g1-pf-[0-9a-f]+\.html", p.name)  # not pf-6ep-seed1's
+    )
     link = re.search(r'class="compare-link" href="([^"]+)"', entry.read_text())[1]
     assert html.unescape(link) == f"../compare.html#ds={SECOND}&a=pf"
     assert problems == again_problems == front_problems == []
@@ -650,6 +663,10 @@ def test_column_chooser_columns_legend_state_and_axis_labels(built, browser):
     assert spread.startswith(f"{min(s):.1f}–{max(s):.1f}") and "2 seeds" in spread
     assert f"σ {np.std(s, ddof=1):.2f}" in spread
     assert cell("chs", "seeds") == "—" and cell("puppi", "seeds") == "—"
+    s = [rows[f"pf-6ep-seed{k}"]["scores"]["headline"]["value"] for k in (1, 2)]
+    assert cell("pf", "seeds").startswith(f"{min(s):.1f}–{max(s):.1f}")  # its budget group's
+    assert "2 seeds at 6 epochs" in cell("pf", "seeds")
+    assert table.locator("tbody tr[data-entry='pf-6ep-seed1']").count() == 0
     # the x label names the task's |t|
     assert page.locator("#chart-0 svg .axis-label").first.text_content() == "true |MET| [GeV]"
     page.locator("select.plot-task").select_option("recoil")

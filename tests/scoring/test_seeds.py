@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from metbench.leaderboard.build import _seeds_line
@@ -105,6 +106,40 @@ def test_the_site_ranks_the_median_training_and_pages_the_others():
     assert "S over the 3 trainings (seeds 1, 2, 3): 80.0–88.0 GeV" in line
     assert "The median of repeated trainings" in _seeds_line(entries["chs-seed2"])
     assert _seeds_line(entries["pf"]) == ""
+
+
+def test_a_full_training_is_ranked_with_the_spread_of_its_budget_group():
+    """An entry trained once in full and three times at a budget of 6 epochs: the full training
+    alone is ranked, with the budget group's spread of S (computed here by hand); the budget's
+    trainings are paged, not ranked, and point at the full training."""
+    results = _results("pu200")
+    chs = next(r for r in results if r["entry"]["name"] == "chs")
+    short = _seeded(chs, {1: 81.0, 2: 84.0, 3: 90.0})
+    for r in short:
+        r["entry"]["name"] = r["entry"]["name"].replace("-seed", "-6ep-seed")
+        r["entry"]["parameters"]["training_epochs"] = 6
+    values = np.array([81.0, 84.0, 90.0])
+    frame = headline_table([*results, *short], "met")
+    names = list(frame["entry"])
+    assert "chs" in names and not any("6ep" in n for n in names) and len(names) == len(results)
+    assert (
+        f"chs: trained once in full; the spread of repeated trainings at a budget of 6 epochs; "
+        f"S 81.0–90.0 GeV, std {values.std(ddof=1):.1f} GeV over 3 trainings (seeds 1, 2, 3, 6 "
+        "epochs each); not shown: chs-6ep-seed1, chs-6ep-seed2, chs-6ep-seed3"
+    ) in frame.attrs["notes"]
+    (group,) = site_data([*results, *short])["groups"]
+    entries = group["entries"]
+    spread = entries["chs"]["seed_spread"]
+    assert spread["budget"] == 6 and spread["n"] == 3 and spread["seeds"] == [1, 2, 3]
+    assert spread["std"] == pytest.approx(values.std(ddof=1))
+    assert {entries[f"chs-6ep-seed{s}"]["seed_of"] for s in (1, 2, 3)} == {"chs"}
+    assert "Trained once in full" in _seeds_line(entries["chs"])
+    follower = {**entries["chs-6ep-seed2"], "seed_of_page": "entry/g0-chs-x.html"}
+    assert "at a budget of 6 epochs" in _seeds_line(follower)
+    assert "href='g0-chs-x.html'" in _seeds_line(follower)
+    # without the full training's result, the budget group is an entry of its own (its median)
+    alone = headline_table([r for r in results if r is not chs] + short, "met")
+    assert "chs-6ep-seed2" in list(alone["entry"])
 
 
 def test_kinematic_trainings_are_ordered_by_their_pz_resolution():
