@@ -89,6 +89,6 @@ def test_seed_spread_only_for_results_that_differ_in_their_seed():
     spreads = seed_spreads([*results, *seeded, other])
     assert spreads["chs-1"] == spreads["chs-3"] == {
         "figure": "S", "n": 3, "min": 40.0, "max": 46.0, "std": pytest.approx(3.0),
-        "seeds": [1, 2, 3],
+        "seeds": [1, 2, 3], "budget": None, "members": ["chs-1", "chs-2", "chs-3"],
     }  # fmt: skip
     assert spreads["chs"] is None and spreads["chs-other"] is None
