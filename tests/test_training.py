@@ -224,35 +224,30 @@ def test_a_variant_trained_with_its_own_seed(mini_dataset, tmp_path, monkeypatch
     assert not np.allclose(seeded.predict(batch), plain.predict(batch))
 
 
-@pytest.mark.parametrize("seed", ['"2"', "-1", "true", "1.5"])
-def test_a_training_seed_that_is_not_a_natural_number_is_refused(tmp_path, seed):
+@pytest.mark.parametrize(
+    ("parameter", "value", "requirement"),
+    [("seed", v, "the training seed must be an integer >= 0") for v in ('"2"', "-1", "true", "1.5")]
+    + [
+        ("training_epochs", v, "the budget of training epochs must be an integer >= 1")
+        for v in ("0", '"2"', "-1", "true", "1.5")
+    ],
+)
+def test_a_reserved_training_parameter_of_the_wrong_kind_is_refused(
+    tmp_path, parameter, value, requirement
+):
+    """The reserved parameters (the training seed, the budget of epochs) are checked when the
+    manifest is read: one line naming the table, the value and what it must be."""
     from metbench.estimators.submission import SubmissionError, load_submission
 
     folder = tmp_path / "s"
     shutil.copytree(ROOT / "submissions" / "pf", folder)
     manifest = folder / "metbench.toml"
-    manifest.write_text(manifest.read_text() + f"\n[variants.x]\nseed = {seed}\n")
+    manifest.write_text(manifest.read_text() + f"\n[variants.x]\n{parameter} = {value}\n")
     with pytest.raises(SubmissionError) as info:
         load_submission(folder)
     assert str(info.value) == (
-        f"{folder / 'metbench.toml'}: [variants.x] seed = {tomllib_value(seed)!r}: the training "
-        "seed must be an integer >= 0"
-    )
-
-
-@pytest.mark.parametrize("budget", ["0", '"2"', "-1", "true", "1.5"])
-def test_a_budget_of_epochs_that_is_not_a_positive_integer_is_refused(tmp_path, budget):
-    from metbench.estimators.submission import SubmissionError, load_submission
-
-    folder = tmp_path / "s"
-    shutil.copytree(ROOT / "submissions" / "pf", folder)
-    manifest = folder / "metbench.toml"
-    manifest.write_text(manifest.read_text() + f"\n[variants.x]\ntraining_epochs = {budget}\n")
-    with pytest.raises(SubmissionError) as info:
-        load_submission(folder)
-    assert str(info.value) == (
-        f"{folder / 'metbench.toml'}: [variants.x] training_epochs = {tomllib_value(budget)!r}: "
-        "the budget of training epochs must be an integer >= 1"
+        f"{folder / 'metbench.toml'}: [variants.x] {parameter} = {tomllib_value(value)!r}: "
+        f"{requirement}"
     )
 
 
