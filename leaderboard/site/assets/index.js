@@ -114,7 +114,7 @@
 
   function seedCell(spread) {
     if (!spread) return "—";
-    return MB.el("span", { class: "val", title: `S over ${spread.n} seeds: min–max and standard deviation`, text: `${MB.fmt(spread.min, 1)}–${MB.fmt(spread.max, 1)}` }, [MB.el("span", { class: "ci", text: ` σ ${MB.fmt(spread.std, 2)}, ${spread.n} seeds` })]);
+    return MB.el("span", { class: "val", title: `S over ${spread.n} seeds: min–max and standard deviation`, text: `${MB.fmt(spread.min, 1)}–${MB.fmt(spread.max, 1)}` }, [MB.el("span", { class: "ci", text: ` σ ${MB.fmt(spread.std, 2)}, ${spread.n} seeds${spread.budget ? ` at ${spread.budget} epochs` : ""}` })]);
   }
 
   const pileupSlope = (entry) => ((entry.pileup_fit || {}).S || {}).b || null;
