@@ -454,8 +454,9 @@ def _seeds_line(entry: dict[str, Any]) -> str:
         )
     if budget and entry["name"] not in spread.get("members", ()):
         return (
-            f"<p class='seeds'>Trained once in full; its spread is that of repeated trainings at "
-            f"a shorter budget of {int(budget)} epochs: {figures}</p>"
+            f"<p class='seeds'>Trained once in full. How far another seed would move it is "
+            f"measured at a shorter budget of {int(budget)} epochs (the budget moves S too: the "
+            f"full training's S need not lie in this range): {figures}</p>"
         )
     if median:
         return (

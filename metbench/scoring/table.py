@@ -204,7 +204,8 @@ def seed_notes(results: Sequence[Results | dict[str, Any]]) -> list[str]:
             else "the figure is undefined for all but one"
         )
         what = (
-            f"trained once in full; the spread of repeated trainings at a budget of {budget} epochs"
+            f"trained once in full; how far another seed moves S, measured at a budget of "
+            f"{budget} epochs (which moves S too: the full training's S need not lie in it)"
             if budget and shown not in spread["members"]  # type: ignore[index]
             else "the median of repeated trainings"
         )

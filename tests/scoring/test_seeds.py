@@ -123,7 +123,8 @@ def test_a_full_training_is_ranked_with_the_spread_of_its_budget_group():
     names = list(frame["entry"])
     assert "chs" in names and not any("6ep" in n for n in names) and len(names) == len(results)
     assert (
-        f"chs: trained once in full; the spread of repeated trainings at a budget of 6 epochs; "
+        "chs: trained once in full; how far another seed moves S, measured at a budget of 6 "
+        "epochs (which moves S too: the full training's S need not lie in it); "
         f"S 81.0–90.0 GeV, std {values.std(ddof=1):.1f} GeV over 3 trainings (seeds 1, 2, 3, 6 "
         "epochs each); not shown: chs-6ep-seed1, chs-6ep-seed2, chs-6ep-seed3"
     ) in frame.attrs["notes"]
