@@ -39,11 +39,14 @@ def key_without(entry: dict[str, Any], parameter: str) -> str | None:
     """The identity of an entry apart from one of its parameters (and the weights file, which
     goes with it): the submission and the other parameters; None without that parameter.
     Entries with the same key differ only in it (:func:`seed_key`; the site's runtime twins)."""
-    params = dict(entry.get("parameters") or {})
-    if parameter not in params:
+    if parameter not in (entry.get("parameters") or {}):
         return None
-    params.pop(parameter)
-    params.pop("weights_file", None)
+    return _identity(entry, (parameter, "weights_file"))
+
+
+def _identity(entry: dict[str, Any], dropped: tuple[str, ...]) -> str:
+    """The submission and the entry's parameters but ``dropped``, as one string."""
+    params = {k: v for k, v in (entry.get("parameters") or {}).items() if k not in dropped}
     return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
 
 
@@ -54,12 +57,7 @@ BUDGET: Final = "training_epochs"
 
 def _full_training_key(entry: dict[str, Any]) -> str:
     """The identity of an entry apart from how long and with which seed it was trained."""
-    params = {
-        k: v
-        for k, v in (entry.get("parameters") or {}).items()
-        if k not in ("seed", BUDGET, "weights_file")
-    }
-    return f"{entry.get('submission', entry['name'])}|{json.dumps(params, sort_keys=True)}"
+    return _identity(entry, ("seed", BUDGET, "weights_file"))
 
 
 def _budget_groups(results: Sequence[Results | dict[str, Any]]) -> dict[str, list[str]]:
@@ -74,8 +72,9 @@ def _budget_groups(results: Sequence[Results | dict[str, Any]]) -> dict[str, lis
     groups: dict[str, list[str]] = {}
     for e in entries:
         params = e.get("parameters") or {}
-        if BUDGET in params and "seed" in params and _full_training_key(e) in full:
-            groups.setdefault(full[_full_training_key(e)], []).append(e["name"])
+        key = _full_training_key(e)
+        if BUDGET in params and "seed" in params and key in full:
+            groups.setdefault(full[key], []).append(e["name"])
     return {name: sorted(members) for name, members in groups.items() if len(members) >= 2}
 
 
@@ -162,10 +161,9 @@ def seed_spreads(results: Sequence[Results | dict[str, Any]]) -> dict[str, dict[
         mean = sum(values) / len(values)
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
         seeds = [seed for _, _, seed in sorted(members, key=lambda m: m[0])]
-        figure = training_figure(next(r for r in results if as_results(r).name == members[0][0]))[0]
-        budget = as_results(
-            next(r for r in results if as_results(r).name == members[0][0])
-        ).entry.parameters.get(BUDGET)
+        first = next(r for r in results if as_results(r).name == members[0][0])
+        figure = training_figure(first)[0]
+        budget = as_results(first).entry.parameters.get(BUDGET)
         spread = {"figure": figure, "n": len(values), "min": min(values), "max": max(values),
                   "std": std, "seeds": seeds, "budget": budget,
                   "members": sorted(name for name, _, _ in members)}  # fmt: skip

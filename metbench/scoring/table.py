@@ -206,7 +206,7 @@ def seed_notes(results: Sequence[Results | dict[str, Any]]) -> list[str]:
         what = (
             f"trained once in full; how far another seed moves S, measured at a budget of "
             f"{budget} epochs (which moves S too: the full training's S need not lie in it)"
-            if budget and shown not in spread["members"]  # type: ignore[index]
+            if budget and spread and shown not in spread["members"]
             else "the median of repeated trainings"
         )
         lines.append(f"{shown}: {what}; {figures}; not shown: {others}")
