@@ -84,8 +84,9 @@ def test_train_checks_init_weights_before_the_dataset_is_looked_at():
     assert r.stderr.strip().splitlines()[-1] == (
         "error: submissions/deepmet-keras: --init-weights gives one starting point but "
         "deepmet-keras-resolution, deepmet-keras-response, deepmet-keras-resolution-6ep-seed1, "
-        "deepmet-keras-resolution-6ep-seed2, deepmet-keras-resolution-6ep-seed3 are trained "
-        "separately; choose one with --variant"
+        "deepmet-keras-resolution-6ep-seed2, deepmet-keras-resolution-6ep-seed3, "
+        "deepmet-keras-response-6ep-seed1, deepmet-keras-response-6ep-seed2, "
+        "deepmet-keras-response-6ep-seed3 are trained separately; choose one with --variant"
     )
 
 
