@@ -18,6 +18,7 @@ import json
 import math
 import re
 import shutil
+import statistics
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -37,15 +38,18 @@ __all__ = [
     "RECORD_NAME",
     "Adopted",
     "TrainingPlan",
+    "TrainingSummary",
     "adopt_training",
     "check_checkpoint_dataset",
     "check_training_folder",
     "dataset_record",
     "default_training_folder",
+    "history_file",
     "open_training_folder",
     "plan_training",
     "read_training_record",
     "train_submission",
+    "training_summaries",
     "weights_dataset",
 ]
 
@@ -542,3 +546,121 @@ def adopt_training(
                         f"{training / rel} changed while it was copied; adopt again"
                     )
     return [adopted for _, adopted in plan]
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """What the committed history of one training of a submission says about it.
+
+    Attributes
+    ----------
+    entries
+        The entries whose weights it is (variants that differ only in inference parameters, e.g.
+        the runtime, share one training).
+    history
+        The history file, relative to the submission folder.
+    dataset
+        The key of the dataset it was trained on (``None``: not recorded).
+    seed, budget
+        The training seed, and the variant's fixed budget of epochs (``None``: none).
+    epochs, best_epoch, best_val_loss
+        Epochs run, the best one (whose weights are the submission's) and its validation loss.
+    stopped
+        Why it ended: ``"patience"`` (early stopping), ``"budget"``, ``"epoch limit"`` or
+        ``"not finished"`` (weights of its best epoch so far).
+    seconds, median_epoch_seconds
+        The sum of its epochs' wall-clock times [s] (a pause inside an epoch counts) and their
+        median [s].
+    segments
+        The runs of the resumable loop it took (``None``: not recorded).
+    device
+        ``"cpu"`` or the accelerator it trained on.
+    """
+
+    entries: tuple[str, ...]
+    history: str
+    dataset: str | None
+    seed: int | None
+    budget: int | None
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    stopped: str
+    seconds: float
+    median_epoch_seconds: float
+    segments: int | None
+    device: str | None
+
+
+def history_file(weights_file: str) -> PurePosixPath:
+    """The history beside a weights file: ``<name up to its first dot>.history.json``
+    (``weights/perceiver.pt`` → ``weights/perceiver.history.json``, ``weights/6ep/seed2/
+    resolution.weights.h5`` → ``weights/6ep/seed2/resolution.history.json``)."""
+    path = PurePosixPath(weights_file)
+    return path.with_name(path.name.split(".", 1)[0] + ".history.json")
+
+
+def _stopped(state: dict[str, Any], settings: dict[str, Any], budget: int | None) -> str:
+    epochs, patience = int(state["epoch"]), settings.get("patience")
+    if isinstance(patience, int) and int(state.get("wait", 0)) >= patience:
+        return "patience"
+    if budget is not None and epochs >= budget:
+        return "budget"
+    limit = settings.get("epochs")
+    if isinstance(limit, int) and epochs >= limit:
+        return "epoch limit"
+    return "not finished"
+
+
+def training_summaries(folder: Path) -> list[TrainingSummary]:
+    """The trainings behind a submission's committed weights, read from their histories.
+
+    One per distinct ``weights_file`` among the entries; entries without one, or whose weights
+    have no history, are left out.
+
+    Raises
+    ------
+    MetbenchError
+        The folder is not a valid submission, or a history is not a training history.
+    """
+    from metbench.estimators.submission import load_submission
+
+    sub = load_submission(folder, require_weights=False)
+    by_history: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for entry, params in sub.entries():
+        weights = params.get("weights_file")
+        if isinstance(weights, str):
+            by_history.setdefault(str(history_file(weights)), []).append((entry, params))
+    out = []
+    for rel, entries in by_history.items():
+        path = sub.folder / _checked_relpath(rel, sub.folder / "metbench.toml")
+        if not path.is_file():
+            continue
+        try:
+            state = json.loads(path.read_text())
+            settings = state["settings"]
+            epochs = [float(e["seconds"]) for e in state["history"]]
+            summary = TrainingSummary(
+                entries=tuple(entry for entry, _ in entries),
+                history=rel,
+                dataset=weights_dataset(state),
+                seed=settings.get("seed"),
+                budget=entries[0][1].get(TRAINING_EPOCHS),
+                epochs=int(state["epoch"]),
+                best_epoch=int(state["best_epoch"]),
+                best_val_loss=float(state["best_val_loss"]),
+                stopped=_stopped(state, settings, entries[0][1].get(TRAINING_EPOCHS)),
+                seconds=math.fsum(epochs),
+                median_epoch_seconds=statistics.median(epochs) if epochs else math.nan,
+                segments=len(state["segments"]) if state.get("segments") else None,
+                device=settings.get("device"),
+            )
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MetbenchError(f"{path}: unreadable ({first_line(exc)})") from None
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise MetbenchError(
+                f"{path}: not a training history (epoch, best_epoch, best_val_loss, settings and "
+                "one record per epoch with its seconds); write it with metbench train"
+            ) from None
+        out.append(summary)
+    return out

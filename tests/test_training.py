@@ -214,6 +214,13 @@ def test_a_variant_trained_with_its_own_seed(mini_dataset, tmp_path, monkeypatch
     assert {k: v for k, v in sha256s(folder / "weights").items() if not k.startswith("seed7/")} == (
         committed
     )
+    # the report of the trainings behind the weights names its seed, budget and why it stopped
+    r = metbench("trainings", "submissions/metnet-torch", cwd=tmp_path, submissions=subs)
+    assert r.returncode == 0, r.stderr
+    (row,) = [line for line in r.stdout.splitlines() if "metnet-torch-torch-seed7" in line]
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[2:6] == ["7", "2", "2", str(history["best_epoch"])]
+    assert cells[7] == "budget"
 
     sub = load_submission(folder, require_weights=False)
     ((entry, params),) = sub.entries("torch-seed7")
@@ -304,3 +311,47 @@ def test_checkpoint_dataset_check_reads_every_stage(tmp_path):
     shutil.rmtree(tmp_path / "ck" / "entry")
     old.save(tmp_path / "ck" / "entry")
     check_checkpoint_dataset(tmp_path / "ck", "entry", b)
+
+
+def test_training_summaries_read_the_histories(tmp_path, monkeypatch):
+    """Per training behind a submission's weights: its seed, time (sum and median of the epochs'
+    seconds), why it stopped (patience, budget, epoch limit, not finished); variants that share
+    weights share one row; a damaged history is one clear error, not a traceback."""
+    from metbench.errors import MetbenchError
+    from metbench.training import history_file, training_summaries
+
+    assert history_file("weights/6ep/seed2/resolution.weights.h5").as_posix() == (
+        "weights/6ep/seed2/resolution.history.json"
+    )
+    folder = tmp_path / "metnet-torch"
+    shutil.copytree(ROOT / "submissions" / "metnet-torch", folder)
+    monkeypatch.setenv("METBENCH_SUBMISSIONS", str(tmp_path))  # a reference entry's copy
+
+    def rewrite(rel: str, **changes: object) -> None:
+        path = folder / "weights" / rel
+        state = json.loads(path.read_text())
+        settings = {**state["settings"], **changes.pop("settings", {})}  # type: ignore[dict-item]
+        path.write_text(json.dumps({**state, **changes, "settings": settings}))
+
+    epochs = [{"epoch": i + 1, "train_loss": 1.0, "val_loss": 1.0, "seconds": s}
+              for i, s in enumerate([10.0, 30.0, 20.0])]  # fmt: skip
+    rewrite("seed2/metnet.history.json", epoch=3, best_epoch=2, wait=1, history=epochs,
+            settings={"patience": 5, "epochs": 60})  # fmt: skip
+    rewrite("seed3/metnet.history.json", epoch=3, wait=5, settings={"patience": 5, "epochs": 60})
+    rewrite("seed4/metnet.history.json", epoch=8, wait=2, settings={"patience": 5, "epochs": 8})
+    by_entry = {t.entries[0]: t for t in training_summaries(folder)}
+    assert by_entry["metnet-torch-torch"].entries == ("metnet-torch-torch", "metnet-torch-onnx")
+    assert [by_entry[f"metnet-torch-torch-seed{k}"].seed for k in (2, 3, 4, 5)] == [2, 3, 4, 5]
+    two = by_entry["metnet-torch-torch-seed2"]
+    assert (two.seconds, two.median_epoch_seconds, two.best_epoch) == (60.0, 20.0, 2)
+    assert two.stopped == "not finished"
+    assert by_entry["metnet-torch-torch-seed3"].stopped == "patience"
+    assert by_entry["metnet-torch-torch-seed4"].stopped == "epoch limit"
+    assert by_entry["metnet-torch-torch"].dataset == CURRENT
+
+    (folder / "weights/seed5/metnet.history.json").write_text('{"epoch": 3}')
+    with pytest.raises(MetbenchError, match=r"seed5/metnet\.history\.json: not a training history"):
+        training_summaries(folder)
+    r = metbench("trainings", str(folder), cwd=tmp_path, submissions=tmp_path)
+    assert r.returncode != 0
+    assert "not a training history" in r.stderr and "Traceback" not in r.stderr

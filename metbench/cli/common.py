@@ -131,7 +131,7 @@ def print_frame(frame: Any, title: str) -> None:
     if labelled:
         table.add_column(str(frame.index.name or ""), style="bold")
     for col in frame.columns:
-        table.add_column(str(col), justify="left" if col in _TEXT_COLUMNS else "right")
+        table.add_column(escape_text(col), justify="left" if col in _TEXT_COLUMNS else "right")
     for idx, row in frame.astype(object).iterrows():
         # names such as "perceiver-torch[chunk=1]" are text, not rich markup
         cells = [escape_text(v) for v in row.tolist()]

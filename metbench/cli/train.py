@@ -20,7 +20,7 @@ from metbench.cli.common import (
 )
 from metbench.errors import MetbenchError
 
-__all__ = ["adopt_cmd", "train_cmd"]
+__all__ = ["adopt_cmd", "train_cmd", "trainings_cmd"]
 
 
 @app.command("train")
@@ -178,3 +178,57 @@ def adopt_cmd(
             f"{done.entry}: {', '.join(done.files)} adopted into {submission} (trained on "
             f"{key}{was})"
         )
+
+
+@app.command("trainings")
+def trainings_cmd(
+    submissions: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Submission folders (default: every trainable one in submissions/)"),
+    ] = None,
+) -> None:
+    """The trainings behind the committed weights, from their histories: dataset, seed, budget,
+    epochs, the best epoch and its validation loss, why it stopped, and its time (the sum of
+    its epochs' wall-clock times, and their median)."""
+    import math
+
+    import pandas as pd
+
+    from metbench.cli.common import print_frame
+    from metbench.estimators.submission import MANIFEST_FILE, load_submission
+    from metbench.training import training_summaries
+
+    folders = submissions or [
+        p.parent
+        for p in sorted(Path("submissions").glob(f"*/{MANIFEST_FILE}"))
+        if load_submission(p.parent, require_weights=False).manifest.trainable
+    ]
+    rows = []
+    for folder in folders:
+        for t in training_summaries(folder):
+            rows.append(
+                {
+                    "entry": " / ".join(t.entries),
+                    "dataset": t.dataset or "not recorded",
+                    "seed": "—" if t.seed is None else t.seed,
+                    "budget": "—" if t.budget is None else t.budget,
+                    "epochs": t.epochs,
+                    "best": t.best_epoch,
+                    "val loss": f"{t.best_val_loss:.5g}",
+                    "stopped": t.stopped,
+                    "time [h]": f"{t.seconds / 3600:.2f}",
+                    "median epoch [s]": "—"
+                    if math.isnan(t.median_epoch_seconds)
+                    else f"{t.median_epoch_seconds:.0f}",
+                    "segments": "—" if t.segments is None else t.segments,
+                    "device": t.device or "—",
+                }
+            )
+    frame = pd.DataFrame(rows)
+    frame.attrs["notes"] = [
+        "time: the sum of the epochs' wall-clock times on the machine that trained (a pause "
+        "inside an epoch counts; the median epoch is the steadier figure); stopped: patience = "
+        "early stopping, budget = the variant's fixed budget of epochs (training_epochs), "
+        "not finished = the best epoch so far of a training that goes on"
+    ]
+    print_frame(frame, "trainings behind the committed weights")

@@ -45,6 +45,7 @@ def test_info_prints_counts_speed_and_disk(mini_dataset):
             ("adopt", "submissions/metnet-torch", "/nonexistent/run"),
             "/nonexistent/run: not a training folder (no training.json)",
         ),
+        (("trainings", "/nonexistent"), "/nonexistent: no such submission folder"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(args, message):
