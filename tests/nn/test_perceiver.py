@@ -104,16 +104,18 @@ def test_fit_save_load_predict(tiny_dataset, tmp_path):
 
 
 def test_committed_weights_have_a_matching_onnx_export(batch):
-    from metbench.nn.perceiver import OUTPUT_SCALE
-
-    folder = Path(__file__).resolve().parents[2] / "submissions" / "perceiver-torch"
+    folder = ROOT / "submissions" / "perceiver-torch"
     torch_model = PerceiverEstimator(weights_dir=str(folder))
     onnx_model = PerceiverEstimator(weights_dir=str(folder), runtime="onnx")
-    # parity to 1e-5 in the network's own units (the MET / OUTPUT_SCALE GeV)
+    cfg = torch_model.network_config
+
+    def units(met):  # the network's own output units (signlog or linear, as trained)
+        return encode_target(met, cfg["target"], cfg["target_scale"])
+
+    # parity to 1e-5 in the network's units
     np.testing.assert_allclose(
-        onnx_model.predict(batch) / OUTPUT_SCALE, torch_model.predict(batch) / OUTPUT_SCALE,
-        rtol=0, atol=1e-5,
-    )  # fmt: skip
+        units(onnx_model.predict(batch)), units(torch_model.predict(batch)), rtol=0, atol=1e-5
+    )
 
 
 def test_bench_scaling_prints_latency_per_size(tiny_dataset):
@@ -257,14 +259,31 @@ def test_the_summation_variant_starts_as_the_pf_met(batch):
     np.testing.assert_allclose(met, pf_met, rtol=1e-4, atol=2e-3)
 
 
-def test_committed_weights_keep_their_units_under_the_recipe(batch):
-    """The committed weights are a bare state dict (trained linear / 50 GeV, no input scales):
-    loaded by an entry whose parameters say signlog, they still give the same MET."""
+def test_weights_files_keep_their_units_whatever_the_parameters(batch, tmp_path):
+    """A weights file is decoded with the encoding it was trained with, not the entry's
+    parameters: the committed weights (written by ``save``: the original recipe, signlog / 3.67)
+    read by an entry whose parameters say linear / 50 GeV give the same MET; a bare state dict
+    (the first committed weights' format) is read as linear / 50 GeV under the recipe's
+    parameters, its output times 50 GeV."""
+    from metbench.nn.perceiver import LEGACY_ENCODING
+
     folder = ROOT / "submissions" / "perceiver-torch"
     plain = PerceiverEstimator(weights_dir=str(folder))
-    recipe = PerceiverEstimator(weights_dir=str(folder), **RECIPE)
-    assert recipe.network_config["target"] == "linear"
-    np.testing.assert_allclose(recipe.predict(batch), plain.predict(batch), rtol=1e-6)
+    assert plain.network_config["target"] == "signlog"
+    assert plain.network_config["target_scale"] == pytest.approx(3.67)
+    first = PerceiverEstimator(weights_dir=str(folder), target="linear", target_scale=50.0)
+    assert first.network_config["target"] == "signlog"
+    np.testing.assert_allclose(first.predict(batch), plain.predict(batch), rtol=1e-6)
+
+    torch.manual_seed(4)
+    net = build_perceiver(**SMALL, **LEGACY_ENCODING).eval()
+    (tmp_path / "weights").mkdir()
+    torch.save(net.state_dict(), tmp_path / "weights" / "perceiver.pt")
+    bare = PerceiverEstimator(weights_dir=str(tmp_path), **SMALL, **RECIPE)
+    assert bare.network_config["target"] == "linear"
+    with torch.no_grad():
+        raw = net(*map(torch.as_tensor, perceiver_inputs(batch))).numpy()
+    np.testing.assert_allclose(bare.predict(batch), 50.0 * raw, rtol=1e-5, atol=1e-5)
 
 
 def test_huber_in_the_transformed_units(tiny_dataset):
