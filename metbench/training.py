@@ -591,6 +591,25 @@ class TrainingSummary:
     segments: int | None
     device: str | None
 
+    def describe(self) -> str:
+        """The training in one line (the site's entry pages)."""
+        budget = f" (a budget of {self.budget})" if self.budget is not None else ""
+        why = {
+            "patience": "ended by early stopping",
+            "budget": "its budget",
+            "epoch limit": "ended at its epoch limit",
+        }.get(self.stopped, "not finished: its best epoch so far")
+        median = (
+            "" if math.isnan(self.median_epoch_seconds)
+            else f", median {self.median_epoch_seconds:.0f} s per epoch"
+        )  # fmt: skip
+        return (
+            f"{self.epochs} epochs{budget}, {why}; best epoch {self.best_epoch}, validation loss "
+            f"{self.best_val_loss:.5g}; seed {'—' if self.seed is None else self.seed}; "
+            f"{self.seconds / 3600:.2f} h of epoch time{median}, on {self.device or '?'}; "
+            f"dataset {self.dataset or 'not recorded'}"
+        )
+
 
 def history_file(weights_file: str) -> PurePosixPath:
     """The history beside a weights file: ``<name up to its first dot>.history.json``

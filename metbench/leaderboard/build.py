@@ -499,6 +499,7 @@ def _entry_body(
     elsewhere: Sequence[tuple[str, str]] = (),
     manifest: dict[str, Any] | None = None,
     group: str = "",
+    training: str = "—",
 ) -> str:
     e = {
         k: html.escape(str(v))
@@ -572,6 +573,7 @@ entry with another on this dataset</a> (binned curves overlaid, paired differenc
 <tr><th>category</th><td>{e["category"]}</td></tr>
 <tr><th>parameters of the run</th><td><code>{params}</code></td></tr>
 <tr><th>trainable parameters</th><td id="n-parameters">{html.escape(_parameter_count(entry, manifest))}</td></tr>
+<tr><th>training</th><td id="training">{html.escape(training)}</td></tr>
 <tr><th>submission content hash</th><td><code class="hash">{e["content_hash"]}</code></td></tr>
 <tr><th>weights</th><td><ul>{weights}</ul></td></tr>
 <tr><th>truth used</th><td>{html.escape(truth)}</td></tr>
@@ -787,6 +789,31 @@ def _manifest(submissions: Path | None, name: object) -> dict[str, Any] | None:
         return None
 
 
+def _training(submissions: Path | None, entry: dict[str, Any], cache: dict[str, Any]) -> str:
+    """The training behind the entry's weights, as its history says
+    (:func:`metbench.training.training_summaries`), in one line; ``cache`` keeps each
+    submission's trainings for the next of its entries."""
+    from metbench.training import training_summaries
+
+    name = entry.get("submission")
+    path = _submission_file(submissions, name, "metbench.toml")
+    if path is None or not isinstance(name, str):
+        return "— (no submission folder)"
+    if name not in cache:
+        try:
+            cache[name] = training_summaries(path.parent)
+        except MetbenchError as exc:
+            cache[name] = str(exc)
+    found = cache[name]
+    if isinstance(found, str):
+        return f"— ({found})"
+    base = str(entry.get("name", "")).split("[", 1)[0]  # an entry run with --param: its weights
+    for t in found:
+        if base in t.entries:
+            return str(t.describe())
+    return "— (no training history)"
+
+
 #: What a submission's folder name may be (as ``metbench.toml``'s ``name``).
 _SUBMISSION_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -899,6 +926,7 @@ def build_site(
             for name, entry in group["entries"].items():
                 pages_of.setdefault(name, []).append((label, entry["page"]))
         columns = data["columns"]["met"]
+        trainings: dict[str, Any] = {}
         for group in data["groups"]:
             for name, entry in group["entries"].items():
                 slug = Path(entry["page"]).stem
@@ -920,9 +948,17 @@ def build_site(
                     "kinematic_figures": data["kinematic_figures"],
                     "columns": data["columns"],
                 }
+                trainable = (manifest or {}).get("trainable")
+                training = (
+                    _training(submissions, entry, trainings)
+                    if trainable
+                    else "none (not trainable)"
+                    if trainable is False
+                    else "—"
+                )
                 body = _entry_body(
                     entry, readme, downloads, group["dataset"]["marks"], group["dataset"],
-                    columns, elsewhere, manifest, group["id"],
+                    columns, elsewhere, manifest, group["id"], training,
                 )  # fmt: skip
                 (tmp / "entry" / f"{slug}.html").write_text(
                     _page(f"{name} — metbench", body, page_data, "entry.js", depth=1),

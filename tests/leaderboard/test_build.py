@@ -394,6 +394,23 @@ def test_entry_pages_show_fake_met_per_process_and_the_calibrated_bins(tmp_path)
             assert closure == f"{cal['bins']['figures']['closure']['value'][k]:.3f}"
             s = re.search(rf"class='cal-s' data-task='{task}'>([^<]+)", page)[1].strip()
             assert s == f"{cal['S']['value']:.1f}"
+        # the training behind the weights, from the committed history (read here as JSON)
+        training = html.unescape(re.search(r'<td id="training">([^<]*)<', page)[1])
+        sub = doc["entry"]["submission"]
+        if sub == "puppi":
+            assert training == "none (not trainable)"
+        else:
+            history = json.loads(
+                (Path("submissions") / sub / "weights" / f"{sub.split('-')[0]}.history.json")
+                .read_text()
+            )  # fmt: skip
+            assert training.startswith(
+                f"{history['epoch']} epochs, ended by early stopping; best epoch "
+                f"{history['best_epoch']}, validation loss {history['best_val_loss']:.5g}; seed 1;"
+            ), training
+            hours = sum(e["seconds"] for e in history["history"]) / 3600
+            assert f"{hours:.2f} h of epoch time" in training
+            assert training.endswith(f"dataset {history['settings']['dataset']['key']}")
         covariance = doc["scores"].get("covariance")
         if covariance is None:
             assert "This entry gives no per-event covariance." in page
