@@ -355,3 +355,14 @@ def test_training_summaries_read_the_histories(tmp_path, monkeypatch):
     r = metbench("trainings", str(folder), cwd=tmp_path, submissions=tmp_path)
     assert r.returncode != 0
     assert "not a training history" in r.stderr and "Traceback" not in r.stderr
+
+    # without arguments: every trainable submission in submissions/; an invalid one is named
+    subs = tmp_path / "repo" / "submissions"
+    shutil.copytree(ROOT / "submissions" / "metnet-torch", subs / "metnet-torch")
+    shutil.copytree(ROOT / "submissions" / "puppi", subs / "puppi")
+    (subs / "broken").mkdir()
+    (subs / "broken" / "metbench.toml").write_text("name = 3\n")
+    r = metbench("trainings", cwd=subs.parent, submissions=subs)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("metnet-torch-torch") == 5 and "puppi" not in r.stdout
+    assert "left out: submissions/broken/metbench.toml: 'name' must be" in r.stdout

@@ -198,11 +198,15 @@ def trainings_cmd(
     from metbench.estimators.submission import MANIFEST_FILE, load_submission
     from metbench.training import training_summaries
 
-    folders = submissions or [
-        p.parent
-        for p in sorted(Path("submissions").glob(f"*/{MANIFEST_FILE}"))
-        if load_submission(p.parent, require_weights=False).manifest.trainable
-    ]
+    notes = []
+    folders = list(submissions or [])
+    if not folders:  # every trainable one; an invalid folder is named, not fatal
+        for p in sorted(Path("submissions").glob(f"*/{MANIFEST_FILE}")):
+            try:
+                if load_submission(p.parent, require_weights=False).manifest.trainable:
+                    folders.append(p.parent)
+            except MetbenchError as exc:
+                notes.append(f"left out: {exc}")
     rows = []
     for folder in folders:
         for t in training_summaries(folder):
@@ -226,9 +230,10 @@ def trainings_cmd(
             )
     frame = pd.DataFrame(rows)
     frame.attrs["notes"] = [
+        *notes,
         "time: the sum of the epochs' wall-clock times on the machine that trained (a pause "
         "inside an epoch counts; the median epoch is the steadier figure); stopped: patience = "
         "early stopping, budget = the variant's fixed budget of epochs (training_epochs), "
-        "not finished = the best epoch so far of a training that goes on"
+        "not finished = the best epoch so far of a training that goes on",
     ]
     print_frame(frame, "trainings behind the committed weights")
