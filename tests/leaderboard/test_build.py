@@ -281,8 +281,20 @@ def test_mplhep_figures_legend_outside_distinct_styles_and_clipped_points():
     for kind in set(order):
         assert names.index(f"{kind}:") == names.index(series[order.index(kind)]) - 1
     clipped = [ln for ln in ax.get_lines() if ln.get_gid() == "clipped"]
-    assert len(clipped) == 1 and clipped[0].get_marker() == "^"
-    assert clipped[0].get_ydata()[0] == ax.get_ylim()[1]
+    lo, hi = ax.get_ylim()
+    values = [
+        v
+        for e in group["entries"].values()
+        for v in e["plots"]["met"]["truth"]["figures"]["S"]["value"]
+        if v is not None and v == v
+    ]
+    beyond = [v for v in values if v > hi or v < lo]
+    assert 1e4 in beyond and len(beyond) < len(values) / 4  # the axis follows the bulk
+    assert len(clipped) == len(beyond)  # one triangle per point beyond the axis, none for others
+    assert sorted(ln.get_marker() for ln in clipped) == sorted(
+        "^" if v > hi else "v" for v in beyond
+    )
+    assert {ln.get_ydata()[0] for ln in clipped} <= {lo, hi}
     assert ax.get_xlabel() == "true |MET| [GeV]" and ax.get_ylabel().startswith("$S$")
     plt.close(fig)
 

@@ -376,10 +376,23 @@ def test_pareto_plot_front_and_missing_throughput(built, browser):
     }
     assert len(pts["gpu"]) == 2 and fronts["gpu"]  # pf, batch 1 and 64
     chart = page.locator(".pareto-chart")
-    # all but the oracle, chs-seed2 (a repeated training: chs-seed1, the median, stands for it)
-    # and pf's trainings at a budget (pf stands for them)
-    n_series = len({r["entry"]["name"] for r in second}) - 4
+    # all but the oracle, chs-seed2 (a repeated training: chs-seed1, the median, stands for it),
+    # pf's trainings at a budget (pf stands for them) and entries without an S on this dataset
+    drawn = {
+        r["entry"]["name"]
+        for r in second
+        if r["entry"]["category"] != "oracle"
+        and r["scores"]["tasks"]["met"]["headline"]["S"]["value"] is not None
+        and r["entry"]["name"] != "chs-seed2"
+        and "-6ep-" not in r["entry"]["name"]
+    }
+    n_series = len(drawn)
+    assert 0 < n_series <= len({r["entry"]["name"] for r in second}) - 4
     assert chart.locator("svg g.series[data-entry='chs-seed2']").count() == 0
+    for r in second:  # an entry without an S has no point to draw
+        if r["scores"]["tasks"]["met"]["headline"]["S"]["value"] is None:
+            name = r["entry"]["name"]
+            assert chart.locator(f"svg g.series[data-entry='{name}']").count() == 0
     assert chart.locator("svg g.series").count() == n_series
     assert chart.locator("svg.chart .point").count() == len(pts["cpu"]) + len(pts["gpu"])
     assert chart.locator("svg.chart .point.device-gpu").count() == len(pts["gpu"])
