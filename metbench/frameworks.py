@@ -9,13 +9,15 @@ name       modules recorded                ML    device check for ``--device cud
 =========  ==============================  ====  ==========================================
 numpy      (none)                          no    always runs on the CPU
 torch      torch                           yes   ``torch.cuda.is_available()``
-keras      tensorflow, keras               yes   a TensorFlow GPU device
+keras      tensorflow, keras               yes   a TensorFlow GPU device; with
+                                                 ``KERAS_BACKEND=torch``, PyTorch's
 onnx       onnxruntime                     yes   onnxruntime's ``CUDAExecutionProvider``
 =========  ==============================  ====  ==========================================
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -39,7 +41,14 @@ def _torch_cuda() -> str:
     return f"cuda:{torch.cuda.get_device_name(0)}"
 
 
+def _keras_on_torch() -> bool:
+    """Whether Keras runs on PyTorch here (``KERAS_BACKEND=torch``, read as Keras reads it)."""
+    return os.environ.get("KERAS_BACKEND", "").strip() == "torch"
+
+
 def _keras_cuda() -> str:
+    if _keras_on_torch():  # e.g. a GPU machine with PyTorch and Keras but no TensorFlow
+        return _torch_cuda()
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
@@ -55,10 +64,16 @@ def _onnx_cuda() -> str:
     return "cuda"
 
 
-def _torch_memory_hooks() -> tuple[Callable[[], int], Callable[[], None]]:
+def _torch_memory_hooks() -> tuple[Callable[[], int | None], Callable[[], None]]:
     import torch
 
     return (lambda: int(torch.cuda.max_memory_allocated())), torch.cuda.reset_peak_memory_stats
+
+
+def _keras_memory_hooks() -> tuple[Callable[[], int | None], Callable[[], None]]:
+    if _keras_on_torch():
+        return _torch_memory_hooks()
+    return (lambda: None), (lambda: None)  # TensorFlow's allocator is not read
 
 
 @dataclass(frozen=True)
@@ -84,7 +99,9 @@ class Framework:
     modules: tuple[str, ...]
     machine_learning: bool
     cuda_device: Callable[[], str]
-    gpu_memory_hooks: Callable[[], tuple[Callable[[], int], Callable[[], None]]] | None = None
+    gpu_memory_hooks: Callable[[], tuple[Callable[[], int | None], Callable[[], None]]] | None = (
+        None
+    )
 
     def device(self, requested: str) -> str:
         """The device an entry runs on when ``requested`` (``cpu`` or ``cuda``) is asked for."""
@@ -103,7 +120,7 @@ FRAMEWORKS: Final[dict[str, Framework]] = {
     for f in (
         Framework("numpy", (), False, _cpu_only),
         Framework("torch", ("torch",), True, _torch_cuda, _torch_memory_hooks),
-        Framework("keras", ("tensorflow", "keras"), True, _keras_cuda),
+        Framework("keras", ("tensorflow", "keras"), True, _keras_cuda, _keras_memory_hooks),
         Framework("onnx", ("onnxruntime",), True, _onnx_cuda),
     )
 }

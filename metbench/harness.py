@@ -74,6 +74,7 @@ from metbench.scoring.throughput import ThroughputSettings, hardware_info, versi
 __all__ = [
     "TRUST_HINT",
     "DatasetInfo",
+    "add_throughput",
     "build_results",
     "dataset_info",
     "entry_lock",
@@ -998,5 +999,110 @@ def _run_locked(
     results["identity"] = identity
     unknown = {"sandbox": "unknown", "sandboxed": False}  # e.g. predictions made on Dask workers
     results["isolation"] = weakest_isolation(*isolation) or unknown
+    kept = _kept_throughput(result_path, sub.content_hash, params)
+    if kept:  # measured on other devices with this very code: still true
+        results[EXTRA_THROUGHPUT] = kept
     write_results(result_path, results)
     return result_path, False
+
+
+#: The results' key of the throughput rows measured after the run, on other devices or machines
+#: (:func:`add_throughput`).
+EXTRA_THROUGHPUT = "extra_throughput"
+
+
+def _kept_throughput(
+    result_path: Path, content_hash: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The extra throughput rows of the results being replaced that the same code made."""
+    try:
+        old = load_results(result_path)
+    except ResultsError:
+        return []
+    if old.entry.parameters != params:
+        return []
+    rows = old.extra.get(EXTRA_THROUGHPUT) or []
+    return [row for row in rows if row.get("content_hash") == content_hash]
+
+
+def _same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two throughput rows measured on the same device of the same kind of machine."""
+    return a.get("device") == b.get("device") and (a.get("hardware") or {}).get("cpu") == (
+        b.get("hardware") or {}
+    ).get("cpu")
+
+
+def add_throughput(
+    sub: Submission,
+    entry: str,
+    params: dict[str, Any],
+    dataset: DatasetInfo,
+    split: str,
+    results_dir: Path,
+    device: str,
+    throughput: ThroughputSettings,
+    limits: Limits = DEFAULT_LIMITS,
+    sandbox: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> tuple[Path, dict[str, Any]]:
+    """Measure an entry's throughput on ``device`` of this machine and add it to its results as
+    a row of ``extra_throughput``; ``(results path, the row)``.
+
+    The results and their predictions must be current: made by the submission's code as it is
+    now (content hash), with these parameters, on this dataset version and split. Nothing is
+    predicted and the scores are untouched: the child measures throughput only, on a sample of
+    the split (the largest batch size; the input extract beside the predictions is reused when
+    it is there, so only the dataset's manifest is needed). A row of the same device and CPU
+    model replaces the earlier one. The row records the device, the batches, the settings, the
+    hardware and versions of this machine, when, the content hash and how the child was isolated.
+    """
+    result_path, pred_path = results_paths(results_dir, dataset, split, entry)
+    rerun = f"metbench run {sub.folder} --dataset {dataset.folder} --results {results_dir}"
+    with entry_lock(_lock_path(result_path), entry, on_wait):
+        if not result_path.is_file():
+            raise SubmissionError(
+                f"{result_path}: no results of {entry} to add a throughput measurement to; "
+                f"run it first: {rerun}"
+            )
+        old = load_results(result_path)
+        meta = read_prediction_metadata(pred_path)
+        if isinstance(meta, dict):
+            meta.pop("isolation", None)
+        if (
+            old.entry.content_hash != sub.content_hash
+            or old.entry.parameters != params
+            or old.dataset.manifest_sha256 != dataset.manifest_sha256
+            or meta != _identity(sub, entry, params, dataset, split)
+        ):
+            raise SubmissionError(
+                f"{result_path}: the results of {entry} were not made by its code as it is now "
+                f"(or with other parameters, another dataset version or missing predictions); "
+                f"run it again first: {rerun}"
+            )
+        report = predict_entry(
+            sub, entry, params, dataset, split, pred_path, device, limits, throughput,
+            sandbox=sandbox, on_wait=on_wait,
+        )  # fmt: skip
+        if not report.reused:  # cannot happen: the identity was checked under the lock
+            raise MetbenchError(f"{pred_path}: the predictions were redone; report this")
+        row = {
+            "device": report.device or device,
+            "measured_by": SELF_REPORTED,
+            "settings": {
+                "warmup_calls": throughput.warmup_calls,
+                "min_duration_s": throughput.min_duration_s,
+                "min_calls": throughput.min_calls,
+            },
+            "batches": report.throughput or [],
+            "sample_events": max(throughput.batch_sizes),
+            "measured": now_iso(),
+            "content_hash": sub.content_hash,
+            "hardware": hardware_info(),
+            "versions": versions(_framework_modules(sub.manifest.framework)),
+            "isolation": report.isolation or {"sandbox": "unknown", "sandboxed": False},
+        }
+        doc = old.to_json()
+        rows = [r for r in doc.get(EXTRA_THROUGHPUT) or [] if not _same_machine(r, row)]
+        doc[EXTRA_THROUGHPUT] = [*rows, row]
+        write_results(result_path, doc)
+    return result_path, row

@@ -287,6 +287,33 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
             "type": "object",
             "required": ["versions", "hardware"],
         },
+        "extra_throughput": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": [
+                    "device",
+                    "measured_by",
+                    "batches",
+                    "measured",
+                    "content_hash",
+                    "hardware",
+                ],
+                "properties": {
+                    "device": _DEVICE,
+                    "measured_by": {"const": SELF_REPORTED},
+                    "settings": {"type": "object"},
+                    "batches": {"type": "array", "items": _THROUGHPUT_ROW},
+                    "sample_events": {"type": "integer", "minimum": 1},
+                    "measured": {"type": "string"},
+                    "content_hash": _SHA256,
+                    "hardware": {"type": "object"},
+                    "versions": {"type": "object"},
+                    "isolation": {"type": "object"},
+                },
+                "additionalProperties": False,
+            },
+        },
     },
 }
 
@@ -463,6 +490,12 @@ class Results:
     def throughput(self) -> dict[str, Any] | None:
         """The throughput block (rows per batch size; ``None``: not measured)."""
         return self.extra.get("throughput")
+
+    @property
+    def extra_throughput(self) -> list[dict[str, Any]]:
+        """Throughput measured after the run on other devices or machines (``metbench run
+        --throughput-only``): one block per device, each with its batches and hardware."""
+        return list(self.extra.get("extra_throughput") or [])
 
     @property
     def name(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -65,6 +65,14 @@ def run_cmd(
         ),
     ] = None,
     no_sandbox: NoSandboxOpt = False,
+    throughput_only: Annotated[
+        bool,
+        typer.Option(
+            help="Measure the throughput again on --device of this machine and add it to the "
+            "existing, current results as a row of its own (a GPU's, another machine's); "
+            "nothing is predicted or scored"
+        ),
+    ] = False,
 ) -> None:
     """Predict, measure and score a submission (each variant), then print the headline table."""
     from rich.progress import TaskID
@@ -76,10 +84,15 @@ def run_cmd(
     check_device(device)
     limits = limits_from(time_limit, memory_limit, disk_limit)
     tp = throughput_settings(throughput, throughput_duration, batch_sizes)
+    if throughput_only and tp is None:
+        raise MetbenchError("--throughput-only measures throughput: drop --no-throughput")
     load_entries(submission, variant, param)  # a mistake is reported before the dataset is made
     folder = resolve_dataset_with_progress(dataset)
     info = dataset_info(folder)
     sub, entries = load_entries(submission, variant, param, info.name)
+    if throughput_only:
+        _add_throughput(sub, entries, info, split, results, device, limits, tp, not no_sandbox)
+        return
     paths = []
     failures: list[str] = []
     for entry, params in entries:
@@ -123,6 +136,29 @@ def run_cmd(
     if failures:
         raise MetbenchError(
             f"{len(failures)} of {len(entries)} entries failed: {', '.join(failures)}"
+        )
+
+
+def _add_throughput(
+    sub: Any, entries: list[tuple[str, dict[str, Any]]], info: Any, split: str, results: Path,
+    device: str, limits: Any, tp: Any, sandbox: bool,
+) -> None:  # fmt: skip
+    """``run --throughput-only``: a throughput row per entry, added to its results."""
+    from metbench.harness import add_throughput
+
+    for entry, params in entries:
+        path, row = add_throughput(
+            sub, entry, params, info, split, results, device, tp, limits, sandbox, say
+        )
+        rates = ", ".join(
+            f"batch {b['batch_size']}: {b['events_per_s']:,.0f} events/s"
+            for b in row["batches"]
+            if "events_per_s" in b
+        )
+        err_console.print(
+            f"{entry}: throughput on {row['device']} ({rates}) added to {path}",
+            highlight=False,
+            markup=False,
         )
 
 
