@@ -632,7 +632,9 @@ def _stopped(state: dict[str, Any], settings: dict[str, Any], budget: int | None
 
 
 def training_summaries(folder: Path) -> list[TrainingSummary]:
-    """The trainings behind a submission's committed weights, read from their histories.
+    """The trainings behind a submission's committed weights, read from their histories; or,
+    for a training folder (one that ``metbench train`` wrote: it holds :data:`RECORD_NAME`), the
+    trainings it holds.
 
     One per distinct ``weights_file`` among the entries; entries without one, or whose weights
     have no history, are left out.
@@ -640,10 +642,13 @@ def training_summaries(folder: Path) -> list[TrainingSummary]:
     Raises
     ------
     MetbenchError
-        The folder is not a valid submission, or a history is not a training history.
+        The folder is not a valid submission or training folder, or a history is not a
+        training history.
     """
     from metbench.estimators.submission import load_submission
 
+    if (Path(folder) / RECORD_NAME).is_file():
+        return _training_folder_summaries(Path(folder))
     sub = load_submission(folder, require_weights=False)
     by_history: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for entry, params in sub.entries():
@@ -653,33 +658,50 @@ def training_summaries(folder: Path) -> list[TrainingSummary]:
     out = []
     for rel, entries in by_history.items():
         path = sub.folder / _checked_relpath(rel, sub.folder / "metbench.toml")
-        if not path.is_file():
-            continue
-        try:
-            state = json.loads(path.read_text())
-            settings = state["settings"]
-            epochs = [float(e["seconds"]) for e in state["history"]]
-            summary = TrainingSummary(
-                entries=tuple(entry for entry, _ in entries),
-                history=rel,
-                dataset=weights_dataset(state),
-                seed=settings.get("seed"),
-                budget=entries[0][1].get(TRAINING_EPOCHS),
-                epochs=int(state["epoch"]),
-                best_epoch=int(state["best_epoch"]),
-                best_val_loss=float(state["best_val_loss"]),
-                stopped=_stopped(state, settings, entries[0][1].get(TRAINING_EPOCHS)),
-                seconds=math.fsum(epochs),
-                median_epoch_seconds=statistics.median(epochs) if epochs else math.nan,
-                segments=len(state["segments"]) if state.get("segments") else None,
-                device=settings.get("device"),
-            )
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MetbenchError(f"{path}: unreadable ({first_line(exc)})") from None
-        except (KeyError, TypeError, ValueError, AttributeError):
-            raise MetbenchError(
-                f"{path}: not a training history (epoch, best_epoch, best_val_loss, settings and "
-                "one record per epoch with its seconds); write it with metbench train"
-            ) from None
-        out.append(summary)
+        if path.is_file():
+            budget = entries[0][1].get(TRAINING_EPOCHS)
+            out.append(_summary(path, rel, tuple(entry for entry, _ in entries), budget))
     return out
+
+
+def _training_folder_summaries(folder: Path) -> list[TrainingSummary]:
+    """The trainings of a training folder, from its record's history files."""
+    record = read_training_record(folder)
+    out = []
+    for entry, info in record["entries"].items():
+        files = info.get("files") if isinstance(info, dict) else None
+        for rel in sorted(files or {}):
+            if rel.endswith(".history.json"):
+                path = folder / _checked_relpath(rel, folder / RECORD_NAME)
+                out.append(_summary(path, rel, (entry,), None))
+    return out
+
+
+def _summary(path: Path, rel: str, entries: tuple[str, ...], budget: int | None) -> TrainingSummary:
+    """One training's summary from its history file ``path`` (``rel`` as reported)."""
+    try:
+        state = json.loads(path.read_text())
+        settings = state["settings"]
+        epochs = [float(e["seconds"]) for e in state["history"]]
+        return TrainingSummary(
+            entries=entries,
+            history=rel,
+            dataset=weights_dataset(state),
+            seed=settings.get("seed"),
+            budget=budget,
+            epochs=int(state["epoch"]),
+            best_epoch=int(state["best_epoch"]),
+            best_val_loss=float(state["best_val_loss"]),
+            stopped=_stopped(state, settings, budget),
+            seconds=math.fsum(epochs),
+            median_epoch_seconds=statistics.median(epochs) if epochs else math.nan,
+            segments=len(state["segments"]) if state.get("segments") else None,
+            device=settings.get("device"),
+        )
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetbenchError(f"{path}: unreadable ({first_line(exc)})") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise MetbenchError(
+            f"{path}: not a training history (epoch, best_epoch, best_val_loss, settings and "
+            "one record per epoch with its seconds); write it with metbench train"
+        ) from None

@@ -366,3 +366,31 @@ def test_training_summaries_read_the_histories(tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("metnet-torch-torch") == 5 and "puppi" not in r.stdout
     assert "left out: submissions/broken/metbench.toml: 'name' must be" in r.stdout
+
+
+def test_the_gpu_trainings_read_back_from_their_training_folders():
+    """The trainings run on a lent H200 (benchmarks/gpu/h200-2026-12-04): `metbench
+    trainings` reads training folders too; the dataset they name is the one whose manifest was
+    brought back, and the figures are their histories'."""
+    import statistics
+
+    from metbench.training import training_summaries
+
+    gpu = ROOT / "benchmarks" / "gpu" / "h200-2026-12-04"
+    key = "mini-" + hashlib.sha256((gpu / "gpu-data-manifest.json").read_bytes()).hexdigest()[:12]
+    folders = sorted((gpu / "trainings").iterdir())
+    assert [f.name for f in folders] == [
+        "deepmet-keras-resolution", "perceiver-sum-torch-torch", "perceiver-torch-torch",
+    ]  # fmt: skip
+    for folder in folders:
+        (summary,) = training_summaries(folder)
+        history = json.loads((folder / summary.history).read_text())
+        seconds = [e["seconds"] for e in history["history"]]
+        assert summary.entries == (folder.name,) and summary.device == "cuda"
+        assert summary.dataset == key and summary.epochs == len(seconds) == 3
+        assert summary.median_epoch_seconds == statistics.median(seconds)
+    r = metbench("trainings", *map(str, folders), cwd=ROOT, submissions=ROOT / "submissions")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("cuda") == 3 and key in r.stdout
+    r = metbench("trainings", str(gpu), cwd=ROOT, submissions=ROOT / "submissions")
+    assert r.returncode != 0 and "Traceback" not in r.stderr

@@ -184,7 +184,10 @@ def adopt_cmd(
 def trainings_cmd(
     submissions: Annotated[
         list[Path] | None,
-        typer.Argument(help="Submission folders (default: every trainable one in submissions/)"),
+        typer.Argument(
+            help="Submission folders, or training folders that metbench train wrote (default: "
+            "every trainable submission in submissions/)"
+        ),
     ] = None,
 ) -> None:
     """The trainings behind the committed weights, from their histories: dataset, seed, budget,
@@ -223,7 +226,7 @@ def trainings_cmd(
                     "time [h]": f"{t.seconds / 3600:.2f}",
                     "median epoch [s]": "—"
                     if math.isnan(t.median_epoch_seconds)
-                    else f"{t.median_epoch_seconds:.0f}",
+                    else f"{t.median_epoch_seconds:.{0 if t.median_epoch_seconds >= 10 else 1}f}",
                     "segments": "—" if t.segments is None else t.segments,
                     "device": t.device or "—",
                 }
@@ -236,4 +239,4 @@ def trainings_cmd(
         "early stopping, budget = the variant's fixed budget of epochs (training_epochs), "
         "not finished = the best epoch so far of a training that goes on",
     ]
-    print_frame(frame, "trainings behind the committed weights")
+    print_frame(frame, "trainings (behind the committed weights, or of the training folders given)")

@@ -252,6 +252,29 @@ def _value(fig: dict[str, Any] | None) -> dict[str, Any]:
     return {k: fig.get(k) for k in ("value", "low", "high")}
 
 
+def _throughput_rows(
+    block: dict[str, Any], hardware: dict[str, Any] | None, extra: bool = False
+) -> list[dict[str, Any]]:
+    """The site's throughput rows of one measurement (the run's own, or one added after it on
+    another device or machine: ``extra``), each with its device and machine."""
+    hw = hardware or {}
+    machine = f"{hw.get('cpu', '?')}, {hw.get('cores', '?')} cores"
+    return [
+        {
+            "batch_size": b["batch_size"],
+            "events_per_s": b.get("events_per_s"),
+            "p50_ms": (b.get("latency_ms") or {}).get("p50"),
+            "p99_ms": (b.get("latency_ms") or {}).get("p99"),
+            "peak_rss_mb": b.get("peak_rss_mb"),
+            "peak_gpu_mb": b.get("peak_gpu_mb"),
+            "device": block.get("device") or "cpu",
+            "machine": machine,
+            "extra": extra,
+        }
+        for b in block.get("batches", [])
+    ]
+
+
 def _kind(result: dict[str, Any]) -> str:
     """baseline, ML, oracle, stored (an experiment's own estimator) or submission."""
     entry = result["entry"]
@@ -456,15 +479,11 @@ def site_data(
                 "uses_truth": e.get("uses_truth", []),
                 "n_parameters": e.get("n_parameters"),
                 "weights_sha256": e.get("weights_sha256", {}),
-                "throughput": [
-                    {
-                        "batch_size": b["batch_size"],
-                        "events_per_s": b.get("events_per_s"),
-                        "p50_ms": (b.get("latency_ms") or {}).get("p50"),
-                        "p99_ms": (b.get("latency_ms") or {}).get("p99"),
-                        "peak_rss_mb": b.get("peak_rss_mb"),
-                    }
-                    for b in tp.get("batches", [])
+                "throughput": _throughput_rows(tp, r.get("environment", {}).get("hardware"))
+                + [
+                    row
+                    for extra in res.extra_throughput
+                    for row in _throughput_rows(extra, extra.get("hardware"), extra=True)
                 ],
                 "throughput_device": tp.get("device"),
                 "hardware": r.get("environment", {}).get("hardware", {}),

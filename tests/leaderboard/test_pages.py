@@ -97,6 +97,14 @@ def built(tmp_path_factory):
                                          "nu_px_sigma", "m_w_median", "m_w_width",
                                          "m_top_median", "m_top_width", "m_top_in_window")},
     }  # fmt: skip
+    # puppi measured again after its run on a GPU (metbench run --throughput-only)
+    kin["extra_throughput"] = [{
+        "device": "cuda:NVIDIA H200", "measured_by": "child (self-reported)",
+        "batches": [{"batch_size": b, "events_per_s": 5000.0 * b**0.5, "peak_gpu_mb": 900.0,
+                     "latency_ms": {"p50": 1.0, "p99": 2.0}} for b in (1, 64)],
+        "measured": "2026-12-04T20:00:00+00:00", "content_hash": "cd" * 32,
+        "hardware": {"cpu": "Intel Xeon", "cores": 8},
+    }]  # fmt: skip
     out = tmp_path_factory.mktemp("site2") / "site"
     index = build_site(
         committed + second, out, ROOT / "submissions", figures=False,
@@ -368,15 +376,16 @@ def test_pareto_plot_front_and_missing_throughput(built, browser):
             continue
         if r["entry"]["name"] == "chs-seed2" or "-6ep-" in r["entry"]["name"]:
             continue  # not ranked: their median training, or pf's full training, is shown
-        device = "gpu" if r["throughput"]["device"].startswith("cuda") else "cpu"
-        pts[device] += [(b["events_per_s"], s) for b in r["throughput"]["batches"]]
+        for block in [r["throughput"], *r.get("extra_throughput", [])]:
+            device = "gpu" if block["device"].startswith("cuda") else "cpu"
+            pts[device] += [(b["events_per_s"], s) for b in block["batches"]]
         drawn.add(r["entry"]["name"])
     # a front per device: the GPU's events/s do not compete with the CPUs'
     fronts = {
         d: [p for p in ps if not any(q != p and q[0] >= p[0] and q[1] <= p[1] for q in ps)]
         for d, ps in pts.items()
     }
-    assert len(pts["gpu"]) == 2 and fronts["gpu"]  # pf, batch 1 and 64
+    assert len(pts["gpu"]) == 4 and fronts["gpu"]  # pf's and puppi's extra row, batch 1 and 64
     chart = page.locator(".pareto-chart")
     # all but the oracle, chs-seed2 (a repeated training: chs-seed1, the median, stands for it),
     # pf's trainings at a budget (pf stands for them) and entries without an S on this dataset
@@ -391,6 +400,9 @@ def test_pareto_plot_front_and_missing_throughput(built, browser):
     assert chart.locator("svg.chart .point").count() == len(pts["cpu"]) + len(pts["gpu"])
     assert chart.locator("svg.chart .point.device-gpu").count() == len(pts["gpu"])
     assert chart.locator("g.series[data-entry='pf'] .point.device-cpu").count() == 0
+    puppi = chart.locator("g.series[data-entry='puppi']")  # its run's CPU rows and its GPU row
+    assert puppi.locator(".point.device-cpu").count() == puppi.locator(".point.device-gpu").count()
+    assert puppi.locator(".point.device-gpu").count() == 2
     assert chart.locator("svg.chart .on-front").count() == sum(map(len, fronts.values()))
     lines = chart.locator("svg polyline.front-line")
     assert lines.count() == sum(len(f) > 1 for f in fronts.values())
@@ -470,6 +482,12 @@ def test_entry_pages_headline_readme_parameters_and_other_datasets(built, browse
     kpage, kproblems, _ = open_page(browser, puppi.as_uri())
     labels = kpage.locator("table.kinematics-rows tbody th").all_inner_texts()
     assert labels[0].startswith("RMS(ν pz) [GeV]") and not any("nu_pz" in t for t in labels)
+    # its throughput: the run's rows (CPU) and the GPU rows measured after the run
+    rows = kpage.locator("#throughput-table tbody tr").all_inner_texts()
+    gpu = [r for r in rows if "GPU NVIDIA H200" in r]
+    assert len(rows) == 4 and len(gpu) == 2
+    assert all("Intel Xeon, 8 cores (measured after the run)" in r and "900" in r for r in gpu)
+    assert all("measured after the run" not in r for r in rows if r not in gpu)
     assert problems == kproblems == []
 
 
