@@ -378,7 +378,7 @@ def test_the_gpu_trainings_read_back_from_their_training_folders():
 
     gpu = ROOT / "benchmarks" / "gpu" / "h200-2026-12-04"
     key = "mini-" + hashlib.sha256((gpu / "gpu-data-manifest.json").read_bytes()).hexdigest()[:12]
-    folders = sorted((gpu / "trainings").iterdir())
+    folders = sorted((gpu / "training-folders").iterdir())
     assert [f.name for f in folders] == [
         "deepmet-keras-resolution", "perceiver-sum-torch-torch", "perceiver-torch-torch",
     ]  # fmt: skip
