@@ -969,18 +969,7 @@ def _run_locked(
         **({"n_parameters_measured_by": SELF_REPORTED} if n_parameters is not None else {}),
         "weights_sha256": {w: sha256_file(sub.folder / w) for w in m.weights},
     }
-    measured = None
-    if throughput is not None:
-        measured = {
-            "device": report.device or device,
-            "measured_by": SELF_REPORTED,
-            "settings": {
-                "warmup_calls": throughput.warmup_calls,
-                "min_duration_s": throughput.min_duration_s,
-                "min_calls": throughput.min_calls,
-            },
-            "batches": report.throughput or [],
-        }
+    measured = _measured_throughput(report, device, throughput) if throughput is not None else None
     extra: dict[str, Any] = {
         k: v
         for k, v in report.to_json().items()
@@ -1004,6 +993,22 @@ def _run_locked(
         results[EXTRA_THROUGHPUT] = kept
     write_results(result_path, results)
     return result_path, False
+
+
+def _measured_throughput(
+    report: ChildReport, device: str, throughput: ThroughputSettings
+) -> dict[str, Any]:
+    """A throughput block of the results: the device, the settings and the child's rows."""
+    return {
+        "device": report.device or device,
+        "measured_by": SELF_REPORTED,
+        "settings": {
+            "warmup_calls": throughput.warmup_calls,
+            "min_duration_s": throughput.min_duration_s,
+            "min_calls": throughput.min_calls,
+        },
+        "batches": report.throughput or [],
+    }
 
 
 #: The results' key of the throughput rows measured after the run, on other devices or machines
@@ -1086,14 +1091,7 @@ def add_throughput(
         if not report.reused:  # cannot happen: the identity was checked under the lock
             raise MetbenchError(f"{pred_path}: the predictions were redone; report this")
         row = {
-            "device": report.device or device,
-            "measured_by": SELF_REPORTED,
-            "settings": {
-                "warmup_calls": throughput.warmup_calls,
-                "min_duration_s": throughput.min_duration_s,
-                "min_calls": throughput.min_calls,
-            },
-            "batches": report.throughput or [],
+            **_measured_throughput(report, device, throughput),
             "sample_events": max(throughput.batch_sizes),
             "measured": now_iso(),
             "content_hash": sub.content_hash,
