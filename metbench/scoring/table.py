@@ -56,9 +56,21 @@ def _value(entry: dict[str, Any] | None, digits: int = 1) -> str:
     return f"{entry['value']:.{digits}f}"
 
 
-def throughput_at(result: Results | dict[str, Any], batch_size: int | None = None) -> float | None:
-    """Events/s at ``batch_size`` (default: the largest measured)."""
-    tp = (result.throughput if isinstance(result, Results) else result.get("throughput")) or {}
+def throughput_at(
+    result: Results | dict[str, Any], batch_size: int | None = None, gpu: bool = False
+) -> float | None:
+    """Events/s at ``batch_size`` (default: the largest measured) of the run's own rows; with
+    ``gpu``, of its rows measured on a GPU (the run's, or one added after it: ``extra_throughput``;
+    the last one added)."""
+    doc = result.to_json() if isinstance(result, Results) else result
+    blocks = [doc.get("throughput") or {}]
+    if gpu:
+        blocks = [
+            b
+            for b in [*blocks, *(doc.get("extra_throughput") or [])][::-1]
+            if str(b.get("device", "")).startswith("cuda")
+        ][:1]
+    tp = blocks[0] if blocks else {}
     batches = [b for b in tp.get("batches", []) if "events_per_s" in b]
     if batch_size is not None:
         batches = [b for b in batches if b["batch_size"] == batch_size]
@@ -127,7 +139,8 @@ def headline_table(
     Columns: rank ("ref" for the oracle, "—" for an entry without S), entry, category, S with its
     interval, then values only (their intervals are in the results files): S∥, S⊥, the response R (pooled over the bins of S), the calibrated S and its worst
     closure, CMS's σ⊥/R (secondary), the tail fraction, the pileup slope b and S extrapolated to
-    n_pu = 200, for ``met`` the fake-MET AUC and fake rate, and events/s (largest batch, CPU).
+    n_pu = 200, for ``met`` the fake-MET AUC and fake rate, events/s (the run's, largest batch)
+    and, where any result has a GPU row, events/s on the GPU (largest batch).
     Entries whose MET is another entry's (``met_source``) and entries without S are named in
     ``frame.attrs["notes"]``.
     """
@@ -173,10 +186,15 @@ def headline_table(
             row["fake AUC"] = _value(auc.to_json() if auc else None, 3)
             row["fake rate"] = _value(rate.to_json() if rate else None, 3)
         row["events/s"] = "—" if tp is None else f"{tp:,.0f}"
+        gpu = throughput_at(r, gpu=True)
+        row["events/s GPU"] = "—" if gpu is None else f"{gpu:,.0f}"
         rows.append({**row, "_name": name, "_value": keyed[name].value, "_oracle": oracle})
     if borrowed:
         notes.append(f"not in this table, their MET is another entry's: {', '.join(borrowed)}")
     definition = RECOIL_S_DEFINITION if task == "recoil" else S_DEFINITION
+    if all(row["events/s GPU"] == "—" for row in rows):
+        for row in rows:
+            del row["events/s GPU"]  # no GPU measured: no column
     frame = _ranked(rows, keyed, [definition, *notes])
     if frame.empty and borrowed:
         frame.attrs["notes"] = notes

@@ -123,3 +123,23 @@ def test_keras_on_pytorch_is_checked_through_pytorch(monkeypatch):
         with pytest.raises(DeviceUnavailable, match="PyTorch sees no CUDA device"):
             keras.device("cuda")
     assert keras.device("cpu") == "cpu"
+
+
+def test_the_headline_table_has_a_gpu_column_only_where_a_gpu_was_measured(tmp_path, tiny_dataset):
+    from metbench.scoring.table import headline_table, throughput_at
+
+    folder = write_submission(tmp_path / "subs", "good")
+    results = tmp_path / "results"
+    assert _run(folder, tiny_dataset, results, "--n-boot", "0").returncode == 0
+    doc = read_results(next(results.rglob("good.json")))
+    assert "events/s GPU" not in headline_table([doc]).columns
+    rows = [{"batch_size": b, "events_per_s": 1000.0 * b} for b in (1, 64, 8)]
+    cpu_rate = throughput_at(doc)
+    doc["extra_throughput"] = [
+        {"device": "cuda:NVIDIA H200", "batches": rows},
+        {"device": "cpu", "batches": [{"batch_size": 64, "events_per_s": 1.0}]},
+    ]
+    assert throughput_at(doc, gpu=True) == 64000.0  # the largest batch of the GPU's rows
+    assert throughput_at(doc) == cpu_rate  # the run's own rows
+    table = headline_table([doc])
+    assert table["events/s GPU"].tolist() == ["64,000"]
