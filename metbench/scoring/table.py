@@ -192,9 +192,8 @@ def headline_table(
     if borrowed:
         notes.append(f"not in this table, their MET is another entry's: {', '.join(borrowed)}")
     definition = RECOIL_S_DEFINITION if task == "recoil" else S_DEFINITION
-    if all(row["events/s GPU"] == "—" for row in rows):
-        for row in rows:
-            del row["events/s GPU"]  # no GPU measured: no column
+    if all(item["events/s GPU"] == "—" for item in rows):  # no GPU measured: no column
+        rows = [{k: v for k, v in item.items() if k != "events/s GPU"} for item in rows]
     frame = _ranked(rows, keyed, [definition, *notes])
     if frame.empty and borrowed:
         frame.attrs["notes"] = notes
