@@ -26,7 +26,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD OMP_NUM_THREADS=${OMP_NUM_THREADS:-8}
     --disable-pip-version-check .whl/*.whl ${GEN_WHEELS:-} 2>&1 | tail -3
 mb() { $PY -m metbench.cli "$@"; }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; nproc; $PY -V;
-  $PY -c "import torch, keras; print('torch', torch.__version__, 'keras', keras.__version__)"; } \
+  KERAS_BACKEND=torch $PY -c "import torch, keras; print('torch', torch.__version__, 'keras', keras.__version__)"; } \
     > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 
