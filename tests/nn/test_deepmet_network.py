@@ -1,9 +1,12 @@
 """The Keras DeepMET: same architecture as CMS's graphs (their weights load and give the graph's
-output), PF MET at initialisation, padding-independent, and a training that resumes."""
+output), PF MET at initialisation, padding-independent, a training that resumes, and the same MET
+on PyTorch (``KERAS_BACKEND=torch``: a GPU machine without TensorFlow) as on TensorFlow."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +167,42 @@ def test_chunked_trimmed_prediction_equals_one_call(mini_dataset):
     small = DeepMetKeras(weights_dir=str(folder), chunk=7)
     whole = np.asarray(small.model(network_inputs(batch))) * 50.0
     np.testing.assert_allclose(small.predict(batch), whole, rtol=1e-4, atol=1e-3)
+
+
+#: Predict the first 40 test events of a dataset with the committed resolution weights; the
+#: backend is the one KERAS_BACKEND names (Keras reads it at import).
+SCRIPT = """
+import sys
+import numpy as np
+import keras
+from metbench.data.source import EventSource
+from tests.shipped import shipped
+
+batch = next(iter(EventSource(sys.argv[1], "test", batch_size=40)))
+model = shipped("deepmet-keras")(weights_file="weights/resolution.weights.h5",
+                                 weights_dir=sys.argv[3])
+np.save(sys.argv[2], model.predict(batch.for_estimator()))
+print(keras.backend.backend())
+"""
+
+
+def _predict(backend: str, dataset: Path, out: Path) -> np.ndarray:
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(dataset), str(out), str(ROOT / "submissions" / "deepmet-keras")],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == backend
+    return np.load(out)
+
+
+def test_keras_on_pytorch_gives_tensorflows_met(tiny_dataset, tmp_path):
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("torch")
+    tf_met = _predict("tensorflow", tiny_dataset, tmp_path / "tf.npy")
+    torch_met = _predict("torch", tiny_dataset, tmp_path / "torch.npy")
+    assert tf_met.shape == torch_met.shape and len(tf_met) > 0
+    assert np.median(np.hypot(*tf_met.T)) > 5.0  # a real MET, not zeros
+    # float32 arithmetic in another order: agreement to a few MeV on MET of tens of GeV
+    np.testing.assert_allclose(torch_met, tf_met, atol=0.01, rtol=1e-4)

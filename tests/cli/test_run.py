@@ -1,6 +1,7 @@
-"""`metbench run --throughput-only`: an entry's throughput measured again on another device or
-machine (a GPU) and added to its current results as a row of its own, the predictions and scores
-untouched; refused, in one line, for results that are missing or were made by other code."""
+"""`metbench run --throughput-only` (metbench/cli/run.py; the rest of `run`, through the harness,
+is in test_harness.py): an entry's throughput measured again on another device or machine (a GPU)
+and added to its current results as a row of its own, the predictions and scores untouched;
+refused, in one line, for results that are missing or were made by other code."""
 
 from __future__ import annotations
 
