@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -52,6 +52,7 @@ from metbench.frameworks import FRAMEWORKS
 from metbench.results import (
     SCHEMA_VERSION,
     SELF_REPORTED,
+    Results,
     ResultsError,
     load_results,
     now_iso,
@@ -308,8 +309,7 @@ def _predict_locked(
         shutil.rmtree(stale, ignore_errors=True)
     remove_abandoned_parts(out.parent, keep=parts)
     # the identity is in the file's footer; the data are validated when they are scored
-    meta = read_prediction_metadata(out)
-    made_with = meta.pop("isolation", None) if isinstance(meta, dict) else None
+    meta, made_with = _footer_identity(out)
     reuse = not force and meta == identity
     if reuse and throughput is None:
         return ChildReport(reused=True, isolation=weakest_isolation(made_with))
@@ -906,22 +906,17 @@ def _run_locked(
     result_path, pred_path = results_paths(results_dir, dataset, split, entry)
     identity = _identity(sub, entry, params, dataset, split)
     _check_same_folder(result_path, sub, entry, force)
-    if result_path.exists() and not force:
-        try:
-            old = load_results(result_path)
-            same = (
-                old.entry.content_hash == sub.content_hash
-                and old.entry.parameters == params
-                and old.dataset.manifest_sha256 == dataset.manifest_sha256
-                and old.scores["n_boot"] == n_boot
-                and old.scores["seed"] == seed
-                and old.extra.get("identity", {}).get("protocol") == PREDICTION_PROTOCOL
-                and (throughput is None or old.throughput is not None)
-            )
-            if same:
-                return result_path, True
-        except ResultsError:
-            pass
+    old = _existing_results(result_path)
+    if old is not None and not force:
+        same = (
+            _made_by(old, sub, params, dataset)
+            and old.scores["n_boot"] == n_boot
+            and old.scores["seed"] == seed
+            and old.extra.get("identity", {}).get("protocol") == PREDICTION_PROTOCOL
+            and (throughput is None or old.throughput is not None)
+        )
+        if same:
+            return result_path, True
     report = predict_entry(
         sub,
         entry,
@@ -986,9 +981,9 @@ def _run_locked(
         extra,
     )
     results["identity"] = identity
-    unknown = {"sandbox": "unknown", "sandboxed": False}  # e.g. predictions made on Dask workers
-    results["isolation"] = weakest_isolation(*isolation) or unknown
-    kept = _kept_throughput(result_path, sub.content_hash, params)
+    # unknown: e.g. predictions made on Dask workers
+    results["isolation"] = weakest_isolation(*isolation) or dict(_UNKNOWN_ISOLATION)
+    kept = _kept_throughput(old, sub.content_hash, params)
     if kept:  # measured on other devices with this very code: still true
         results[EXTRA_THROUGHPUT] = kept
     write_results(result_path, results)
@@ -1016,15 +1011,44 @@ def _measured_throughput(
 EXTRA_THROUGHPUT = "extra_throughput"
 
 
+#: How a run was isolated when nothing says so.
+_UNKNOWN_ISOLATION: Final = {"sandbox": "unknown", "sandboxed": False}
+
+
+def _existing_results(result_path: Path) -> Results | None:
+    """The results at ``result_path``, or None where there are none or they are unreadable (they
+    are then redone)."""
+    if not result_path.exists():
+        return None
+    try:
+        return load_results(result_path)
+    except ResultsError:
+        return None
+
+
+def _made_by(old: Results, sub: Submission, params: dict[str, Any], dataset: DatasetInfo) -> bool:
+    """Whether results were made by the submission's code as it is now, with these parameters,
+    on this dataset version."""
+    return (
+        old.entry.content_hash == sub.content_hash
+        and old.entry.parameters == params
+        and old.dataset.manifest_sha256 == dataset.manifest_sha256
+    )
+
+
+def _footer_identity(predictions: Path) -> tuple[Any, Any]:
+    """``(identity, isolation)`` recorded in a predictions file's footer (None, None when it has
+    none): the identity to compare with :func:`_identity`, and how they were made."""
+    meta = read_prediction_metadata(predictions)
+    made_with = meta.pop("isolation", None) if isinstance(meta, dict) else None
+    return meta, made_with
+
+
 def _kept_throughput(
-    result_path: Path, content_hash: str, params: dict[str, Any]
+    old: Results | None, content_hash: str, params: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """The extra throughput rows of the results being replaced that the same code made."""
-    try:
-        old = load_results(result_path)
-    except ResultsError:
-        return []
-    if old.entry.parameters != params:
+    if old is None or old.entry.parameters != params:
         return []
     rows = old.extra.get(EXTRA_THROUGHPUT) or []
     return [row for row in rows if row.get("content_hash") == content_hash]
@@ -1070,14 +1094,9 @@ def add_throughput(
                 f"run it first: {rerun}"
             )
         old = load_results(result_path)
-        meta = read_prediction_metadata(pred_path)
-        if isinstance(meta, dict):
-            meta.pop("isolation", None)
-        if (
-            old.entry.content_hash != sub.content_hash
-            or old.entry.parameters != params
-            or old.dataset.manifest_sha256 != dataset.manifest_sha256
-            or meta != _identity(sub, entry, params, dataset, split)
+        meta, _ = _footer_identity(pred_path)
+        if not _made_by(old, sub, params, dataset) or meta != _identity(
+            sub, entry, params, dataset, split
         ):
             raise SubmissionError(
                 f"{result_path}: the results of {entry} were not made by its code as it is now "
@@ -1097,7 +1116,7 @@ def add_throughput(
             "content_hash": sub.content_hash,
             "hardware": hardware_info(),
             "versions": versions(_framework_modules(sub.manifest.framework)),
-            "isolation": report.isolation or {"sandbox": "unknown", "sandboxed": False},
+            "isolation": report.isolation or dict(_UNKNOWN_ISOLATION),
         }
         doc = old.to_json()
         rows = [r for r in doc.get(EXTRA_THROUGHPUT) or [] if not _same_machine(r, row)]

@@ -62,12 +62,12 @@ def throughput_at(
     """Events/s at ``batch_size`` (default: the largest measured) of the run's own rows; with
     ``gpu``, of its rows measured on a GPU (the run's, or one added after it: ``extra_throughput``;
     the last one added)."""
-    doc = result.to_json() if isinstance(result, Results) else result
-    blocks = [doc.get("throughput") or {}]
+    res = as_results(result)  # read through, not copied
+    blocks = [res.throughput or {}]
     if gpu:
         blocks = [
             b
-            for b in [*blocks, *(doc.get("extra_throughput") or [])][::-1]
+            for b in [*blocks, *res.extra_throughput][::-1]
             if str(b.get("device", "")).startswith("cuda")
         ][:1]
     tp = blocks[0] if blocks else {}
