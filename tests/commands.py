@@ -4,6 +4,7 @@ the options of a quick run, and the shape of a user error."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,13 +29,24 @@ def cli(
     )
 
 
-def popen_cli(*args: object) -> subprocess.Popen[str]:
-    """The same, started and not waited for."""
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def popen_cli(*args: object, new_session: bool = False) -> subprocess.Popen[str]:
+    """The same, started and not waited for, as a terminal's foreground command: SIGINT at its
+    default, whatever this process inherited (a shell without job control starts its ``&``
+    commands, a CI script's test run among them, with SIGINT ignored, and an ignored signal stays
+    ignored across ``exec``: Python then installs no KeyboardInterrupt handler and Ctrl-C tests
+    would wait forever). ``new_session``: in a session of its own, so that the test can signal
+    its whole process group as a terminal's Ctrl-C does."""
     return subprocess.Popen(
         [sys.executable, "-m", "metbench.cli", *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=new_session,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
 
 

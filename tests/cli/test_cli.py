@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import metbench
-from tests.commands import cli
+from tests.commands import cli, popen_cli
 
 
 def test_version():
@@ -137,14 +137,7 @@ def test_ctrl_c_exits_130_with_one_line():
     import signal
     import time
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "metbench.cli", "bench", "scoring", "--events", "3000000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        # a pytest-xdist worker ignores SIGINT, and a child inherits that: restore the default
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = popen_cli("bench", "scoring", "--events", "3000000")
     time.sleep(8.0)  # imported, and scoring (about 20 s of work)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)

@@ -17,6 +17,7 @@ import pytest
 from metbench.data.generate.run import generate_dataset
 from metbench.data.store import sha256_file
 from metbench.errors import MetbenchError
+from tests.commands import popen_cli
 
 #: A generation that runs long enough to be interrupted (pool shards of the mini preset).
 GENERATE = ["data", "generate", "--preset", "mini", "--events-per-process", "40", "--workers", "2"]
@@ -32,16 +33,8 @@ def _digests(folder: Path) -> dict[str, str]:
 
 
 def _start(out: Path) -> subprocess.Popen[str]:
-    """``metbench data generate`` in a session of its own (as a terminal's foreground job), with
-    SIGINT's default restored (a pytest-xdist worker ignores it, and children inherit that)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "metbench.cli", *GENERATE, "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    """``metbench data generate`` in a session of its own, as a terminal's foreground job."""
+    return popen_cli(*GENERATE, "--out", out, new_session=True)
 
 
 def _started_workers(proc: subprocess.Popen[str], timeout: float = 180.0) -> list[psutil.Process]:
