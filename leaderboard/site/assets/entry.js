@@ -17,11 +17,14 @@
   } else {
     tp.appendChild(MB.table(
       [
-        { key: "b", label: "batch size", sort: (r) => r.batch_size, cell: (r) => String(r.batch_size), cls: "num", sticky: "first" },
+        { key: "dev", label: "device", sort: (r) => r.device, cell: (r) => (/^cuda/.test(r.device || "") ? `GPU ${r.device.replace(/^cuda:?/, "")}`.trim() : "CPU"), sticky: "first" },
+        { key: "m", label: "machine", sort: (r) => r.machine, cell: (r) => `${r.machine || "?"}${r.extra ? " (measured after the run)" : ""}` },
+        { key: "b", label: "batch size", sort: (r) => r.batch_size, cell: (r) => String(r.batch_size), cls: "num" },
         { key: "eps", label: "events/s", better: "higher", sort: (r) => r.events_per_s, cell: (r) => MB.fmt(r.events_per_s, 0), cls: "num" },
         { key: "p50", label: "latency p50 [ms]", better: "lower", sort: (r) => r.p50_ms, cell: (r) => MB.fmt(r.p50_ms, 2), cls: "num" },
         { key: "p99", label: "latency p99 [ms]", better: "lower", sort: (r) => r.p99_ms, cell: (r) => MB.fmt(r.p99_ms, 2), cls: "num" },
         { key: "rss", label: "peak RSS [MB]", sort: (r) => r.peak_rss_mb, cell: (r) => MB.fmt(r.peak_rss_mb, 0), cls: "num" },
+        { key: "gpu", label: "peak GPU memory [MB]", sort: (r) => r.peak_gpu_mb, cell: (r) => (r.peak_gpu_mb === null || r.peak_gpu_mb === undefined ? "—" : MB.fmt(r.peak_gpu_mb, 0)), cls: "num" },
       ],
       e.throughput.map((t) => Object.assign({ entry: e.name }, t)),
       { label: "throughput" },

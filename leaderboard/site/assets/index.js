@@ -71,11 +71,16 @@
     (redraw || renderTable)();
   }
 
+  // the rows of the run itself (the table's columns); rows measured after it on another device
+  // or machine (extra) are drawn in the plots beside them
+  const ownRows = (entry) => (entry.throughput || []).filter((t) => !t.extra);
+  const rowDevice = (t) => (/^cuda/.test(t.device || "") ? "GPU" : "CPU");
+
   // the batch size of the events/s column: the largest measured by most entries
   function speedBatch() {
     const counts = {};
     for (const e of Object.values(group ? group.entries : {})) {
-      const b = (e.throughput || []).filter((t) => t.events_per_s);
+      const b = ownRows(e).filter((t) => t.events_per_s);
       if (!b.length) continue;
       const largest = Math.max(...b.map((t) => t.batch_size));
       counts[largest] = (counts[largest] || 0) + 1;
@@ -86,7 +91,7 @@
 
   // the throughput row of an entry shown in the table: at speedBatch(), else its largest batch
   function throughputRow(entry) {
-    const b = (entry.throughput || []).filter((t) => t.events_per_s);
+    const b = ownRows(entry).filter((t) => t.events_per_s);
     if (!b.length) return null;
     const batch = speedBatch();
     return b.find((t) => t.batch_size === batch) || b.reduce((a, c) => (c.batch_size > a.batch_size ? c : a));
@@ -98,7 +103,6 @@
   }
 
   const isGpu = (entry) => /^cuda/.test(entry.throughput_device || "");
-  const deviceName = (entry) => (isGpu(entry) ? "GPU" : "CPU");
 
   // a throughput figure with what differs from the column's header: another batch, a GPU
   function speedCell(entry, key, digits) {
@@ -355,10 +359,9 @@
       const e = group.entries[r.entry];
       const S = r.figures.S.value;
       if (r.oracle || S === null) continue;
-      const device = deviceName(e);
-      const pts = (e.throughput || []).filter((t) => t.events_per_s > 0).map((t) => ({ x: t.events_per_s, xLabel: String(t.batch_size), y: S, low: null, high: null, device: device, label: `${device}${e.throughput_device && device === "GPU" ? ` (${e.throughput_device})` : ""}, batch ${t.batch_size}, ${MB.fmt(t.events_per_s, 0)} events/s, S` }));
+      const pts = (e.throughput || []).filter((t) => t.events_per_s > 0).map((t) => { const device = rowDevice(t); return { x: t.events_per_s, xLabel: String(t.batch_size), y: S, low: null, high: null, device: device, label: `${device}${device === "GPU" ? ` (${t.device})` : ""}, batch ${t.batch_size}, ${MB.fmt(t.events_per_s, 0)} events/s, S` }; });
       if (!pts.length) continue;
-      byDevice[device].push(...pts);
+      for (const p of pts) byDevice[p.device].push(p);
       series.push({ name: r.entry, style: names.indexOf(r.entry), points: pts });
     }
     if (!series.length) {
@@ -452,15 +455,20 @@
     section.appendChild(downloads);
     renderChart();
 
-    const tdevices = [...new Set(Object.values(group.entries).filter((e) => (e.throughput || []).length).map(deviceName))].sort();
+    const tdevices = [...new Set(Object.values(group.entries).flatMap((e) => (e.throughput || []).map(rowDevice)))].sort();
     section.appendChild(MB.el("h3", { text: `Throughput versus batch size${tdevices.length ? ` (${tdevices.join(", ")})` : ""}` }));
     const tchart = MB.el("div", { class: "chart-holder throughput-chart" });
     section.appendChild(tchart);
     const tseries = [];
     Object.entries(group.entries).forEach(([name, e], i) => {
       if (e.seed_of) return;
-      const pts = (e.throughput || []).filter((t) => t.events_per_s).map((t) => ({ x: t.batch_size, xLabel: String(t.batch_size), y: t.events_per_s, low: null, high: null }));
-      if (pts.length) tseries.push({ name: name, style: i, points: pts });
+      // one series per measurement: the run's own, and each added on another device or machine
+      const measured = {};
+      for (const t of (e.throughput || []).filter((t) => t.events_per_s)) {
+        const key = t.extra ? `${name} (${rowDevice(t)}: ${t.device === "cpu" ? t.machine : t.device.replace(/^cuda:?/, "")})` : name;
+        (measured[key] = measured[key] || []).push({ x: t.batch_size, xLabel: String(t.batch_size), y: t.events_per_s, low: null, high: null });
+      }
+      for (const [key, pts] of Object.entries(measured)) tseries.push({ name: key, style: i, points: pts });
     });
     chart("throughput", tchart).draw(tseries, { logX: true, logY: true, xLabel: "batch size [events]", xName: "batch", yLabel: "events/s ↑ better", empty: "These results have no throughput rows: no throughput was measured." });
   }
