@@ -46,14 +46,25 @@ def data_generate(
             "default: local processes"
         ),
     ] = None,
+    process: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--process",
+            help="Only this process's files (repeat for more), checked against the published "
+            "manifest (a published preset and seed); a later run without it adds the rest",
+        ),
+    ] = None,
 ) -> None:
     """Generate a dataset: Pythia 8 hard processes, premixed pileup, detector, PUPPI.
 
     Re-run with the same --out: an interrupted generation resumes; a complete dataset is verified
-    file by file against its manifest and its damaged or missing shards are regenerated."""
+    file by file against its manifest and its damaged or missing shards are regenerated. With
+    --process (for a training on some processes only), the files of those processes alone, in a
+    folder with the whole published manifest."""
     from metbench.data.generate.presets import get_preset
     from metbench.data.generate.run import generate_dataset
 
+    process = process or None  # typer gives [] for an option not given
     spec = get_preset(preset)
     if events_per_process is not None:
         if events_per_process < 1:
@@ -70,13 +81,22 @@ def data_generate(
             on_message=lambda line: err_console.print(
                 line, highlight=False, markup=False, soft_wrap=True
             ),
+            processes=process,
         )
-    n = sum(sum(p["events"].values()) for p in manifest["processes"].values())
-    console.print(
-        f"dataset {manifest['name']} v{manifest['version']} (seed {seed}): {n} events in {out}",
-        highlight=False,
-        markup=False,
-    )
+    wanted = list(manifest["processes"] if process is None else dict.fromkeys(process))
+    n = sum(sum(manifest["processes"][p]["events"].values()) for p in wanted)
+    line = f"dataset {manifest['name']} v{manifest['version']} (seed {seed}): {n} events"
+    if process is not None:
+        line += f" of {', '.join(wanted)}"
+    line += f" in {out}"
+    missing = {e.get("process") for r, e in manifest["files"].items() if not (out / r).is_file()}
+    rest = [p for p in manifest["processes"] if p in missing]
+    if rest:
+        line += (
+            f" (the files of {', '.join(rest)} are missing: the same command without --process "
+            "adds them)"
+        )
+    console.print(line, highlight=False, markup=False)
 
 
 @data_app.command("info")

@@ -11,15 +11,30 @@ say it is not published (``dataset.pinned`` is null).
 Generation is deterministic (the same preset and seed give the same bytes on any machine with the
 same package versions; a test regenerates ``mini`` and compares). A change of the generator that
 changes the bytes must publish the new hashes here.
+
+The published manifests themselves (every file's size and sha256) ship with metbench, where
+one has been written down (``metbench/data/manifests/<preset>-seed<seed>.json``, each checked
+against its hash here when read): with one, ``metbench data generate --process P`` generates the
+files of some processes only, each checked against the published checksums, in a folder that holds
+the whole published manifest (a training on those processes runs on it; anything else that reads a
+missing file says so and how to add it).
 """
 
 from __future__ import annotations
 
+import hashlib
+from importlib import resources
 from typing import Any, Final
 
 from metbench.errors import DatasetError
 
-__all__ = ["PUBLISHED_MANIFESTS", "check_published", "published_status"]
+__all__ = [
+    "PUBLISHED_MANIFESTS",
+    "check_published",
+    "published_manifest_bytes",
+    "published_status",
+    "shipped_manifests",
+]
 
 #: (preset, seed) -> sha256 of the published ``manifest.json`` (dataset format 2).
 PUBLISHED_MANIFESTS: Final[dict[tuple[str, int], str]] = {
@@ -58,3 +73,31 @@ def check_published(folder: object, manifest: dict[str, Any], manifest_sha256: s
             "hash in metbench/data/published.py)"
         )
     return status
+
+
+def _shipped_file(name: str, seed: int) -> Any:
+    return resources.files("metbench.data").joinpath("manifests", f"{name}-seed{seed}.json")
+
+
+def shipped_manifests() -> list[tuple[str, int]]:
+    """The published (preset, seed) pairs whose ``manifest.json`` ships with metbench."""
+    return [key for key in PUBLISHED_MANIFESTS if _shipped_file(*key).is_file()]
+
+
+def published_manifest_bytes(name: str, seed: int) -> bytes | None:
+    """The published ``manifest.json`` of ``name`` (a preset, its settings unchanged) generated
+    with ``seed``, byte for byte as generation writes it; None where the pair is not published or
+    its manifest is not shipped. A shipped file that does not have the published sha256 (a damaged
+    installation) is a :class:`DatasetError`."""
+    expected = PUBLISHED_MANIFESTS.get((name, seed))
+    shipped = _shipped_file(name, seed)
+    if expected is None or not shipped.is_file():
+        return None
+    data: bytes = shipped.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != expected:
+        raise DatasetError(
+            f"{shipped}: the shipped manifest of {name} (seed {seed}) has sha256 {digest[:12]}…, "
+            f"not the published {expected[:12]}…; reinstall metbench"
+        )
+    return data

@@ -12,7 +12,12 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from metbench.data.published import PUBLISHED_MANIFESTS, published_status
+from metbench.data.published import (
+    PUBLISHED_MANIFESTS,
+    published_manifest_bytes,
+    published_status,
+    shipped_manifests,
+)
 from metbench.data.source import EventSource, write_truth_extract
 from metbench.data.store import load_manifest, truth_relpath, write_parquet_atomic
 from metbench.data.upgrade import STAGING, upgrade_dataset
@@ -192,3 +197,28 @@ def test_a_re_signed_dataset_is_not_the_published_one(mini_dataset, tmp_path):
     assert not (tmp_path / "results").exists()
     r = cli("data", "validate", forged, "--plots", tmp_path / "plots")
     assert_error(r, "this is not the mini dataset")
+
+
+def test_shipped_manifests_are_the_published_ones(monkeypatch, tmp_path):
+    import metbench.data.published as published
+
+    assert {("mini", 1), ("standard", 1)} <= set(shipped_manifests())
+    for name, seed in shipped_manifests():
+        data = published_manifest_bytes(name, seed)
+        assert (
+            data is not None
+            and hashlib.sha256(data).hexdigest() == PUBLISHED_MANIFESTS[(name, seed)]
+        )
+        manifest = json.loads(data)
+        assert (manifest["name"], manifest["seed"]) == (name, seed)
+        assert published_status(manifest, hashlib.sha256(data).hexdigest()) is True
+    assert published_manifest_bytes("mini", 2) is None  # not published
+    assert published_manifest_bytes("nonsense", 1) is None
+
+    damaged = tmp_path / "mini-seed1.json"
+    data = bytearray(published_manifest_bytes("mini", 1) or b"")
+    data[100] ^= 0x01
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setattr(published, "_shipped_file", lambda name, seed: damaged)
+    with pytest.raises(DatasetError, match="not the published 785265f07171…; reinstall"):
+        published_manifest_bytes("mini", 1)

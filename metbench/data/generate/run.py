@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -39,7 +39,7 @@ import numpy as np
 import metbench
 from metbench.data.generate.detector import DetectorConfig, simulate_detector
 from metbench.data.generate.pileup import premix
-from metbench.data.generate.presets import DatasetSpec
+from metbench.data.generate.presets import PRESETS, DatasetSpec
 from metbench.data.generate.processes import MINBIAS, PROCESSES
 from metbench.data.generate.pythia import GenParticles, PythiaGenerator, pythia_version
 from metbench.data.splits import SPLITS, assign_splits
@@ -49,6 +49,7 @@ from metbench.data.store import (
     MANIFEST_NAME,
     TIMING_NAME,
     atomic_path,
+    atomic_write_bytes,
     atomic_write_json,
     load_manifest,
     round_mantissa,
@@ -407,16 +408,28 @@ def _repair(
     on_progress: Callable[[str, int, int], None] | None,
     scheduler: str | None,
     say: Callable[[str], None],
+    processes: Collection[str] | None = None,
+    fresh: bool = False,
 ) -> dict[str, Any]:
     """Verify every file of the complete dataset in ``out`` against its manifest and regenerate the
     shards of the damaged or missing ones (any kind: events, truth or pool); the manifest is kept.
 
     A shard's files are named after its key (``<process>_<shard>``, ``pool_<k>``), so a damaged
     file names the shard to run again; the regenerated files must match the manifest's entries
-    (they do, with the seeds, unless the libraries changed since the dataset was made).
+    (they do, with the seeds, unless the libraries changed since the dataset was made). With
+    ``processes``, only the files of those processes and the pileup pool are looked at;
+    ``fresh``: the manifest was just written into an empty folder (nothing to call damaged).
     """
     _remove_stale_temporaries(out, say)
-    damaged = _damaged_files(out, manifest["files"], on_progress)
+    files = {
+        relpath: entry
+        for relpath, entry in manifest["files"].items()
+        if processes is None
+        or not isinstance(entry, dict)
+        or entry.get("kind") == "pileup_pool"
+        or entry.get("process") in processes
+    }
+    damaged = _damaged_files(out, files, on_progress)
     if not damaged:
         return manifest
     pool_relpaths = sorted(
@@ -437,11 +450,15 @@ def _repair(
             f"{out}: {_few(stray)} ({damaged[stray[0]]}) belongs to no shard of {spec.name} with "
             f"seed {seed}; delete {out} and generate the dataset again"
         )
-    say(
-        f"{out}: {len(damaged)} of {len(manifest['files'])} files damaged or missing: "
-        + _few([f"{r} ({why})" for r, why in sorted(damaged.items())])
-        + f"; regenerating {len(keys)} shard(s)"
-    )
+    which = "" if processes is None else f" of {', '.join(processes)} and the pileup pool"
+    if fresh:
+        say(f"{out}: generating the {len(keys)} shard(s){which} of the published manifest")
+    else:
+        say(
+            f"{out}: {len(damaged)} of {len(files)} files{which} damaged or missing: "
+            + _few([f"{r} ({why})" for r, why in sorted(damaged.items())])
+            + f"; regenerating {len(keys)} shard(s)"
+        )
     if scheduler is not None:
         check_workers_on(scheduler, write={"dataset": out})
     progress_dir = out / _PROGRESS
@@ -471,7 +488,11 @@ def _repair(
             "generate the dataset again"
         )
     shutil.rmtree(progress_dir, ignore_errors=True)
-    say(f"{out}: repaired {_few(sorted(damaged), 20)}; every file matches the manifest")
+    checked = f"every file{which}"
+    if fresh:
+        say(f"{out}: {len(damaged)} files written; {checked} matches the published manifest")
+    else:
+        say(f"{out}: repaired {_few(sorted(damaged), 20)}; {checked} matches the manifest")
     return manifest
 
 
@@ -483,6 +504,7 @@ def generate_dataset(
     on_progress: Callable[[str, int, int], None] | None = None,
     scheduler: str | None = None,
     on_message: Callable[[str], None] | None = None,
+    processes: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Generate (or resume, or verify and repair) a dataset in ``out``.
 
@@ -513,6 +535,14 @@ def generate_dataset(
     on_message
         Called with one line per notable event (damaged files found and repaired, stale temporary
         files removed, an unreadable manifest); default: silent.
+    processes
+        Generate the files of these processes only (and the pileup pool they are mixed from), each
+        checked against the published manifest, which is written first: for a published preset
+        and seed whose manifest ships with metbench
+        (:func:`metbench.data.published.published_manifest_bytes`). The files of the other
+        processes stay missing: a later call without ``processes`` adds them (and the dataset is
+        then complete, the published one). For a training on some processes only (the
+        Perceivers' tt̄).
 
     Returns
     -------
@@ -528,6 +558,9 @@ def generate_dataset(
     manifest_path = out / MANIFEST_NAME
     say = on_message or (lambda _: None)
     unreadable = None
+    fresh = False
+    if processes is not None:
+        processes, fresh = _start_partial(spec, seed, out, list(processes))
     if manifest_path.exists():
         manifest, unreadable = _read_existing_manifest(out)
         if manifest is not None:
@@ -537,7 +570,9 @@ def generate_dataset(
                     f"{manifest.get('seed')}); choose another --out or delete it"
                 )
             load_manifest(out)  # an older format: its own one-line message (upgrade it)
-            return _repair(spec, seed, out, manifest, workers, on_progress, scheduler, say)
+            return _repair(
+                spec, seed, out, manifest, workers, on_progress, scheduler, say, processes, fresh
+            )
     if (
         unreadable is None
         and out.exists()
@@ -622,6 +657,46 @@ def generate_dataset(
     atomic_write_json(manifest_path, manifest)
     shutil.rmtree(progress_dir, ignore_errors=True)
     return manifest
+
+
+def _start_partial(
+    spec: DatasetSpec, seed: int, out: Path, processes: list[str]
+) -> tuple[list[str], bool]:
+    """Check a request for some processes' files only and, into an empty or new ``out``, write
+    the published manifest they are checked against; the processes, without repeats, and whether
+    the manifest was written now."""
+    from metbench.data.published import published_manifest_bytes, shipped_manifests
+
+    if not processes:
+        raise MetbenchError("--process: name at least one process")
+    unknown = sorted(set(processes) - set(spec.processes))
+    if unknown:
+        raise MetbenchError(
+            f"--process {', '.join(unknown)}: not a process of {spec.name}; its processes are "
+            f"{', '.join(spec.processes)}"
+        )
+    manifest_path = out / MANIFEST_NAME
+    if manifest_path.exists():
+        if _read_existing_manifest(out)[0] is None:
+            raise MetbenchError(
+                f"{out} holds an interrupted generation of the whole dataset; finish it with the "
+                "same command without --process, or choose another --out"
+            )
+        return list(dict.fromkeys(processes)), False
+    if out.exists() and any(out.iterdir()):
+        raise MetbenchError(f"{out} exists and is not empty; choose another --out or delete it")
+    published = PRESETS.get(spec.name) == spec
+    data = published_manifest_bytes(spec.name, seed) if published else None
+    if data is None:
+        shipped = ", ".join(f"{name} with seed {s}" for name, s in shipped_manifests())
+        raise MetbenchError(
+            f"--process needs the published manifest of the dataset, to check each file against; "
+            f"metbench ships those of {shipped}, not of {spec.name} with seed {seed}"
+            f"{'' if published else ' and other settings'}: generate the whole dataset "
+            "(without --process)"
+        )
+    atomic_write_bytes(manifest_path, data)
+    return list(dict.fromkeys(processes)), True
 
 
 def _versions() -> dict[str, str]:

@@ -195,3 +195,83 @@ def test_timing_is_recorded_outside_the_checksums(mini_dataset):
     assert timing["events"] == 2040
     assert timing["events_per_s_per_core"] > 0
     assert "timing.json" not in manifest_of(mini_dataset)["files"]
+
+
+@pytest.mark.slow  # mini's tt̄ shards and pool, then the other processes
+def test_some_processes_first_then_the_rest_give_the_published_dataset(mini_dataset, tmp_path):
+    from metbench.data.generate.presets import get_preset
+    from metbench.data.published import PUBLISHED_MANIFESTS
+    from metbench.data.source import EventSource
+    from metbench.errors import DatasetError
+
+    out = tmp_path / "mini"
+    published = manifest_of(mini_dataset)["files"]
+    messages: list[str] = []
+    generate_dataset(get_preset("mini"), out, seed=1, workers=2, processes=["ttbar_2l2nu"],
+                     on_message=messages.append)  # fmt: skip
+    assert sha256_file(out / "manifest.json") == PUBLISHED_MANIFESTS[("mini", 1)]
+    wanted = {
+        relpath
+        for relpath, entry in published.items()
+        if entry["kind"] == "pileup_pool" or entry.get("process") == "ttbar_2l2nu"
+    }
+    assert 0 < len(wanted) < len(published)
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert written == wanted | {"manifest.json"}
+    for relpath in wanted:  # the bytes of the dataset generated whole
+        assert sha256_file(out / relpath) == sha256_file(mini_dataset / relpath), relpath
+    assert any("matches the published manifest" in m for m in messages), messages
+
+    # what a training on tt̄ reads is there; another process is a missing file, said so
+    n_tt = manifest_of(out)["processes"]["ttbar_2l2nu"]["events"]["train"]
+    assert (
+        sum(len(b.event["event_id"]) for b in EventSource(out, "train", processes=["ttbar_2l2nu"]))
+        == n_tt
+    )
+    with pytest.raises(DatasetError, match="missing; regenerate"):
+        next(iter(EventSource(out, "train", processes=["w_lnu"])))
+
+    generate_dataset(get_preset("mini"), out, seed=1, workers=2)  # the rest
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == set(
+        published
+    ) | {"manifest.json"}
+    for relpath, entry in published.items():
+        assert sha256_file(out / relpath) == entry["sha256"], relpath
+    assert sha256_file(out / "manifest.json") == PUBLISHED_MANIFESTS[("mini", 1)]
+
+
+def test_some_processes_only_is_refused_without_a_published_manifest(tmp_path):
+    from dataclasses import replace
+
+    from metbench.data.generate.presets import get_preset
+    from metbench.errors import MetbenchError
+    from tests.commands import assert_one_line_error, cli
+
+    mini = get_preset("mini")
+    cases = [
+        (mini, 1, ["top"], "--process top: not a process of mini"),
+        (mini, 2, ["w_lnu"], "not of mini with seed 2: generate the whole dataset"),
+        (mini.scaled(10), 1, ["w_lnu"], "not of mini with seed 1 and other settings"),
+        (replace(mini, pool_size=100), 1, ["w_lnu"], "and other settings"),
+        (get_preset("pu200"), 1, ["w_lnu"], "not of pu200 with seed 1"),
+    ]
+    for spec, seed, processes, message in cases:
+        out = tmp_path / "new"
+        with pytest.raises(MetbenchError, match=message):
+            generate_dataset(spec, out, seed=seed, processes=processes)
+        assert not out.exists()  # nothing written
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    with pytest.raises(MetbenchError, match="exists and is not empty"):
+        generate_dataset(mini, busy, seed=1, processes=["w_lnu"])
+    (busy / "notes.txt").unlink()
+    (busy / "events").mkdir()
+    (busy / "manifest.json").write_text('{"format": "metb')  # a generation cut short
+    with pytest.raises(MetbenchError, match="interrupted generation of the whole dataset"):
+        generate_dataset(mini, busy, seed=1, processes=["w_lnu"])
+
+    r = cli("data", "generate", "--preset", "mini", "--seed", "2", "--process", "w_lnu",
+            "--out", tmp_path / "cli")  # fmt: skip
+    assert_one_line_error(r, "--process needs the published manifest", "mini with seed 1")
+    assert not (tmp_path / "cli").exists()
