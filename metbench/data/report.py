@@ -184,7 +184,15 @@ def dataset_info(folder: Path) -> Group:
     """
     folder = Path(folder)
     manifest = load_manifest(folder)
-    files: dict[str, Any] = manifest["files"]
+    # a dataset generated with --process lacks the other processes' files: described as it is
+    files: dict[str, Any] = {r: f for r, f in manifest["files"].items() if (folder / r).is_file()}
+    absent = sorted(
+        {
+            str(f.get("process", "pileup pool"))
+            for r, f in manifest["files"].items()
+            if r not in files
+        }
+    )
     counts = Table(title=_title(manifest))
     counts.add_column("process")
     for s in SPLITS:
@@ -193,18 +201,23 @@ def dataset_info(folder: Path) -> Group:
     for name, proc in manifest["processes"].items():
         ev = proc.get("events", {}) if isinstance(proc, dict) else {}
         n = [int(ev.get(s, 0)) for s in SPLITS]
-        counts.add_row(name, *(f"{x:,}" for x in n), f"{sum(n):,}")
+        label = f"{name} (files missing)" if name in absent else name
+        counts.add_row(label, *(f"{x:,}" for x in n), f"{sum(n):,}")
 
     mu, n_pu, n_pv, n_cand = [], [], [], []
     for split in SPLITS:
         source = EventSource(folder, split, verify=False)
+        source = source.restrict([f for f in source.files if f in files])
         for arr in source.iter_files(["event_id", "mu", "n_pu", "n_pv", "pf.pt"]):
             mu.append(_np(arr.mu))
             n_pu.append(_np(arr.n_pu))
             n_pv.append(_np(arr.n_pv))
             n_cand.append(ak.to_numpy(ak.num(arr.pf, axis=1)).astype(np.float64))
     if not mu:
-        raise DatasetError(f"{folder}: the manifest lists no event files; regenerate the dataset")
+        raise DatasetError(
+            f"{folder}: {'no event file present' if absent else 'the manifest lists no event files'}"
+            "; regenerate the dataset"
+        )
     mu_a, n_pu_a, n_pv_a, n_cand_a = (np.concatenate(x) for x in (mu, n_pu, n_pv, n_cand))
     src: dict[str, Any] = manifest["source"] if isinstance(manifest.get("source"), dict) else {}
     has_candidates = bool(src.get("has_candidates", True))
@@ -227,7 +240,13 @@ def dataset_info(folder: Path) -> Group:
     storage = Table(title="disk and speed")
     storage.add_column("figure")
     storage.add_column("value", justify="right")
-    storage.add_row("events", f"{n_events:,}")
+    storage.add_row("events", f"{n_events:,}" + (" (in the files present)" if absent else ""))
+    if absent:
+        storage.add_row(
+            "files missing",
+            f"{len(manifest['files']) - len(files)} of {len(manifest['files'])} "
+            f"({', '.join(absent)}): `metbench data generate` without --process adds them",
+        )
     if has_candidates:
         storage.add_row("events > 4500 candidates", f"{np.count_nonzero(n_cand_a > 4500):,}")
     storage.add_row("event files", _size(event_bytes))
@@ -342,6 +361,14 @@ def validate_dataset(folder: Path, plots: Path, pfnano: Path | None = None) -> G
     write mplhep plots of them to ``plots``."""
     folder = Path(folder)
     manifest = load_manifest(folder)
+    missing = [r for r in manifest["files"] if not (folder / r).is_file()]
+    if missing:
+        which = sorted({str(manifest["files"][r].get("process", "pileup pool")) for r in missing})
+        raise DatasetError(
+            f"{folder}: {len(missing)} of {len(manifest['files'])} files missing (those of "
+            f"{', '.join(which)}; e.g. {missing[0]}): `metbench data generate` with this preset, "
+            "seed and --out adds them"
+        )
     for relpath in manifest["files"]:
         verify_file(folder, relpath, manifest)
     from metbench.data.published import check_published

@@ -87,3 +87,44 @@ def test_validation_figures_of_mini_meet_physics_expectations(mini_dataset, tmp_
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "candidates_vs_npu.png", "gen_met_per_process.png", "w_transverse_mass.png", "z_mumu_mass.png",
     ]  # fmt: skip
+
+
+def test_info_describes_a_dataset_with_some_processes_only(tiny_dataset, tmp_path):
+    """`data generate --process` leaves the other processes' files missing: `data info` says
+    which, and its figures are those of the files present (no traceback)."""
+    import json
+    import shutil
+
+    from rich.console import Console
+
+    from metbench.data.report import dataset_info
+
+    folder = tmp_path / "d"
+    shutil.copytree(tiny_dataset, folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    kept = "ttbar_2l2nu"
+    for relpath, entry in manifest["files"].items():
+        if entry.get("process") not in (None, kept):
+            (folder / relpath).unlink()
+    console = Console(record=True, width=250)
+    console.print(dataset_info(folder))
+    text = console.export_text()
+    n_kept = sum(manifest["processes"][kept]["events"].values())
+    assert f"{n_kept:,} (in the files present)" in text
+    others = sorted(set(manifest["processes"]) - {kept})
+    assert f"({', '.join(others)}): `metbench data generate` without --process adds them" in text
+    assert "w_lnu (files missing)" in text and f"{kept} (files missing)" not in text
+    from metbench.data.report import validate_dataset
+    from metbench.errors import DatasetError
+
+    n_missing = sum(1 for r in manifest["files"] if not (folder / r).is_file())
+    assert n_missing > 0
+    with pytest.raises(
+        DatasetError, match=f"{n_missing} of {len(manifest['files'])} files missing .those of h_zz"
+    ):
+        validate_dataset(folder, tmp_path / "plots")
+
+    for relpath in manifest["files"]:
+        (folder / relpath).unlink(missing_ok=True)
+    with pytest.raises(DatasetError, match="no event file present; regenerate"):
+        dataset_info(folder)
