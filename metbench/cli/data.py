@@ -63,6 +63,7 @@ def data_generate(
     folder with the whole published manifest."""
     from metbench.data.generate.presets import get_preset
     from metbench.data.generate.run import generate_dataset
+    from metbench.data.report import missing_files
 
     process = process or None  # typer gives [] for an option not given
     spec = get_preset(preset)
@@ -89,7 +90,7 @@ def data_generate(
     if process is not None:
         line += f" of {', '.join(wanted)}"
     line += f" in {out}"
-    missing = {e.get("process") for r, e in manifest["files"].items() if not (out / r).is_file()}
+    missing = set(missing_files(out, manifest).values())
     rest = [p for p in manifest["processes"] if p in missing]
     if rest:
         line += (

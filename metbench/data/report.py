@@ -25,6 +25,7 @@ __all__ = [
     "invariant_mass",
     "jacobian_edge",
     "measure_generation_speed",
+    "missing_files",
     "pfnano_reference",
     "transverse_mass",
     "validate_dataset",
@@ -176,6 +177,17 @@ def _stats_row(label: str, values: np.ndarray) -> list[str]:
             f"{finite.max():.0f}"]  # fmt: skip
 
 
+def missing_files(folder: Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """The files the manifest lists that ``folder`` lacks (those of the processes left out by
+    ``data generate --process``), each with its process (``pileup pool`` for the pool's), in the
+    manifest's order; only their presence is looked at (:func:`validate_dataset` checks sums)."""
+    return {
+        relpath: str(entry.get("process", "pileup pool"))
+        for relpath, entry in manifest["files"].items()
+        if not (Path(folder) / relpath).is_file()
+    }
+
+
 def dataset_info(folder: Path) -> Group:
     """Counts, pileup and multiplicity summaries, generation speed and disk size of a dataset.
 
@@ -185,14 +197,9 @@ def dataset_info(folder: Path) -> Group:
     folder = Path(folder)
     manifest = load_manifest(folder)
     # a dataset generated with --process lacks the other processes' files: described as it is
-    files: dict[str, Any] = {r: f for r, f in manifest["files"].items() if (folder / r).is_file()}
-    absent = sorted(
-        {
-            str(f.get("process", "pileup pool"))
-            for r, f in manifest["files"].items()
-            if r not in files
-        }
-    )
+    missing = missing_files(folder, manifest)
+    files: dict[str, Any] = {r: f for r, f in manifest["files"].items() if r not in missing}
+    absent = sorted(set(missing.values()))
     counts = Table(title=_title(manifest))
     counts.add_column("process")
     for s in SPLITS:
@@ -361,12 +368,12 @@ def validate_dataset(folder: Path, plots: Path, pfnano: Path | None = None) -> G
     write mplhep plots of them to ``plots``."""
     folder = Path(folder)
     manifest = load_manifest(folder)
-    missing = [r for r in manifest["files"] if not (folder / r).is_file()]
+    missing = missing_files(folder, manifest)
     if missing:
-        which = sorted({str(manifest["files"][r].get("process", "pileup pool")) for r in missing})
         raise DatasetError(
             f"{folder}: {len(missing)} of {len(manifest['files'])} files missing (those of "
-            f"{', '.join(which)}; e.g. {missing[0]}): `metbench data generate` with this preset, "
+            f"{', '.join(sorted(set(missing.values())))}; e.g. {next(iter(missing))}): "
+            "`metbench data generate` with this preset, "
             "seed and --out adds them"
         )
     for relpath in manifest["files"]:

@@ -667,6 +667,7 @@ def _start_partial(
     the manifest was written now."""
     from metbench.data.published import published_manifest_bytes, shipped_manifests
 
+    processes = list(dict.fromkeys(processes))  # without repeats
     if not processes:
         raise MetbenchError("--process: name at least one process")
     unknown = sorted(set(processes) - set(spec.processes))
@@ -682,7 +683,7 @@ def _start_partial(
                 f"{out} holds an interrupted generation of the whole dataset; finish it with the "
                 "same command without --process, or choose another --out"
             )
-        return list(dict.fromkeys(processes)), False
+        return processes, False
     if out.exists() and any(out.iterdir()):
         raise MetbenchError(f"{out} exists and is not empty; choose another --out or delete it")
     published = PRESETS.get(spec.name) == spec
@@ -696,7 +697,7 @@ def _start_partial(
             "(without --process)"
         )
     atomic_write_bytes(manifest_path, data)
-    return list(dict.fromkeys(processes)), True
+    return processes, True
 
 
 def _versions() -> dict[str, str]:
