@@ -30,7 +30,7 @@ import numpy as np
 from metbench.data.published import check_published
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.errors import MetbenchError
-from metbench.estimators.inputs import InputMap, prepare_inputs, read_mapping
+from metbench.estimators.inputs import SPLIT, InputMap, prepare_inputs, read_mapping
 from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
     ChildReport,
@@ -339,14 +339,13 @@ def _predict_locked(
         parameters=params,
         device=device,
         dataset=str(inputs),
-        split=split,
+        split=SPLIT,  # the extract's: the dataset's split is the parent's to know
         batch_size=sub.manifest.batch_size,
         max_particles=sub.manifest.max_particles,
         uses_truth=sub.manifest.uses_truth,
         parts_dir=str(parts),
         log_path=str(log),
         throughput=throughput,
-        metadata=identity,
         predict=not reuse,
         source_dataset=str(dataset.folder),
     )
@@ -537,7 +536,13 @@ def _predict_on_dask(
         (
             f"predict-{job.label}-{parts.name}-{i:05d}",
             predict_on_dask_worker,
-            (replace(job, files=(f,), log_path=str(parts / f"part_{i:05d}.log")), limits, sandbox),
+            (
+                replace(
+                    job, files=(f,), log_path=str(parts / f"part_{i:05d}.log"), throughput=None
+                ),
+                limits,
+                sandbox,
+            ),
         )
         for i, f in pending
     ]

@@ -10,7 +10,7 @@ selection                         two opposite-sign reconstructed muons (``|pdg_
                                   the leading one above 25 GeV, ``80 < m(mu mu) < 100`` GeV
 ``qT``                            the dimuon's transverse momentum [GeV]
 input                             the event with those two candidates removed (the others keep
-                                  their order); the estimator cannot tell it from any other event
+                                  their order); nothing the estimator is given marks it
 estimate                          ``e'`` = the estimator's MET on that input; ``u = -e'``
 ================================  ==============================================================
 

@@ -12,10 +12,16 @@ reads as any other:
   the parts hold about a source file's worth of events each), and within a part the order is a
   random permutation; memory stays bounded (one source row group, then one part at a time: the
   events travel through compressed Arrow IPC buckets on disk);
-* opaque file names, ``events/<split>/part_00000.parquet``, …, and a manifest that lists only
-  them (process ``events``, no dataset name, no truth files);
+* opaque file names, ``events/test/part_00000.parquet``, …, and a manifest that lists only
+  them (process ``events``, split ``test`` whatever the split, no dataset name, no truth files);
 * the truth columns an entry declares (``uses_truth``) in ``truth/<split>/part_XXXXX.parquet``
   under the same opaque ids, read through ``EventSource(truth_folder=...)``.
+
+Nothing in an extract says which split it was made of, nor whether it holds the events or their
+muon-removed copies (below): its split is always named :data:`SPLIT`, its manifest carries no kind,
+and the child's job carries neither the split nor the run's identity
+(:func:`metbench.estimators.isolation.run_isolated`). What stays visible is what the events are:
+their number, and that no event of a recoil extract has a selected dimuon.
 
 The map from opaque id to real ``event_id`` (and to the event's position in the split, file by
 file in the dataset's order) is ``<extract>.ids.parquet`` beside the extract, which the sandbox
@@ -58,7 +64,9 @@ from metbench.errors import DatasetError
 
 __all__ = [
     "EXTRACT_KEY",
+    "EXTRACT_LAYOUT",
     "PROCESS",
+    "SPLIT",
     "InputMap",
     "is_input_extract",
     "mapping_path",
@@ -68,10 +76,17 @@ __all__ = [
     "write_recoil_extract",
 ]
 
-#: The manifest key that marks an input extract (its value: ``{"kind": "events" | "recoil"}``).
+#: The manifest key that marks an input extract (its value: ``{"layout": EXTRACT_LAYOUT}``, the
+#: same for every kind: the kind and split are in the parent's map only).
 EXTRACT_KEY: Final = "input_extract"
 #: The process name every file of an extract carries.
 PROCESS: Final = "events"
+#: The split name of every extract, whichever split of the dataset it was made of (one of the
+#: dataset's split names, which :class:`~metbench.data.source.EventSource` alone reads).
+SPLIT: Final = "test"
+#: Version of the extract's layout (2: the neutral split name and manifest); an extract of
+#: another layout is written again.
+EXTRACT_LAYOUT: Final = 2
 _ROW_GROUP: Final = 512
 _CANDIDATE_COLUMNS: Final = ("pt", "eta", "phi", "mass", "charge", "pdg_id")
 
@@ -201,6 +216,7 @@ def _spec(
     sample: int | None,
 ) -> dict[str, Any]:
     return {
+        "layout": EXTRACT_LAYOUT,
         "kind": kind,
         "split": split,
         "uses_truth": list(uses_truth),
@@ -472,7 +488,7 @@ def _write_extract(
         for writer in writers.values():
             writer.close()
         writers.clear()
-        _write_parts(extract, work, split, positions, bool(uses_truth), rng, spec, kind)
+        _write_parts(extract, work, positions, bool(uses_truth), rng, spec)
     finally:
         for writer in writers.values():
             writer.close()
@@ -482,15 +498,14 @@ def _write_extract(
 def _write_parts(
     extract: Path,
     work: Path,
-    split: str,
     positions: list[list[np.ndarray]],
     with_truth: bool,
     rng: np.random.Generator,
     spec: dict[str, Any],
-    kind: str,
 ) -> None:
-    """Shuffle each bucket, give it opaque ids, write it as a part; then the map and the
-    manifest."""
+    """Shuffle each bucket, give it opaque ids, write it as a part; then the map (which alone
+    records ``spec``: the kind, the split, ...) and the manifest, the same for every kind and
+    split."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -511,7 +526,7 @@ def _write_parts(
         events = events.set_column(
             index, events.schema.field("event_id"), pa.array(opaque, pa.int64())
         )
-        relpath = f"events/{split}/part_{number:05d}.parquet"
+        relpath = f"events/{SPLIT}/part_{number:05d}.parquet"
         _write_parquet(extract / relpath, events)
         if with_truth:
             truth = _read_ipc(work / f"truth_{bucket:05d}.arrow").take(pa.array(perm))
@@ -528,7 +543,7 @@ def _write_parts(
             "n_events": len(events),
             "process": PROCESS,
             "sha256": sha256_file(path),
-            "split": split,
+            "split": SPLIT,
         }
         part_col.append(np.full(len(events), number, np.int64))
         opaque_col.append(opaque)
@@ -558,8 +573,8 @@ def _write_parts(
             "format_version": DATASET_FORMAT_VERSION,
             "name": "input",
             "version": 1,
-            EXTRACT_KEY: {"kind": kind},
-            "splits": {split: int(sum(f["n_events"] for f in files.values()))},
+            EXTRACT_KEY: {"layout": EXTRACT_LAYOUT},
+            "splits": {SPLIT: int(sum(f["n_events"] for f in files.values()))},
             "processes": {PROCESS: {}},
             "files": files,
         },

@@ -24,8 +24,9 @@ The child writes its parts (``part_XXXXX.parquet``) in its private ``out/`` fold
 has ended, however it ended, the parent takes each part that is a regular file of a sane size
 whose parquet footer shows exactly the prediction columns, rows and bounded uncompressed sizes
 (no decompression bomb), reads it (:func:`~metbench.estimators.predictions.read_predictions`),
-checks that its identity
-metadata is the job's and its event ids exactly those of its input file, and moves it into
+checks that it carries
+no metadata (the child is not told the run's identity: the harness writes it when it merges the
+parts) and that its event ids are exactly those of its input file, and moves it into
 ``job.parts_dir`` (the resume state); anything else is rejected. Then the private folder goes.
 
 The child never sees the dataset: ``job.dataset`` is an input extract
@@ -537,8 +538,8 @@ def _take_part(
         pred = read_predictions(incoming)
         read_neutrinos(incoming)
         read_recoil(incoming)
-        if pred.metadata != json.loads(json.dumps(job.metadata)):
-            return f"{path.name}: its identity metadata is not this run's"
+        if pred.metadata:
+            return f"{path.name}: a part carries no metadata (the harness writes the identity)"
         if not np.array_equal(pred.event_id, _event_ids(job.dataset, relpath)):
             return f"{path.name}: its event ids are not those of {relpath}"
         incoming.replace(parts / path.name)
@@ -640,6 +641,13 @@ def run_isolated(
     and ``throughput`` are measured in the submission's own interpreter (self-reported), while
     ``peak_rss_mb``, ``wall_s`` and the parts are the parent's.
 
+    A job that predicts and measures throughput runs as two fresh children, one after the other:
+    the first predicts, told nothing of a measurement to follow (which would set the scored run
+    apart from the others: the validation split's, the recoil's), the second measures (its log:
+    ``<log>.throughput.log`` beside the job's); the
+    report has the first's counts and device, the sum of their wall times, the larger peak memory
+    and the weaker isolation.
+
     The checked parts are in ``job.parts_dir`` afterwards, also when the run failed (resume).
     ``sandbox=False`` runs the child without a sandbox (``--no-sandbox``); with ``sandbox=True``
     and no working sandbox tool the run is refused.
@@ -658,6 +666,19 @@ def run_isolated(
     parts.mkdir(parents=True, exist_ok=True)
     job = replace(job, parts_dir=str(parts))
     job = _with_inputs(job, parts)
+    if job.predict and job.throughput is not None:
+        report = run_isolated(replace(job, throughput=None), limits, on_progress, sandbox=sandbox)
+        log = Path(job.log_path)
+        separate = log.with_name(log.name.removesuffix(".log") + ".throughput.log")
+        measured = run_isolated(
+            replace(job, predict=False, log_path=str(separate) if job.log_path else ""),
+            limits,
+            sandbox=sandbox,
+        )
+        report.add_run(measured)
+        report.throughput = measured.throughput
+        report.isolation = weakest_isolation(report.isolation, measured.isolation)
+        return report
     log_path = Path(job.log_path)
     base = parts.name.removesuffix(".parts")
     private = Path(tempfile.mkdtemp(prefix=f"{base}.sandbox.", dir=parts.parent))
@@ -671,17 +692,19 @@ def _with_inputs(job: PredictJob, parts: Path) -> PredictJob:
     """The job on an input extract (:mod:`metbench.estimators.inputs`): as it is when
     ``job.dataset`` is one (the harness makes them), else on one written now into ``parts``
     (``input/``), the dataset becoming ``job.source_dataset`` (never shown to the child)."""
-    from metbench.estimators.inputs import is_input_extract, prepare_inputs
+    from metbench.estimators.inputs import SPLIT, is_input_extract, prepare_inputs
 
     if is_input_extract(job.dataset):
-        return replace(job, dataset=str(Path(job.dataset).resolve()))
+        return replace(job, dataset=str(Path(job.dataset).resolve()), split=SPLIT)
     sample = None
     if not job.predict and job.throughput is not None:
         sample = max(job.throughput.batch_sizes)
     extract = prepare_inputs(
         job.dataset, job.split, parts / "input", job.uses_truth, sample=sample
     )  # fmt: skip
-    return replace(job, dataset=str(extract), source_dataset=str(Path(job.dataset).resolve()))
+    return replace(
+        job, dataset=str(extract), split=SPLIT, source_dataset=str(Path(job.dataset).resolve())
+    )
 
 
 def _child_job(job: PredictJob, kind: str, private: Path) -> tuple[PredictJob, list[Bind]]:

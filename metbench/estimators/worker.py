@@ -24,7 +24,7 @@ import json
 import sys
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,6 @@ class PredictJob:
     parts_dir: str
     log_path: str
     throughput: Any = None  # ThroughputSettings or None
-    metadata: dict[str, Any] = field(default_factory=dict)
     predict: bool = True  # False: predictions exist, measure throughput only
     files: tuple[str, ...] | None = None  # predict only these files of the extract (Dask tasks)
     truth_folder: str | None = None  # where the extract's uses_truth columns are (the child's view)
@@ -259,7 +258,7 @@ def _predict_files(job: PredictJob, estimator: Any, send: Any) -> dict[str, Any]
             np.concatenate(ids),
             np.concatenate(mets),
             np.concatenate(covs) if covs else None,
-            job.metadata,
+            None,  # no identity: the child is not told which run it is (the harness stamps it)
             np.concatenate(nus) if nus else None,
             dof=np.concatenate(dofs) if dofs else None,
         )

@@ -340,7 +340,7 @@ class Estimator:
         table = pa.table({
             "event_id": ids, "met_x": pa.array(np.ones(n)), "met_y": pa.array(np.ones(n)),
             "junk": pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)), blob),
-        }).replace_schema_metadata({b"metbench": json.dumps(job["metadata"]).encode()})
+        })
         pq.write_table(table, Path(job["parts_dir"]) / "part_00000.parquet",
                        compression="zstd", store_schema=False)
 """

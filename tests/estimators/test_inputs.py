@@ -16,6 +16,7 @@ import pytest
 from metbench.data.source import EventSource
 from metbench.estimators.inputs import (
     PROCESS,
+    SPLIT,
     is_input_extract,
     mapping_path,
     prepare_inputs,
@@ -83,7 +84,7 @@ def test_the_extract_is_opaque_mixed_and_complete(tiny_dataset, tmp_path):
     assert {e["process"] for e in json.loads(text)["files"].values()} == {PROCESS}
     # the observables, no truth column, under fresh ids
     source_columns = pq.read_schema(tiny_dataset / sorted(manifest["files"])[0]).names
-    source = EventSource(extract, "test", truth=())
+    source = EventSource(extract, SPLIT, truth=())
     for relpath in source.files:
         assert pq.read_schema(extract / relpath).names == source_columns
     ids = np.concatenate(
@@ -110,7 +111,7 @@ def test_the_extract_is_opaque_mixed_and_complete(tiny_dataset, tmp_path):
         for k, i in enumerate(batch.event["event_id"]):
             by_id[int(i)] = (batch.particles[k][batch.mask[k]], batch.event["mu"][k])
     to_real = dict(zip(mapping.opaque_id.tolist(), mapping.event_id.tolist(), strict=True))
-    for batch in EventSource(extract, "test", batch_size=1000, truth=()):
+    for batch in EventSource(extract, SPLIT, batch_size=1000, truth=()):
         for k, i in enumerate(batch.event["event_id"]):
             particles, mu = by_id[to_real[int(i)]]
             np.testing.assert_array_equal(batch.particles[k][batch.mask[k]], particles)
@@ -144,7 +145,7 @@ def test_the_recoil_extract_holds_the_selected_events_without_their_muons(tiny_d
     assert expected, "the tiny dataset has no selected dimuon"
     to_real = dict(zip(mapping.opaque_id.tolist(), mapping.event_id.tolist(), strict=True))
     seen = {}
-    for batch in EventSource(extract, "test", batch_size=64, truth=()):
+    for batch in EventSource(extract, SPLIT, batch_size=64, truth=()):
         for k, i in enumerate(batch.event["event_id"]):
             seen[to_real[int(i)]] = batch.particles[k][batch.mask[k]]
     assert set(seen) == set(expected)
@@ -290,6 +291,73 @@ def test_the_child_cannot_tell_the_process_from_what_it_sees(tiny_dataset, tmp_p
         i for line in spy_recoil.split("IDS ")[1:] for i in json.loads(line.splitlines()[0])
     ]
     assert recoil_ids and not set(recoil_ids) & (set(ids) | set(real.tolist()))
+
+
+VIEW = """
+import json, sys
+from pathlib import Path
+
+import numpy as np
+
+class Estimator:
+    def __init__(self):
+        job = json.loads(Path(sys.argv[-2]).read_text())
+        manifest = json.loads((Path(job["dataset"]) / "manifest.json").read_text())
+        for entry in manifest["files"].values():  # how many events (and parts): visible
+            for key in ("bytes", "n_events", "sha256"):
+                entry.pop(key)
+        names = sorted(manifest["files"])
+        assert names == [f"events/test/part_{i:05d}.parquet" for i in range(len(names))], names
+        manifest["files"] = sorted({json.dumps(e, sort_keys=True) for e in manifest["files"].values()})
+        manifest["splits"] = sorted(manifest["splits"])
+        print("VIEW " + json.dumps({"job": job, "manifest": manifest}, sort_keys=True), flush=True)
+
+    def predict(self, batch):
+        return np.zeros((len(batch), 2))
+"""
+
+
+@needs_sandbox
+def test_the_child_cannot_tell_which_run_it_is_in(tiny_dataset, tmp_path):
+    """The children that predict the test split, the validation split (the calibration) and
+    their muon-removed copies (the recoil) are given the same job and an extract that says
+    nothing of what it was made of: no run can behave differently from the others by reading
+    its job or its manifest (the audit of 2026-12-05 read the kind, the split and the run's whole
+    identity there). Only the throughput measurement, in a child of its own, is told it measures.
+    """
+    from metbench.scoring.throughput import ThroughputSettings
+
+    sub = load_submission(write_submission(tmp_path, "view", VIEW))
+    results = tmp_path / "r"
+    fast = ThroughputSettings(batch_sizes=(1, 4), warmup_calls=1, min_duration_s=0.0, min_calls=1)
+    run_entry(sub, "view", {}, dataset_info(tiny_dataset), "test", results, n_boot=0,
+              throughput=fast)  # fmt: skip
+    views = []
+    for log in sorted(results.rglob("*.log")):
+        for line in log.read_text().splitlines():
+            if line.startswith("VIEW "):
+                views.append((log.name, json.loads(line[5:])))
+    logs = sorted({name for name, _ in views})
+    assert [n for n in logs if "recoil" in n] and [n for n in logs if "val" in n], logs
+    predicting = [view for _, view in views if view["job"]["predict"]]
+    measuring = [view for _, view in views if not view["job"]["predict"]]
+    assert len(predicting) >= 3 and len(measuring) == 1  # test, val, their recoil; throughput
+    for view in predicting[1:]:
+        differ = {k for k in view["job"] if view["job"][k] != predicting[0]["job"][k]}
+        assert not differ, [(k, view["job"][k], predicting[0]["job"][k]) for k in differ]
+        assert view["manifest"] == predicting[0]["manifest"]
+    job = predicting[0]["job"]
+    assert job["split"] == SPLIT and job["throughput"] is None and "metadata" not in job
+    assert list(predicting[0]["manifest"]["splits"]) == [SPLIT]
+    text = json.dumps(predicting[0]["manifest"])
+    assert predicting[0]["manifest"]["input_extract"] == {"layout": 2}
+    assert not [word for word in ("val", "recoil") if word in text]
+    assert measuring[0]["job"]["throughput"] is not None
+    assert read_results(results_file(results))["throughput"]["batches"]  # it was measured
+
+
+def results_file(results: Path) -> Path:
+    return next(p for p in results.rglob("view.json"))
 
 
 CHEAT = """
