@@ -31,7 +31,8 @@ come from the metbench package (``metbench.physics``, ``metbench.nn``, ``metbenc
     category = "baseline"               # baseline | reference | oracle | submission
     uses_truth = []                     # truth it may read: truth_is_pileup (oracle only), or
                                         # truth_leptons / truth_b_quarks (truth-matched inputs
-                                        # of kinematic reconstruction, marked as such)
+                                        # of kinematic reconstruction, marked as such; only
+                                        # with a met_source)
     inputs = "candidates"               # candidates | stored (MET estimators stored in a file)
     met_source = ""                     # the entry whose MET this one returns (e.g. "puppi"):
                                         # it then leaves the MET and recoil tables
@@ -375,6 +376,15 @@ def _parse_manifest(path: Path, folder: Path, require_weights: bool = True) -> M
     if not isinstance(met_source, str) or (met_source and not _NAME.match(met_source)):
         raise _fail(
             path, f"'met_source' must name another entry (e.g. \"puppi\"), got {met_source!r}"
+        )
+    matched = [u for u in uses_truth if u in TRUTH_MATCHED_INPUTS]
+    if matched and not met_source:
+        raise _fail(
+            path,
+            f"uses_truth lists {', '.join(matched)}: truth-matched inputs are for a kinematic "
+            'reconstruction that returns another entry\'s MET; set met_source (e.g. "puppi") '
+            "or remove them (a MET estimator reading truth would be ranked beside those that "
+            "cannot)",
         )
     for key, low in (("batch_size", 1), ("max_particles", 1)):
         value = data.get(key, Manifest.__dataclass_fields__[key].default)

@@ -76,6 +76,7 @@ def write_submission(root: Path, name: str, code: str = GOOD, extra: str = "") -
         ('framework = "jax"\n', "not valid TOML"),  # a duplicate key is a TOML error
         ('colour = "red"\n', "unknown key(s) ['colour']"),
         ('uses_truth = ["truth_is_pileup"]\n', 'must have category = "oracle"'),
+        ('uses_truth = ["truth_leptons"]\n', "truth-matched inputs are for a kinematic"),
         ("max_particles = 0\n", "'max_particles' must be an integer >= 1"),
         ("[parameters]\ndeep = " + "[" * 100_000 + "]" * 100_000 + "\n", "at most 64 KiB"),
         ("[parameters]\ndeep = " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply"),
