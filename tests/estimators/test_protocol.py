@@ -24,7 +24,14 @@ from metbench.frameworks import DeviceUnavailable, framework
 from metbench.results import RESULTS_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
-ENTRIES = sorted(p.parent.name for p in (ROOT / "submissions").glob("*/metbench.toml"))
+#: The repository's own entries (baselines, references, oracle), whose code this process imports;
+#: a stranger's (category "submission") runs only in the harness's sandboxed child, which checks
+#: its protocol there.
+ENTRIES = sorted(
+    p.parent.name
+    for p in (ROOT / "submissions").glob("*/metbench.toml")
+    if load_submission(p.parent, require_weights=False).manifest.category != "submission"
+)
 
 
 def _entry_class(name: str) -> type:
