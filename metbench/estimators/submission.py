@@ -505,7 +505,26 @@ def _imported_names(path: Path, module: str, is_package: bool) -> set[str]:
                 base = node.module or ""
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
+        elif (name := _literal_import(node)) is not None:
+            names.add(name)
     return names
+
+
+#: The calls that import a module named by their first argument.
+_IMPORT_CALLS: Final = frozenset({"import_module", "__import__"})
+
+
+def _literal_import(node: ast.AST) -> str | None:
+    """The module a call ``importlib.import_module("a.b")`` or ``__import__("a.b")`` imports, when
+    its name is a string literal; None for any other node (a computed name cannot be followed)."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+    first = node.args[0]
+    if called in _IMPORT_CALLS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value
+    return None
 
 
 def metbench_modules(sources: list[Path], modules: tuple[str, ...] = ()) -> list[Path]:

@@ -44,6 +44,22 @@ def test_imports_are_followed_transitively(tmp_path):
     )
 
 
+def test_a_module_imported_by_a_literal_name_is_followed(tmp_path):
+    """``importlib.import_module("metbench.physics.puppi")`` and ``__import__(...)`` with a string
+    literal count as imports (the audit of 2026-12-05 found them unfollowed); a computed name
+    cannot be followed (DEVELOPERS.md says so)."""
+    code = tmp_path / "model.py"
+    code.write_text(
+        "import importlib\n"
+        'puppi = importlib.import_module("metbench.physics.puppi")\n'
+        'kill = __import__("metbench.physics.softkiller")\n'
+        'other = importlib.import_module("metbench.physics." + "neutrinos")\n'
+    )
+    found = rel(metbench_modules([code]))
+    assert {"metbench/physics/puppi.py", "metbench/physics/softkiller.py"} <= found
+    assert "metbench/physics/neutrinos.py" not in found
+
+
 def test_the_scan_starts_from_every_file_of_the_folder():
     """puppi's entry module (in its folder) imports the PUPPI MET helpers, which import the PUPPI
     weights: all are in its hash; the track entry imports neither."""
