@@ -229,3 +229,139 @@ def score_cmd(
     write_results(target, result)
     print_frame(headline_table([result]), f"{info.name} ({info.key}), split {split}")
     err_console.print(f"results -> {target}", highlight=False, markup=False)
+
+
+@app.command("holdout")
+def holdout_cmd(
+    submission: Annotated[Path, typer.Argument(help="Submission folder (submissions/<name>)")],
+    dataset: DatasetOpt = None,
+    against: Annotated[
+        Path | None,
+        typer.Option(help="The reference entry's folder (default: the repository's puppi)"),
+    ] = None,
+    variant: VariantOpt = None,
+    events_per_process: Annotated[
+        int | None,
+        typer.Option(help="Fresh events per process (default: the dataset's, at most 2000)"),
+    ] = None,
+    fresh_seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="The fresh dataset's seed (default: a random unpublished one)"),
+    ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Where the fresh dataset goes (default: <data home>/holdout/...)"),
+    ] = None,
+    results: Annotated[Path, typer.Option(help="Results folder")] = Path("results"),
+    workers: Annotated[int, typer.Option(help="Generation workers")] = 2,
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples (>= 200)")] = 200,
+    time_limit: TimeOpt = 3600.0,
+    memory_limit: MemoryOpt = 8.0,
+    disk_limit: DiskOpt = 20.0,
+    no_sandbox: NoSandboxOpt = False,
+) -> None:
+    """Check that an entry is as good on fresh events as on the published ones: the same preset
+    generated with an unpublished seed, S relative to a reference entry on both test splits.
+
+    Exit status 1 when the entry is relatively better on the published events beyond the 95%
+    interval (it may have learned the public events themselves)."""
+    from metbench.data.cache import data_home
+    from metbench.data.generate.run import generate_dataset
+    from metbench.data.store import load_manifest
+    from metbench.estimators.submission import repository_submissions
+    from metbench.harness import dataset_info, run_entry
+    from metbench.holdout import (
+        check_seed,
+        compare_holdout,
+        fresh_folder,
+        holdout_spec,
+        s_ratio,
+    )
+    from metbench.holdout import fresh_seed as draw_seed
+    from metbench.results import load_results
+
+    if n_boot < 200:
+        raise MetbenchError(
+            f"--n-boot must be at least 200 for the check's intervals, got {n_boot}"
+        )
+    if against is None:
+        repository = repository_submissions()
+        if repository is None:
+            raise MetbenchError(
+                "no repository submissions/ folder: name the reference with --against"
+            )
+        against = repository / "puppi"
+    limits = limits_from(time_limit, memory_limit, disk_limit)
+    _, entries = load_entries(submission, variant, None)
+    if len(entries) > 1:
+        raise MetbenchError(
+            f"{submission} has variants ({', '.join(e for e, _ in entries)}); choose one with "
+            "--variant"
+        )
+    load_entries(against, None, None)  # a mistake is reported before anything is generated
+    published = resolve_dataset_with_progress(dataset)
+    manifest = load_manifest(published)
+    settings = manifest.get("settings") or {}
+    spec = holdout_spec(
+        manifest, events_per_process or min(int(settings.get("events_per_process", 2000)), 2000)
+    )
+    taken = manifest.get("seed")
+    if fresh_seed is None:
+        fresh_seed = draw_seed(spec.name, taken)
+    else:
+        check_seed(spec.name, fresh_seed, taken)
+    out = data or fresh_folder(data_home(), spec, fresh_seed)
+    say(
+        f"fresh events: {spec.name}, {spec.events_per_process} per process, seed {fresh_seed} -> {out}"
+    )
+    with progress_bar(transient=True) as progress:
+        stages: dict[str, Any] = {}
+
+        def on_generation(stage: str, done: int, total: int) -> None:
+            if stage not in stages:
+                stages[stage] = progress.add_task(stage, total=total)
+            progress.update(stages[stage], completed=done, total=total)
+
+        generate_dataset(spec, out, seed=fresh_seed, workers=workers, on_progress=on_generation)
+    ratios = {}
+    names: list[str] = []
+    for label, folder in (("published", published), ("fresh", out)):
+        info = dataset_info(folder)
+        docs = []
+        # the entry, then the reference's first entry (its default variant)
+        for path_, chosen in ((submission, variant), (against, None)):
+            sub, found = load_entries(path_, chosen, None, info.name)
+            entry, params = found[0]
+            path, reused = run_entry(
+                sub, entry, params, info, "test", results, limits=limits, throughput=None,
+                n_boot=n_boot, sandbox=not no_sandbox, on_wait=say,
+            )  # fmt: skip
+            say(f"{entry} on the {label} events: {'up to date' if reused else 'scored'} -> {path}")
+            docs.append(load_results(path))
+            names.append(entry)
+        ratios[label] = s_ratio(docs[0], docs[1])
+    result = compare_holdout(ratios["published"], ratios["fresh"])
+    entry_name, ref_name = names[0], names[1]
+    for label in ("published", "fresh"):
+        r = ratios[label]
+        console.print(
+            f"{label:>9}: S {r.s_entry:.2f} / {r.s_reference:.2f} GeV ({entry_name} / {ref_name}) "
+            f"= {r.value:.3f} [{r.low:.3f}, {r.high:.3f}]",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    verdict = (
+        f"{entry_name} is better on the published events than on fresh ones, relative to "
+        f"{ref_name}, beyond the 95% interval: it may have learned the public events themselves"
+        if result.failed
+        else "consistent: as good on fresh events as on the published ones"
+    )
+    console.print(
+        f"fresh - published: {result.delta:+.3f} [{result.delta_low:+.3f}, {result.delta_high:+.3f}]: {verdict}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    if result.failed:
+        raise typer.Exit(1)
