@@ -24,10 +24,10 @@ The child writes its parts (``part_XXXXX.parquet``) in its private ``out/`` fold
 has ended, however it ended, the parent takes each part that is a regular file of a sane size
 whose parquet footer shows exactly the prediction columns, rows and bounded uncompressed sizes
 (no decompression bomb), reads it (:func:`~metbench.estimators.predictions.read_predictions`),
-checks that it carries
-no metadata (the child is not told the run's identity: the harness writes it when it merges the
-parts) and that its event ids are exactly those of its input file, and moves it into
-``job.parts_dir`` (the resume state); anything else is rejected. Then the private folder goes.
+checks that it carries no metadata (the child is not told the run's identity: the harness writes
+it when it merges the parts) and that its event ids are exactly those of its input file, and
+moves it into ``job.parts_dir`` (the resume state); anything else is rejected. Then the private
+folder goes.
 
 The child never sees the dataset: ``job.dataset`` is an input extract
 (:mod:`metbench.estimators.inputs`: the split's observables under opaque ids, mixed across
@@ -644,9 +644,8 @@ def run_isolated(
     A job that predicts and measures throughput runs as two fresh children, one after the other:
     the first predicts, told nothing of a measurement to follow (which would set the scored run
     apart from the others: the validation split's, the recoil's), the second measures (its log:
-    ``<log>.throughput.log`` beside the job's); the
-    report has the first's counts and device, the sum of their wall times, the larger peak memory
-    and the weaker isolation.
+    ``<log>.throughput.log`` beside the job's); the report has the first's counts and device,
+    the sum of their wall times, the larger peak memory and the weaker isolation.
 
     The checked parts are in ``job.parts_dir`` afterwards, also when the run failed (resume).
     ``sandbox=False`` runs the child without a sandbox (``--no-sandbox``); with ``sandbox=True``
