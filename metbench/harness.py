@@ -864,7 +864,7 @@ def run_entry(
     finds its result up to date or redoes it (``force``). ``sandbox=False``: ``--no-sandbox``.
     The results record how the submission was isolated (``isolation``) and the submission folder
     they were made from (``entry.folder``): a result made from another folder is replaced only
-    with ``force``. Throughput and ``n_parameters`` are marked self-reported (``measured_by``).
+    with ``force`` (one made by the same code, e.g. in another checkout, is reused as it is). Throughput and ``n_parameters`` are marked self-reported (``measured_by``).
     """
     result_path, _ = results_paths(results_dir, dataset, split, entry)
     with entry_lock(_lock_path(result_path), entry, on_wait):
@@ -910,7 +910,6 @@ def _run_locked(
 ) -> tuple[Path, bool]:
     result_path, pred_path = results_paths(results_dir, dataset, split, entry)
     identity = _identity(sub, entry, params, dataset, split)
-    _check_same_folder(result_path, sub, entry, force)
     old = _existing_results(result_path)
     if old is not None and not force:
         same = (
@@ -920,8 +919,9 @@ def _run_locked(
             and old.extra.get("identity", {}).get("protocol") == PREDICTION_PROTOCOL
             and (throughput is None or old.throughput is not None)
         )
-        if same:
+        if same:  # the same code's result, from whichever checkout: nothing is replaced
             return result_path, True
+    _check_same_folder(result_path, sub, entry, force)
     report = predict_entry(
         sub,
         entry,

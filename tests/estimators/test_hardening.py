@@ -233,9 +233,14 @@ def test_impostors_are_refused(tmp_path, tiny_dataset):
 
     # two folders whose manifests take one name: the second does not replace the first's result
     first = load_submission(write_submission(tmp_path / "c", "twin", "class Estimator:\n" + MET))
-    second = load_submission(write_submission(tmp_path / "d", "twin", "class Estimator:\n" + MET))
+    other = "class Estimator:  # another twin\n" + MET
+    second = load_submission(write_submission(tmp_path / "d", "twin", other))
     info, results = dataset_info(tiny_dataset), tmp_path / "r"
     path, _ = run_entry(first, "twin", {}, info, "test", results, n_boot=0)
+    # the same code in another folder (another checkout of the repository): reused, not replaced
+    clone = load_submission(write_submission(tmp_path / "e", "twin", "class Estimator:\n" + MET))
+    assert run_entry(clone, "twin", {}, info, "test", results, n_boot=0) == (path, True)
+    assert read_results(path)["entry"]["folder"] == str(first.folder)
     with pytest.raises(SubmissionError, match="was made from") as err:
         run_entry(second, "twin", {}, info, "test", results, n_boot=0)
     assert str(first.folder) in str(err.value) and str(second.folder) in str(err.value)
