@@ -22,6 +22,7 @@ from metbench.cli.common import (
     console,
     err_console,
     escape_text,
+    generation_callback,
     limits_from,
     load_entries,
     print_frame,
@@ -325,14 +326,9 @@ def holdout_cmd(
         f"fresh events: {spec.name}, {spec.events_per_process} per process, seed {fresh_seed} -> {out}"
     )
     with progress_bar(transient=True) as progress:
-        stages: dict[str, Any] = {}
-
-        def on_generation(stage: str, done: int, total: int) -> None:
-            if stage not in stages:
-                stages[stage] = progress.add_task(stage, total=total)
-            progress.update(stages[stage], completed=done, total=total)
-
-        generate_dataset(spec, out, seed=fresh_seed, workers=workers, on_progress=on_generation)
+        generate_dataset(
+            spec, out, seed=fresh_seed, workers=workers, on_progress=generation_callback(progress)
+        )
     ratios = {}
     names: list[str] = []
     for label, folder in (("published", published), ("fresh", out)):
