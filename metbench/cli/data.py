@@ -68,8 +68,6 @@ def data_generate(
     process = process or None  # typer gives [] for an option not given
     spec = get_preset(preset)
     if events_per_process is not None:
-        if events_per_process < 1:
-            raise MetbenchError(f"--events-per-process must be >= 1, got {events_per_process}")
         spec = spec.scaled(events_per_process)
     with progress_bar() as progress:
         manifest = generate_dataset(

@@ -105,9 +105,18 @@ class DatasetSpec:
             del d["puppi_tune"]  # the manifests of mini and standard stay as they were
         return d
 
+    @classmethod
+    def from_dict(cls, settings: dict[str, Any]) -> DatasetSpec:
+        """The spec that :meth:`to_dict` wrote (a manifest's ``settings``)."""
+        return cls(**{**settings, "processes": tuple(settings["processes"])})
+
     def scaled(self, events_per_process: int) -> DatasetSpec:
-        """The same preset with fewer (or more) events per process (for quick checks)."""
+        """The same preset with fewer (or more) events per process (for quick checks); a
+        :class:`~metbench.errors.MetbenchError` below 1."""
         from dataclasses import replace
+
+        if events_per_process < 1:
+            raise MetbenchError(f"--events-per-process must be >= 1, got {events_per_process}")
 
         return replace(
             self,

@@ -234,7 +234,7 @@ def _run_event_shard(
     out: str, spec_dict: dict[str, Any], seed: int, process: str, shard: int, n: int,
     pool_relpaths: list[str],
 ) -> dict[str, Any]:  # fmt: skip
-    spec = DatasetSpec(**{**spec_dict, "processes": tuple(spec_dict["processes"])})
+    spec = DatasetSpec.from_dict(spec_dict)
     t_start = time.perf_counter()
     pool = load_pool(Path(out), pool_relpaths)
     t_pool = time.perf_counter() - t_start
