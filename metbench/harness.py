@@ -3,11 +3,13 @@
 
 Work is keyed by the dataset's manifest hash and the submission's content hash (plus its
 parameters): predictions and results made with the same keys are reused unless forced.
-The submission's child reads an input extract (:mod:`metbench.estimators.inputs`: the split's
-observables under opaque ids, mixed across processes), written here into the resume state; it
+The submission's child reads an input extract (:mod:`metbench.estimators.inputs`: the observables
+under opaque ids, mixed across processes), shared in ``.inputs/`` beside the predictions; it
 writes one part per extract file, so an interrupted run resumes from the last finished file, and
-the harness maps the parts back to the dataset's events when it merges them. The muon-removed
-copies of the recoil task are a second extract, predicted by a second, fresh child.
+the harness maps the parts back to the dataset's events when it merges them. A run's test and
+validation (calibration) splits are mixed in one extract that one child predicts, without telling
+them apart; their muon-removed copies (the recoil task) are mixed in a second extract, predicted by
+a second, fresh child, so that no process sees an event and its copy.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 from metbench.data.published import check_published
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.errors import MetbenchError
-from metbench.estimators.inputs import SPLIT, InputMap, prepare_inputs, read_mapping
+from metbench.estimators.inputs import SPLIT, InputMap, Source, prepare_inputs, read_mapping
 from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
     ChildReport,
@@ -261,17 +263,27 @@ def predict_entry(
     scheduler: str | None = None,
     sandbox: bool = True,
     on_wait: Callable[[str], None] | None = None,
+    alongside: Sequence[tuple[str, Path]] = (),
 ) -> ChildReport:
-    """Write an entry's predictions to ``out`` (in a sandboxed child process, resumable) and
-    return the child's report (events, device, wall time, peak memory, throughput when asked,
-    and ``isolation``: how the predictions and the measurement were isolated).
+    """Write an entry's predictions of ``split`` to ``out`` (in a sandboxed child process,
+    resumable) and return the child's report (events, device, wall time, peak memory, throughput
+    when asked, and ``isolation``: how the predictions and the measurement were isolated).
 
-    Existing predictions with the same identity are kept (``force`` redoes them); with
-    ``throughput`` the child then only measures throughput. With ``scheduler`` (a Dask
-    scheduler's address) the files are predicted as independent tasks on its workers and the
-    throughput is measured here; the predictions are the same either way. ``sandbox=False``
-    runs the child without a sandbox (``--no-sandbox``). One run at a time writes ``out``
-    (a lock file beside it; ``on_wait`` hears when this one waits).
+    ``alongside`` are more ``(split, predictions file)`` pairs predicted by the same child: the
+    validation split, for the calibration. The child reads one input extract in which the events
+    of every split are mixed (:mod:`metbench.estimators.inputs`), so it cannot treat one
+    differently from another, not even by their number; their muon-removed copies (the recoil
+    task, for entries with a MET of their own) are mixed in a second extract for a second child.
+    The parent writes each split's file from the parts. The report's ``n_events`` and
+    ``n_truncated`` are those of ``split``.
+
+    Existing predictions with the same identity (all of the files) are kept (``force`` redoes
+    them); with ``throughput`` a fresh child then measures throughput on a sample of ``split``
+    (log ``<entry>.throughput.log``). With ``scheduler`` (a Dask scheduler's address) the
+    extract's files are predicted as independent tasks on its workers and the throughput is
+    measured here; the predictions are the same either way. ``sandbox=False`` runs the child
+    without a sandbox (``--no-sandbox``). One run at a time writes ``out`` (a lock file beside
+    it, and one beside each file ``alongside``; ``on_wait`` hears when this one waits).
     """
     out = Path(out)
     source = dataset.source or {}
@@ -280,9 +292,14 @@ def predict_entry(
             f"{source.get('file', dataset.folder)} has no particle-flow candidates; {entry} needs "
             'them (only entries with inputs = "stored", such as submissions/cms-stored, run on it)'
         )
-    with entry_lock(_lock_path(out), entry, on_wait):
+    targets = [(split, out), *((s, Path(o)) for s, o in alongside)]
+    if len({s for s, _ in targets}) != len(targets) or len({o for _, o in targets}) != len(targets):
+        raise ValueError(f"predict_entry: the splits and files must differ, not {targets}")
+    with contextlib.ExitStack() as locks:
+        for _, path in targets:
+            locks.enter_context(entry_lock(_lock_path(path), entry, on_wait))
         return _predict_locked(
-            sub, entry, params, dataset, split, out, device, limits, throughput, force,
+            sub, entry, params, dataset, targets, device, limits, throughput, force,
             on_progress, log_path, scheduler, sandbox,
         )  # fmt: skip
 
@@ -292,8 +309,7 @@ def _predict_locked(
     entry: str,
     params: dict[str, Any],
     dataset: DatasetInfo,
-    split: str,
-    out: Path,
+    targets: list[tuple[str, Path]],
     device: str,
     limits: Limits,
     throughput: ThroughputSettings | None,
@@ -303,83 +319,154 @@ def _predict_locked(
     scheduler: str | None,
     sandbox: bool,
 ) -> ChildReport:
-    identity = _identity(sub, entry, params, dataset, split)
+    split, out = targets[0]
+    identities = [_identity(sub, entry, params, dataset, s) for s, _ in targets]
     parts = out.with_name(f".{out.name}.parts")  # resume state, hidden
     for stale in out.parent.glob(f".{out.name}.sandbox.*"):  # left by a killed run
         shutil.rmtree(stale, ignore_errors=True)
     remove_abandoned_parts(out.parent, keep=parts)
-    # the identity is in the file's footer; the data are validated when they are scored
-    meta, made_with = _footer_identity(out)
-    reuse = not force and meta == identity
+    # the identity is in each file's footer; the data are validated when they are scored
+    footers = [_footer_identity(path) for _, path in targets]
+    reuse = not force and all(
+        meta == ident for (meta, _), ident in zip(footers, identities, strict=True)
+    )
+    made_with = weakest_isolation(*(made for _, made in footers))
     if reuse and throughput is None:
-        return ChildReport(reused=True, isolation=weakest_isolation(made_with))
+        return ChildReport(reused=True, isolation=made_with)
     if sandbox and scheduler is None:
         require_sandbox(entry)  # refused before anything is written (the workers check their own)
-    if force:
-        shutil.rmtree(parts, ignore_errors=True)
+    log = Path(log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log"))
+    m = sub.manifest
+    job = PredictJob(
+        label=entry,
+        folder=str(sub.folder),
+        entry=m.entry,
+        framework=m.framework,
+        parameters=params,
+        device=device,
+        dataset="",  # the extract, below
+        split=SPLIT,  # the extract's: the dataset's splits are the parent's to know
+        batch_size=m.batch_size,
+        max_particles=m.max_particles,
+        uses_truth=m.uses_truth,
+        parts_dir=str(parts),
+        log_path=str(log),
+        throughput=None,  # measured in a child of its own, below
+        predict=True,
+        source_dataset=str(dataset.folder),
+    )
+    if reuse:
+        report = ChildReport(reused=True, isolation=made_with)
+    else:
+        report = _predict_parts(job, sub, dataset, targets, identities, limits, on_progress,
+                                scheduler, sandbox)  # fmt: skip
+    if throughput is not None:  # a fresh child, on a sample of the split
+        sample = shared_extract(
+            dataset.folder, split, out, m.uses_truth, sample=max(throughput.batch_sizes)
+        )
+        measure = replace(
+            job, dataset=str(sample), throughput=throughput, predict=False,
+            log_path=str(log.with_name(log.name.removesuffix(".log") + ".throughput.log")),
+        )  # fmt: skip
+        try:
+            measured = run_isolated(measure, limits, sandbox=sandbox)
+        finally:  # no part is written: nothing to keep
+            shutil.rmtree(parts, ignore_errors=True)
+        if report.reused or scheduler is None:
+            report.add_run(measured)
+            report.throughput = measured.throughput
+            report.isolation = weakest_isolation(report.isolation, measured.isolation)
+        else:  # the workers predicted: what this machine measured describes it
+            report = replace(measured, n_events=report.n_events, n_truncated=report.n_truncated,
+                             isolation=report.isolation)  # fmt: skip
+    report.reused = reuse
+    return report
+
+
+def _predict_parts(
+    job: PredictJob,
+    sub: Submission,
+    dataset: DatasetInfo,
+    targets: list[tuple[str, Path]],
+    identities: list[dict[str, Any]],
+    limits: Limits,
+    on_progress: Callable[[int], None] | None,
+    scheduler: str | None,
+    sandbox: bool,
+) -> ChildReport:
+    """Predict the events of ``targets``, mixed in one extract, then (entries with a MET of their
+    own) their muon-removed copies, mixed in a second one, each by a fresh child (or as Dask
+    tasks), resuming from the parts of an interrupted run of the same identities; write each
+    target's file. The report, its ``isolation`` the parts' weakest.
+
+    The copies are not mixed with the events: a child that saw an event and its copy could
+    recognise the pair (the same candidates but two muons) and answer the recoil task with the
+    muons it removed."""
+    parts = Path(job.parts_dir)
     if parts.is_dir():
         try:
             previous = json.loads((parts / "identity.json").read_text())
         except (OSError, json.JSONDecodeError):
             previous = None
-        if previous != identity:
+        if previous != identities:
             shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(parts / "identity.json", identity)
+    atomic_write_json(parts / "identity.json", identities)
     for stale in parts.glob("*.sandbox.*"):  # left by a killed recoil run
         shutil.rmtree(stale, ignore_errors=True)
-    sample = max(throughput.batch_sizes) if reuse and throughput is not None else None
-    inputs = shared_extract(dataset.folder, split, out, sub.manifest.uses_truth, sample=sample)
-    log = Path(log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log"))
-    job = PredictJob(
-        label=entry,
-        folder=str(sub.folder),
-        entry=sub.manifest.entry,
-        framework=sub.manifest.framework,
-        parameters=params,
-        device=device,
-        dataset=str(inputs),
-        split=SPLIT,  # the extract's: the dataset's split is the parent's to know
-        batch_size=sub.manifest.batch_size,
-        max_particles=sub.manifest.max_particles,
-        uses_truth=sub.manifest.uses_truth,
-        parts_dir=str(parts),
-        log_path=str(log),
-        throughput=throughput,
-        predict=not reuse,
-        source_dataset=str(dataset.folder),
-    )
-    recoil = not reuse and _wants_recoil(sub)
-    recoil_inputs = (
-        shared_extract(dataset.folder, split, out, job.uses_truth, "recoil", job.max_particles)
-        if recoil
-        else None
-    )
-    if scheduler is not None and not reuse:
+    out = targets[0][1]
+    inputs = shared_extract(dataset.folder, [(s, "events") for s, _ in targets], out,
+                            job.uses_truth)  # fmt: skip
+    runs = [(replace(job, dataset=str(inputs)), on_progress)]
+    recoil_inputs = None
+    if _wants_recoil(sub):
+        recoil_inputs = shared_extract(
+            dataset.folder, [(s, "recoil") for s, _ in targets], out, job.uses_truth,
+            job.max_particles,
+        )  # fmt: skip
+        if load_manifest(recoil_inputs)["files"]:  # else no event has a selected dimuon
+            log = Path(job.log_path)
+            runs.append((replace(
+                job, dataset=str(recoil_inputs), parts_dir=str(parts / _RECOIL_PARTS),
+                log_path=str(log.with_name(log.name.removesuffix(".log") + ".recoil.log")),
+            ), None))  # fmt: skip
+    if on_progress is not None and len(targets) > 1:  # in events of the first split, as asked
+        runs[0] = (runs[0][0], _scaled_progress(on_progress, inputs, targets[0][0]))
+    if scheduler is not None:
         (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
-        report = _predict_on_dask(job, scheduler, on_progress, limits, sandbox)
-        recorded = [report.isolation]
-        if recoil_inputs and (recoil_job := _recoil_job(job, recoil_inputs, log)) is not None:
-            second = _predict_on_dask(recoil_job, scheduler, None, limits, sandbox)
-            recorded.append(second.isolation)
-        if all(i is not None for i in recorded):
-            _record_isolation(parts, weakest_isolation(*recorded), ran=True, sandbox=sandbox)
-        if throughput is not None:  # measured here, on the machine that reports it
-            measured = run_isolated(replace(job, predict=False), limits, sandbox=sandbox)
-            report = replace(measured, n_events=report.n_events, n_truncated=report.n_truncated,
-                             isolation=report.isolation)  # fmt: skip
+        reports = [_predict_on_dask(run, scheduler, progress, limits, sandbox)
+                   for run, progress in runs]  # fmt: skip
+        if all(r.isolation is not None for r in reports):
+            isolation = weakest_isolation(*(r.isolation for r in reports))
+            _record_isolation(parts, isolation, ran=True, sandbox=sandbox)
+        report = reports[0]
     else:
-        report = _run_recorded(job, parts, limits, on_progress, sandbox, ran=not reuse)
-        if recoil_inputs and (recoil_job := _recoil_job(job, recoil_inputs, log)) is not None:
-            report.add_run(_run_recorded(recoil_job, parts, limits, None, sandbox, ran=True))
-    if not reuse:
-        isolation = _merge_parts(parts, out, identity, inputs, recoil_inputs)
-    else:  # throughput only: no part was written, no resume state to keep
-        isolation = weakest_isolation(made_with, report.isolation)
-        shutil.rmtree(parts, ignore_errors=True)
-    report.reused = reuse
-    report.isolation = isolation
+        report = _run_recorded(runs[0][0], parts, limits, runs[0][1], sandbox, ran=True)
+        for run, _ in runs[1:]:
+            report.add_run(_run_recorded(run, parts, limits, None, sandbox, ran=True))
+    report.isolation = _merge_parts(parts, targets, identities, inputs, recoil_inputs)
+    # the first split's events, and those with candidates beyond the limit, counted here (the
+    # child's counts are of everything it read)
+    main = read_mapping(inputs)
+    limit = job.max_particles
+    cut = main.n_candidates[main.rows_of(targets[0][0])] > limit if limit else np.zeros(0, bool)
+    report.n_truncated = int(np.count_nonzero(cut))
+    report.n_events = len(main.rows_of(targets[0][0]))
     return report
+
+
+def _scaled_progress(
+    on_progress: Callable[[int], None], inputs: Path, split: str
+) -> Callable[[int], None]:
+    """``on_progress`` told the events done of a mixed extract as the same fraction of
+    ``split``'s events (its progress bar's total)."""
+    mapping = read_mapping(inputs)
+    whole, part = len(mapping.position), len(mapping.rows_of(split))
+
+    def scaled(done: int) -> None:
+        on_progress(round(done * part / whole) if whole else 0)
+
+    return scaled
 
 
 def _run_recorded(
@@ -409,43 +496,35 @@ INPUTS_FOLDER = ".inputs"
 
 def shared_extract(
     dataset: Path,
-    split: str,
+    sources: str | Sequence[Source],
     out: Path,
     uses_truth: Sequence[str] = (),
-    kind: str = "events",
     max_particles: int | None = None,
     sample: int | None = None,
 ) -> Path:
-    """The input extract (:func:`~metbench.estimators.inputs.prepare_inputs`) of ``split`` for
-    the predictions ``out``, shared by every entry predicted into the same folder: one per kind,
-    declared truth columns, candidate cut (recoil) and sample, kept in ``.inputs/`` beside the
-    predictions and written once (under a lock) instead of once per entry.
+    """The input extract (:func:`~metbench.estimators.inputs.prepare_inputs`) of ``sources``
+    (``(split, kind)`` pairs, or a split's name) for the predictions ``out``, shared by every
+    entry predicted into the same folder: one per set of sources, declared truth columns,
+    candidate cut (recoil) and sample, kept in ``.inputs/`` beside the predictions and written
+    once (under a lock) instead of once per entry.
 
     Sharing reveals nothing: the extract is read-only in the sandbox, holds no truth but what
-    the entry declared, and its map stays with the parent; a child sees either an extract or
-    its muon-removed copy, never both, and keeps nothing between runs. The folder holds the
-    whole split's observables; delete it to reclaim the disk (the next run writes it again).
+    the entry declared, and its map stays with the parent; a child sees one extract per run, in
+    which an event and its muon-removed copy are under unrelated ids, and keeps nothing between
+    runs. The folder holds the splits' observables; delete it to reclaim the disk (the next run
+    writes it again).
     """
-    spec = json.dumps([kind, list(uses_truth), max_particles, sample]).encode()
-    name = f"{split}-{kind}-{hashlib.sha256(spec).hexdigest()[:12]}"
+    listed: list[Source] = (
+        [(sources, "events")] if isinstance(sources, str) else [(s, k) for s, k in sources]
+    )
+    recoil = any(kind == "recoil" for _, kind in listed)
+    spec = json.dumps([listed, list(uses_truth), max_particles if recoil else None, sample])
+    splits = "+".join(dict.fromkeys(s for s, _ in listed))
+    name = f"{splits}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
     folder = out.parent / INPUTS_FOLDER / name
     lock = folder.with_name(f".{name}.lock")
     with entry_lock(lock, f"the input extract {name}"):
-        return prepare_inputs(dataset, split, folder, uses_truth, kind, max_particles, sample)
-
-
-def _recoil_job(job: PredictJob, inputs: Path, log: Path) -> PredictJob | None:
-    """The recoil task's run (None when no event of the split has a selected dimuon): the
-    muon-removed copies ``inputs`` (:func:`~metbench.estimators.inputs.write_recoil_extract`)
-    predicted by a fresh child, parts in ``recoil-parts/`` of the resume state, log
-    ``<entry>.recoil.log``."""
-    parts = Path(job.parts_dir)
-    if not load_manifest(inputs)["files"]:
-        return None
-    return replace(
-        job, dataset=str(inputs), parts_dir=str(parts / _RECOIL_PARTS), throughput=None,
-        log_path=str(log.with_name(log.name.removesuffix(".log") + ".recoil.log")),
-    )  # fmt: skip
+        return prepare_inputs(dataset, listed, folder, uses_truth, max_particles, sample)
 
 
 def _record_isolation(parts: Path, isolation: Any, ran: bool, sandbox: bool) -> None:
@@ -573,64 +652,80 @@ def _predict_on_dask(
 
 
 def _merge_parts(
-    parts: Path, out: Path, identity: dict[str, Any], inputs: Path, recoil_inputs: Path | None
+    parts: Path,
+    targets: list[tuple[str, Path]],
+    identities: list[dict[str, Any]],
+    inputs: Path,
+    recoil_inputs: Path | None,
 ) -> dict[str, Any] | None:
     """Merge the checked parts (one per file of the input extract ``inputs``, all present; with
-    ``recoil_inputs``, also those of the recoil run) into ``out``, in the dataset's order and
-    under its event ids (the extracts' maps, :func:`~metbench.estimators.inputs.read_mapping`),
-    with the identity and the weakest isolation of the runs that made them in its metadata; that
-    isolation (None if unknown, e.g. parts made on Dask workers)."""
+    ``recoil_inputs``, also those of the recoil run) into each target's file, in its split's
+    order and under the dataset's event ids (the extracts' maps,
+    :func:`~metbench.estimators.inputs.read_mapping`), each with its identity and the weakest
+    isolation of the runs that made the parts in its metadata; that isolation (None if unknown,
+    e.g. parts made on Dask workers)."""
     main = read_mapping(inputs)
-    n = len(main.position)
-    event_id = np.zeros(n, np.int64)
-    met = np.zeros((n, 2))
-    filled = np.zeros(n, np.int64)
-    covs: list[tuple[np.ndarray, np.ndarray | None]] = []
-    dofs: list[tuple[np.ndarray, np.ndarray | None]] = []
-    nus: list[tuple[np.ndarray, np.ndarray | None]] = []
-    for index, path in _part_files(parts, inputs, identity):
-        pred = read_predictions(path)
-        ids, part_met, cov = pred.event_id, pred.met, pred.covariance
-        rows = _translate(main, index, ids, path, identity)
-        position = main.position[rows]
-        event_id[position] = main.event_id[rows]
-        met[position] = part_met
-        filled[position] += 1
-        covs.append((position, cov))
-        dofs.append((position, pred.dof))
-        nus.append((position, read_neutrinos(path)))
-    if not (filled == 1).all():  # the maps are the parent's: never
-        raise SubmissionError(f"submission {identity['entry']}: its parts do not cover the split")
-
-    def gather(chunks: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray | None:
-        if not chunks or any(c is None for _, c in chunks):
-            return None
-        first = next(c for _, c in chunks if c is not None)
-        out = np.zeros((n, *first.shape[1:]))
-        for position, c in chunks:
-            out[position] = c
-        return out
-
-    recoil_met = None
-    if recoil_inputs is not None:
-        recoil_met = np.full((n, 2), np.nan)
-        muons_removed = read_mapping(recoil_inputs)
-        if len(muons_removed.position):
-            for index, path in _part_files(parts / _RECOIL_PARTS, recoil_inputs, identity):
-                pred = read_predictions(path)
-                ids, part_met = pred.event_id, pred.met
-                rows = _translate(muons_removed, index, ids, path, identity)
-                recoil_met[muons_removed.position[rows]] = part_met
+    met, cov, dof, nu = _gather_parts(parts, inputs, main, identities[0], True)
+    copies = read_mapping(recoil_inputs) if recoil_inputs is not None else None
+    copy_met = np.zeros((0, 2))
+    if recoil_inputs is not None and copies is not None and len(copies.position):
+        copy_met, *_ = _gather_parts(
+            parts / _RECOIL_PARTS, recoil_inputs, copies, identities[0], False
+        )  # fmt: skip
     try:
         isolation = weakest_isolation(json.loads((parts / "isolation.json").read_text()))
     except (OSError, json.JSONDecodeError):
         isolation = None
-    metadata = dict(identity, isolation=isolation) if isolation is not None else identity
-    write_predictions(
-        out, event_id, met, gather(covs), metadata, gather(nus), recoil_met, dof=gather(dofs)
-    )
+    for (split, out), identity in zip(targets, identities, strict=True):
+        rows = main.rows_of(split)
+        if not np.array_equal(main.position[rows], np.arange(len(rows))):  # never
+            raise SubmissionError(f"submission {identity['entry']}: the map lost split {split}")
+        recoil_of_split = None
+        if copies is not None:
+            recoil_of_split = np.full((len(rows), 2), np.nan)
+            made = copies.rows_of(split, "recoil")
+            recoil_of_split[copies.position[made]] = copy_met[made]
+        metadata = dict(identity, isolation=isolation) if isolation is not None else identity
+        write_predictions(
+            out, main.event_id[rows], met[rows], cov[rows] if cov is not None else None,
+            metadata, nu[rows] if nu is not None else None, recoil_of_split,
+            dof=dof[rows] if dof is not None else None,
+        )  # fmt: skip
     shutil.rmtree(parts)
     return isolation
+
+
+def _gather_parts(
+    folder: Path, extract: Path, mapping: InputMap, identity: dict[str, Any], extras: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(met, covariance, dof, neutrinos)`` of every row of an extract's map from the parts in
+    ``folder`` (the last three None unless ``extras`` and every part has them)."""
+    n = len(mapping.position)
+    met = np.zeros((n, 2))
+    filled = np.zeros(n, np.int64)
+    chunks: dict[str, list[tuple[np.ndarray, np.ndarray | None]]] = {"cov": [], "dof": [], "nu": []}
+    for index, path in _part_files(folder, extract, identity):
+        pred = read_predictions(path)
+        rows = _translate(mapping, index, pred.event_id, path, identity)
+        met[rows] = pred.met
+        filled[rows] += 1
+        if extras:
+            chunks["cov"].append((rows, pred.covariance))
+            chunks["dof"].append((rows, pred.dof))
+            chunks["nu"].append((rows, read_neutrinos(path)))
+    if not (filled == 1).all():  # the maps are the parent's: never
+        raise SubmissionError(f"submission {identity['entry']}: its parts do not cover the split")
+
+    def gather(listed: list[tuple[np.ndarray, np.ndarray | None]]) -> np.ndarray | None:
+        if not listed or any(c is None for _, c in listed):
+            return None
+        first = next(c for _, c in listed if c is not None)
+        out = np.zeros((n, *first.shape[1:]))
+        for rows, c in listed:
+            out[rows] = c
+        return out
+
+    return met, gather(chunks["cov"]), gather(chunks["dof"]), gather(chunks["nu"])
 
 
 def _part_files(folder: Path, extract: Path, identity: dict[str, Any]) -> list[tuple[int, Path]]:
@@ -922,32 +1017,17 @@ def _run_locked(
         if same:  # the same code's result, from whichever checkout: nothing is replaced
             return result_path, True
     _check_same_folder(result_path, sub, entry, force)
-    report = predict_entry(
-        sub,
-        entry,
-        params,
-        dataset,
-        split,
-        pred_path,
-        device,
-        limits,
-        throughput,
-        force,
-        on_progress,
-        scheduler=scheduler,
-        sandbox=sandbox,
-    )
-    isolation = [report.isolation]
     calibration = None
     if split != "val" and has_validation_events(dataset) and not sub.manifest.met_source:
-        # the validation split, for the calibrated figures (no throughput measured there)
+        # the validation split, for the calibrated figures: predicted by the same child, mixed
+        # with the split's events (no throughput measured there)
         calibration = calibration_path(pred_path)
-        val = predict_entry(
-            sub, entry, params, dataset, "val", calibration, device, limits, None, force,
-            None, log_path=calibration.with_name(calibration.name.replace(".parquet", ".log")),
-            scheduler=scheduler, sandbox=sandbox,
-        )  # fmt: skip
-        isolation.append(val.isolation)
+    report = predict_entry(
+        sub, entry, params, dataset, split, pred_path, device, limits, throughput, force,
+        on_progress, scheduler=scheduler, sandbox=sandbox,
+        alongside=[("val", calibration)] if calibration is not None else (),
+    )  # fmt: skip
+    isolation = [report.isolation]
     scores, _ = score_file(pred_path, dataset, split, n_boot, seed, calibration)
     withdraw_met_headline(scores, sub.manifest.met_source)
     m = sub.manifest

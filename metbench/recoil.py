@@ -16,7 +16,7 @@ estimate                          ``e'`` = the estimator's MET on that input; ``
 
 The selection uses reconstructed candidates only. The harness applies it to every event of the
 split and writes the muon-removed copies as an input extract of their own (opaque ids, shuffled:
-:func:`metbench.estimators.inputs.write_recoil_extract`), which a second, fresh child predicts, so
+:func:`metbench.estimators.inputs.write_input_extract`), which a second, fresh child predicts, so
 no child sees both an event and its muon-removed copy; the scoring, which alone reads the truth,
 applies the same function to the Z -> mu mu events it scores.
 """

@@ -2,38 +2,46 @@
 
 The dataset tells who is who: an ``event_id`` is ``code * 10**12 + index`` (the process code in
 it), a file is named after its process and holds that process only, and the manifest lists each
-file's process. So the child never sees the dataset. For each split the parent (never the child)
+file's process. So the child never sees the dataset. For each run the parent (never the child)
 writes an *input extract*, a minimal dataset folder that :class:`~metbench.data.source.EventSource`
 reads as any other:
 
-* the split's observable records (everything of the ``events/`` files, nothing of ``truth/``),
-  with ``event_id`` replaced by opaque random ids (63 bits from :func:`os.urandom`, unique);
-* the events of all processes **mixed**: each event goes to a random part (an exact balance, so
-  the parts hold about a source file's worth of events each), and within a part the order is a
-  random permutation; memory stays bounded (one source row group, then one part at a time: the
-  events travel through compressed Arrow IPC buckets on disk);
+* the observable records of the events of its *sources* (everything of the ``events/`` files,
+  nothing of ``truth/``), with ``event_id`` replaced by opaque random ids (63 bits from
+  :func:`os.urandom`, unique);
+* a source is a split's events, or their muon-removed copies (``recoil``, below); an extract
+  mixes its sources: a run's test and validation (calibration) splits go into one extract,
+  predicted by one child, and their recoil copies into a second, predicted by a second child;
+* the events of all sources and processes **mixed**: each event goes to a random part (an exact
+  balance for the events, so the parts hold about a source file's worth each; the recoil copies
+  at random), and within a part the order is a random permutation; memory stays bounded (one
+  source row group, then one part at a time: the events travel through compressed Arrow IPC
+  buckets on disk);
 * opaque file names, ``events/test/part_00000.parquet``, …, and a manifest that lists only
-  them (process ``events``, split ``test`` whatever the split, no dataset name, no truth files);
+  them (process ``events``, split ``test`` whatever the sources, no dataset name, no truth files);
 * the truth columns an entry declares (``uses_truth``) in ``truth/<split>/part_XXXXX.parquet``
   under the same opaque ids, read through ``EventSource(truth_folder=...)``.
 
-Nothing in an extract says which split it was made of, nor whether it holds the events or their
-muon-removed copies (below): its split is always named :data:`SPLIT`, its manifest carries no kind,
-and the child's job carries neither the split nor the run's identity
-(:func:`metbench.estimators.isolation.run_isolated`). What stays visible is what the events are:
-their number, and that no event of a recoil extract has a selected dimuon.
+Nothing in an extract says what it was made of: its split is always named :data:`SPLIT`, its
+manifest carries no source, and the child's job carries neither the split nor the run's identity
+(:func:`metbench.estimators.isolation.run_isolated`). As the splits are mixed in one extract, the
+number of events does not tell the scored split from the calibration's either. What stays
+visible is what the events are: a recoil extract's have no selected dimuon (so its child may
+know it predicts copies, never of which events), and a child may recognise a published event it
+was shipped a table of (``metbench holdout`` is the check for that).
 
-The map from opaque id to real ``event_id`` (and to the event's position in the split, file by
-file in the dataset's order) is ``<extract>.ids.parquet`` beside the extract, which the sandbox
-never shows. :func:`translate` turns a part's opaque ids back into positions.
+The map from opaque id to real ``event_id``, to the event's source and to its position in the
+source's split (file by file in the dataset's order) is ``<extract>.ids.parquet`` beside the
+extract, which the sandbox never shows. :func:`InputMap.translate` turns a part's opaque ids back
+into rows of the map.
 
-The **recoil extract** (:func:`write_recoil_extract`) holds, for each event of the split with a
-selected dimuon (:func:`metbench.recoil.select_dimuons` on the stored candidates, as the scoring
-selects them), the event with its two muons removed, under opaque ids of its own and shuffled: it
-is predicted by a second, fresh child, so no process ever sees an event and its muon-removed copy.
-Its candidates are those the main run's child would see (the ``max_particles`` hardest, in the
-same order) less the two muons, so the estimates equal those the child made before on its own
-copy of the event.
+A **recoil** source holds, for each event of its split with a selected dimuon
+(:func:`metbench.recoil.select_dimuons` on the stored candidates, as the scoring selects them),
+the event with its two muons removed. Its candidates are those the child would see of the whole
+event (the ``max_particles`` hardest, in the same order) less the two muons, so the estimates
+equal those the child would make of its own copy of the event. Copies are never mixed with
+events: the harness has them predicted by a second, fresh child, so no process ever sees an
+event and its copy (which it could pair by their candidates, and answer with the muons).
 """
 
 from __future__ import annotations
@@ -68,12 +76,12 @@ __all__ = [
     "PROCESS",
     "SPLIT",
     "InputMap",
+    "Source",
     "is_input_extract",
     "mapping_path",
     "prepare_inputs",
     "read_mapping",
     "write_input_extract",
-    "write_recoil_extract",
 ]
 
 #: The manifest key that marks an input extract (its value: ``{"layout": EXTRACT_LAYOUT}``, the
@@ -81,12 +89,15 @@ __all__ = [
 EXTRACT_KEY: Final = "input_extract"
 #: The process name every file of an extract carries.
 PROCESS: Final = "events"
-#: The split name of every extract, whichever split of the dataset it was made of (one of the
+#: The split name of every extract, whichever splits of the dataset it was made of (one of the
 #: dataset's split names, which :class:`~metbench.data.source.EventSource` alone reads).
 SPLIT: Final = "test"
-#: Version of the extract's layout (2: the neutral split name and manifest); an extract of
-#: another layout is written again.
-EXTRACT_LAYOUT: Final = 2
+#: Version of the extract's layout (2: the neutral split name and manifest; 3: several sources
+#: mixed in one extract); an extract of another layout is written again.
+EXTRACT_LAYOUT: Final = 3
+#: What a source of an extract is: ``(split, kind)``, kind ``events`` or ``recoil``.
+Source = tuple[str, str]
+_KINDS: Final = ("events", "recoil")
 _ROW_GROUP: Final = 512
 _CANDIDATE_COLUMNS: Final = ("pt", "eta", "phi", "mass", "charge", "pdg_id")
 
@@ -120,17 +131,39 @@ class InputMap:
     event_id
         ``(n,)`` the dataset's ``event_id``.
     position
-        ``(n,)`` the event's row in the split (the dataset's files in their order, then their
-        rows).
+        ``(n,)`` the event's row in its source's split (the dataset's files in their order, then
+        their rows).
+    source
+        ``(n,)`` index of the event's source in :attr:`sources`.
+    n_candidates
+        ``(n,)`` the number of candidates of the event as the extract holds it (counted by the
+        parent: how many events a candidate limit cuts, whatever the child says).
     spec
-        What the extract was made of (kind, split, truth columns, dataset hash, ...).
+        What the extract was made of (sources, truth columns, dataset hash, ...).
     """
 
     part: np.ndarray
     opaque_id: np.ndarray
     event_id: np.ndarray
     position: np.ndarray
+    source: np.ndarray
+    n_candidates: np.ndarray
     spec: dict[str, Any]
+
+    @property
+    def sources(self) -> list[Source]:
+        """The extract's sources, ``(split, kind)``, in the order :attr:`source` indexes."""
+        return [(str(split), str(kind)) for split, kind in self.spec.get("sources", [])]
+
+    def rows_of(self, split: str, kind: str = "events") -> np.ndarray:
+        """The rows of the map from source ``(split, kind)``, in the order of their position in
+        the split (empty if the extract has no such source)."""
+        try:
+            index = self.sources.index((split, kind))
+        except ValueError:
+            return np.zeros(0, np.int64)
+        rows = np.flatnonzero(self.source == index)
+        return rows[np.argsort(self.position[rows], kind="stable")]
 
     def translate(self, part: int, opaque_id: np.ndarray) -> np.ndarray:
         """The rows (indices into this map) of ``opaque_id``, ids of the part ``part``; a
@@ -153,147 +186,180 @@ def read_mapping(extract: Path | str) -> InputMap:
     table = pq.read_table(path)
     meta = (table.schema.metadata or {}).get(b"metbench", b"{}")
     column = {name: table[name].to_numpy() for name in table.column_names}
+    n = len(table)
     return InputMap(
         part=column["part"].astype(np.int64),
         opaque_id=column["opaque_id"].astype(np.int64),
         event_id=column["event_id"].astype(np.int64),
         position=column["position"].astype(np.int64),
+        source=column.get("source", np.zeros(n)).astype(np.int64),
+        n_candidates=column.get("n_candidates", np.zeros(n)).astype(np.int64),
         spec=json.loads(meta),
     )
 
 
 def prepare_inputs(
     dataset: Path | str,
-    split: str,
+    sources: str | Sequence[Source],
     extract: Path | str,
     uses_truth: Sequence[str] = (),
-    kind: str = "events",
     max_particles: int | None = None,
     sample: int | None = None,
 ) -> Path:
-    """The extract ``extract`` of a split, written unless a complete one of the same making is
-    there (resume); its path.
+    """The extract ``extract`` of ``sources``, written unless a complete one of the same making
+    is there (resume); its path.
 
     Parameters
     ----------
-    dataset, split
-        The dataset folder and the split.
+    dataset
+        The dataset folder.
+    sources
+        ``(split, kind)`` pairs, all of one kind: ``events`` (the split's events) or ``recoil``
+        (their muon-removed copies, which need ``max_particles``), mixed in the one extract; a
+        bare split name is ``[(split, "events")]``.
     extract
         The extract's folder (its map goes beside it, :func:`mapping_path`).
     uses_truth
         The truth columns the entry declared.
-    kind
-        ``events`` (:func:`write_input_extract`) or ``recoil`` (:func:`write_recoil_extract`,
-        which needs ``max_particles``).
+    max_particles
+        The entry's candidate limit (a recoil source's candidates are the hardest this many).
     sample
-        ``events`` only: a random sample of this many events (a throughput measurement).
+        Only a random sample of this many events of a single ``events`` source, in one part (a
+        throughput measurement).
     """
     extract = Path(extract)
-    spec = _spec(dataset, split, uses_truth, kind, max_particles, sample)
+    sources = _sources(sources, max_particles, sample)
+    spec = _spec(dataset, sources, uses_truth, max_particles, sample)
     if is_input_extract(extract) and mapping_path(extract).is_file():
         try:
             if read_mapping(extract).spec == spec:
                 return extract
         except (OSError, ValueError, KeyError):
             pass
-    if kind == "recoil":
-        if max_particles is None:
-            raise ValueError("a recoil extract needs max_particles")
-        write_recoil_extract(dataset, split, extract, max_particles, uses_truth)
-    elif kind == "events":
-        write_input_extract(dataset, split, extract, uses_truth, sample)
-    else:
-        raise ValueError(f"unknown extract kind {kind!r}")
+    write_input_extract(dataset, sources, extract, uses_truth, max_particles, sample)
     return extract
+
+
+def _sources(
+    sources: str | Sequence[Source], max_particles: int | None, sample: int | None
+) -> list[Source]:
+    """The sources as a checked list (a ``ValueError`` for what the harness never asks)."""
+    listed: list[Source] = (
+        [(sources, "events")] if isinstance(sources, str) else [(s, k) for s, k in sources]
+    )
+    if not listed or len(set(listed)) != len(listed):
+        raise ValueError(f"an extract needs distinct sources, not {listed!r}")
+    for _split, kind in listed:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown extract kind {kind!r}")
+        if kind == "recoil" and max_particles is None:
+            raise ValueError("a recoil source needs max_particles")
+    if len({kind for _, kind in listed}) > 1:  # a child could pair an event with its copy
+        raise ValueError(f"an extract holds events or their recoil copies, not both: {listed!r}")
+    if sample is not None and (len(listed) != 1 or listed[0][1] != "events"):
+        raise ValueError("a sample is of a single events source")
+    return listed
 
 
 def _spec(
     dataset: Path | str,
-    split: str,
+    sources: Sequence[Source],
     uses_truth: Sequence[str],
-    kind: str,
     max_particles: int | None,
     sample: int | None,
 ) -> dict[str, Any]:
+    recoil = any(kind == "recoil" for _, kind in sources)
     return {
         "layout": EXTRACT_LAYOUT,
-        "kind": kind,
-        "split": split,
+        "sources": [list(s) for s in sources],
         "uses_truth": list(uses_truth),
-        "max_particles": max_particles if kind == "recoil" else None,
-        "sample": sample if kind == "events" else None,
+        "max_particles": max_particles if recoil else None,
+        "sample": sample,
         "dataset_manifest_sha256": sha256_file(Path(dataset) / MANIFEST_NAME),
     }
 
 
+@dataclass(frozen=True)
+class _Stream:
+    """One source as :func:`_write_extract` streams it: its split's files, and ``route``, which
+    says for a row group (file index, first row's position in the split, table) which part each
+    event goes to (-1: none) and what to write of it."""
+
+    kind: str
+    files: list[str]
+    route: Callable[[int, int, Any], tuple[np.ndarray, Any]]
+
+
 def write_input_extract(
     dataset: Path | str,
-    split: str,
+    sources: Sequence[Source],
     extract: Path | str,
     uses_truth: Sequence[str] = (),
+    max_particles: int | None = None,
     sample: int | None = None,
 ) -> None:
-    """Write the input extract of a split (the module's docstring says what it holds).
+    """Write the input extract of ``sources`` (the module's docstring says what it holds).
 
     Parameters
     ----------
-    dataset, split
-        The dataset folder (every file read is checked against its manifest) and the split.
+    dataset
+        The dataset folder (every file read is checked against its manifest).
+    sources
+        ``(split, kind)`` pairs (:func:`prepare_inputs`), mixed in the one extract.
     extract
         The extract's folder, replaced if it exists; its map goes beside it.
     uses_truth
-        Truth columns written into the extract's truth files.
+        Truth columns written into the extract's truth files (a recoil copy's
+        ``truth_is_pileup`` loses the two muons too).
+    max_particles
+        The entry's candidate limit: a recoil copy keeps the hardest ``max_particles`` (those
+        its child sees of the whole event) less the two muons.
     sample
-        Only a random sample of this many events, in one part (for a throughput measurement).
+        Only a random sample of this many events of a single events source, in one part (for a
+        throughput measurement).
     """
+    sources = _sources(sources, max_particles, sample)
     rng = np.random.default_rng(secrets.randbits(128))
-    files, counts = _split_files(dataset, split)
-    total = int(counts.sum())
+    listed = [(split, kind, *_split_files(dataset, split)) for split, kind in sources]
+    events = [(files, counts) for _, kind, files, counts in listed if kind == "events"]
+    total = int(sum(int(counts.sum()) for _, counts in events))
     if sample is not None:
         dest = np.full(total, -1, np.int64)
         dest[rng.choice(total, size=min(sample, total), replace=False)] = 0
         n_parts = 1
-    else:
-        n_parts = max(1, len(files)) if total else 0
-        sizes = np.full(n_parts, total // max(n_parts, 1), np.int64)
+    else:  # about a source file's worth of events in each part
+        n_files = sum(len(files) for files, _ in events) or max(len(f) for _, _, f, _ in listed)
+        n_parts = max(1, n_files)  # an empty part is not written
+        sizes = np.full(n_parts, total // n_parts, np.int64)
         sizes[: total - int(sizes.sum())] += 1
         dest = rng.permutation(np.repeat(np.arange(n_parts), sizes))
+    streams: list[_Stream] = []
+    offset = 0
+    for _split, kind, files, counts in listed:
+        if kind == "events":
+            mine = dest[offset : offset + int(counts.sum())]
+            offset += int(counts.sum())
+            streams.append(_Stream(kind, files, _events_route(mine)))
+        else:
+            assert max_particles is not None  # _sources checked it
+            streams.append(_Stream(kind, files, _recoil_route(max_particles, n_parts, rng)))
+    spec = _spec(dataset, sources, uses_truth, max_particles, sample)
+    _write_extract(dataset, extract, sources, streams, uses_truth, n_parts, rng, spec)
+
+
+def _events_route(dest: np.ndarray) -> Callable[[int, int, Any], tuple[np.ndarray, Any]]:
+    """The route of an events source whose events go to the parts ``dest`` (in split order)."""
 
     def route(_file: int, start: int, table: Any) -> tuple[np.ndarray, Any]:
         return dest[start : start + len(table)], table
 
-    _write_extract(
-        dataset, split, extract, files, uses_truth, n_parts, route, rng, "events",
-        {"sample": sample},
-    )  # fmt: skip
+    return route
 
 
-def write_recoil_extract(
-    dataset: Path | str,
-    split: str,
-    extract: Path | str,
-    max_particles: int,
-    uses_truth: Sequence[str] = (),
-) -> None:
-    """Write the recoil extract of a split: each event with a selected dimuon, without its two
-    muons (the module's docstring), mixed and under opaque ids of its own.
-
-    Parameters
-    ----------
-    dataset, split
-        The dataset folder (every file read is checked against its manifest) and the split.
-    extract
-        The extract's folder, replaced if it exists; its map goes beside it.
-    max_particles
-        The entry's candidate limit: the candidates kept are the hardest ``max_particles`` (those
-        its child sees of the whole event) less the two muons.
-    uses_truth
-        Truth columns written into the extract's truth files (``truth_is_pileup`` loses the two
-        muons too).
-    """
-    rng = np.random.default_rng(secrets.randbits(128))
-    files, _ = _split_files(dataset, split)
-    n_parts = max(1, len(files))
+def _recoil_route(
+    max_particles: int, n_parts: int, rng: np.random.Generator
+) -> Callable[[int, int, Any], tuple[np.ndarray, Any]]:
+    """The route of a recoil source: each event with a selected dimuon to a random part."""
 
     def route(_file: int, _start: int, table: Any) -> tuple[np.ndarray, Any]:
         keep, rows = _without_dimuons(table, max_particles)
@@ -301,10 +367,7 @@ def write_recoil_extract(
         dest[rows] = rng.integers(0, n_parts, len(rows))
         return dest, (table, keep)
 
-    _write_extract(
-        dataset, split, extract, files, uses_truth, n_parts, route, rng, "recoil",
-        {"max_particles": max_particles},
-    )  # fmt: skip
+    return route
 
 
 def _split_files(dataset: Path | str, split: str) -> tuple[list[str], np.ndarray]:
@@ -398,35 +461,32 @@ def _opaque_ids(n: int, taken: set[int]) -> np.ndarray:
 
 def _write_extract(
     dataset: Path | str,
-    split: str,
     extract: Path | str,
-    files: list[str],
+    sources: Sequence[Source],
+    streams: Sequence[_Stream],
     uses_truth: Sequence[str],
     n_parts: int,
-    route: Callable[[int, int, Any], tuple[np.ndarray, Any]],
     rng: np.random.Generator,
-    kind: str,
-    extra_spec: dict[str, Any],
+    spec: dict[str, Any],
 ) -> None:
-    """Stream the split's files row group by row group; ``route`` says which part (-1: none)
-    each event goes to (and may change the records); each part is then shuffled, given opaque
-    ids and written, and the map last but one, the manifest last."""
+    """Stream each source's files row group by row group; its ``route`` says which part (-1:
+    none) each event goes to (and may change the records); each part is then shuffled, given
+    opaque ids and written, and the map last but one, the manifest last."""
     import pyarrow as pa
     import pyarrow.ipc as ipc
     import pyarrow.parquet as pq
 
     dataset, extract = Path(dataset), Path(extract)
     manifest = load_manifest(dataset)
-    spec = _spec(
-        dataset, split, uses_truth, kind, extra_spec.get("max_particles"), extra_spec.get("sample")
-    )
     work = extract.with_name(f"{extract.name}.buckets")
     for stale in (extract, work):
         shutil.rmtree(stale, ignore_errors=True)
     mapping_path(extract).unlink(missing_ok=True)
     work.mkdir(parents=True)
     writers: dict[tuple[str, int], Any] = {}
-    positions: list[list[np.ndarray]] = [[] for _ in range(n_parts)]
+    # per part: (source index, positions in the source's split, candidates) of its events, in
+    # bucket order
+    positions: list[list[tuple[int, np.ndarray, np.ndarray]]] = [[] for _ in range(n_parts)]
     options = ipc.IpcWriteOptions(compression="zstd")
     schemas: dict[str, Any] = {}
 
@@ -437,7 +497,8 @@ def _write_extract(
                 table = table.select(schema.names).cast(schema)
             except (KeyError, ValueError, pa.ArrowException):
                 raise DatasetError(
-                    f"{dataset}: the files of split {split} do not share one schema"
+                    f"{dataset}: the files of {sorted({s for s, _ in sources})} do not share "
+                    "one schema"
                 ) from None
         table = table.replace_schema_metadata(schema.metadata)
         key = (which, part)
@@ -448,43 +509,48 @@ def _write_extract(
         writers[key].write_table(table)
 
     try:
-        offset = 0
-        for index, relpath in enumerate(files):
-            verify_file(dataset, relpath, manifest)
-            events_file = pq.ParquetFile(dataset / relpath)
-            truth_table = None
-            if uses_truth:
-                rel = truth_relpath(relpath)
-                verify_file(dataset, rel, manifest)
-                truth_table = pq.read_table(dataset / rel, columns=["event_id", *uses_truth])
-            start = 0
-            for group in range(events_file.num_row_groups):
-                table = events_file.read_row_group(group)
-                dest, routed = route(index, offset + start, table)
-                truth = None
-                if truth_table is not None:
-                    truth = truth_table.slice(start, len(table))
-                    if not np.array_equal(
-                        truth["event_id"].to_numpy(), table["event_id"].to_numpy()
-                    ):
-                        raise DatasetError(
-                            f"{dataset / relpath}: its truth file does not hold the same events "
-                            "in the same order; regenerate the dataset"
-                        )
-                for part in np.unique(dest[dest >= 0]).tolist():
-                    rows = np.flatnonzero(dest == part)
-                    if kind == "recoil":
-                        table_r, keep = routed
-                        events, truth_rows = _recoil_rows(table_r, keep, rows, truth)
-                    else:
-                        events = table.take(pa.array(rows))
-                        truth_rows = truth.take(pa.array(rows)) if truth is not None else None
-                    write("events", part, events)
-                    if truth_rows is not None:
-                        write("truth", part, truth_rows)
-                    positions[part].append(offset + start + rows)
-                start += len(table)
-            offset += start
+        for number, stream in enumerate(streams):
+            offset = 0
+            for index, relpath in enumerate(stream.files):
+                verify_file(dataset, relpath, manifest)
+                events_file = pq.ParquetFile(dataset / relpath)
+                truth_table = None
+                if uses_truth:
+                    rel = truth_relpath(relpath)
+                    verify_file(dataset, rel, manifest)
+                    truth_table = pq.read_table(dataset / rel, columns=["event_id", *uses_truth])
+                start = 0
+                for group in range(events_file.num_row_groups):
+                    table = events_file.read_row_group(group)
+                    dest, routed = stream.route(index, offset + start, table)
+                    truth = None
+                    if truth_table is not None:
+                        truth = truth_table.slice(start, len(table))
+                        if not np.array_equal(
+                            truth["event_id"].to_numpy(), table["event_id"].to_numpy()
+                        ):
+                            raise DatasetError(
+                                f"{dataset / relpath}: its truth file does not hold the same "
+                                "events in the same order; regenerate the dataset"
+                            )
+                    for part in np.unique(dest[dest >= 0]).tolist():
+                        rows = np.flatnonzero(dest == part)
+                        if stream.kind == "recoil":
+                            table_r, keep = routed
+                            events, truth_rows = _recoil_rows(table_r, keep, rows, truth)
+                        else:
+                            events = table.take(pa.array(rows))
+                            truth_rows = truth.take(pa.array(rows)) if truth is not None else None
+                        write("events", part, events)
+                        if truth_rows is not None:
+                            write("truth", part, truth_rows)
+                        counts = _list_column(events, "pf").value_lengths()
+                        positions[part].append((
+                            number, offset + start + rows,
+                            counts.to_numpy(zero_copy_only=False).astype(np.int64),
+                        ))  # fmt: skip
+                    start += len(table)
+                offset += start
         for writer in writers.values():
             writer.close()
         writers.clear()
@@ -498,25 +564,26 @@ def _write_extract(
 def _write_parts(
     extract: Path,
     work: Path,
-    positions: list[list[np.ndarray]],
+    positions: list[list[tuple[int, np.ndarray, np.ndarray]]],
     with_truth: bool,
     rng: np.random.Generator,
     spec: dict[str, Any],
 ) -> None:
     """Shuffle each bucket, give it opaque ids, write it as a part; then the map (which alone
-    records ``spec``: the kind, the split, ...) and the manifest, the same for every kind and
-    split."""
+    records ``spec``: the sources, ...) and the manifest, the same whatever the sources."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     taken: set[int] = set()
     files: dict[str, dict[str, Any]] = {}
-    part_col, opaque_col, id_col, pos_col = [], [], [], []
+    part_col, opaque_col, id_col, pos_col, source_col, count_col = [], [], [], [], [], []
     number = 0
     for bucket, chunks in enumerate(positions):
         if not chunks:
             continue
-        position = np.concatenate(chunks)
+        position = np.concatenate([rows for _, rows, _ in chunks])
+        source = np.concatenate([np.full(len(rows), s, np.int64) for s, rows, _ in chunks])
+        candidates = np.concatenate([counts for _, _, counts in chunks])
         events = _read_ipc(work / f"events_{bucket:05d}.arrow")
         perm = rng.permutation(len(events))
         events = events.take(pa.array(perm))
@@ -549,6 +616,8 @@ def _write_parts(
         opaque_col.append(opaque)
         id_col.append(real.astype(np.int64))
         pos_col.append(position[perm])
+        source_col.append(source[perm])
+        count_col.append(candidates[perm])
         del events
         number += 1
 
@@ -561,6 +630,8 @@ def _write_parts(
             "opaque_id": joined(opaque_col),
             "event_id": joined(id_col),
             "position": joined(pos_col),
+            "source": joined(source_col),
+            "n_candidates": joined(count_col),
         }
     ).replace_schema_metadata({b"metbench": json.dumps(spec, sort_keys=True).encode()})
     extract.mkdir(parents=True, exist_ok=True)

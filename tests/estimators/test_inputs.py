@@ -15,6 +15,7 @@ import pytest
 
 from metbench.data.source import EventSource
 from metbench.estimators.inputs import (
+    EXTRACT_LAYOUT,
     PROCESS,
     SPLIT,
     is_input_extract,
@@ -130,7 +131,7 @@ def test_the_extract_is_opaque_mixed_and_complete(tiny_dataset, tmp_path):
 def test_the_recoil_extract_holds_the_selected_events_without_their_muons(tiny_dataset, tmp_path):
     """Its events are those of the old child-side recoil input, value for value."""
     extract = prepare_inputs(
-        tiny_dataset, "test", tmp_path / "recoil", kind="recoil", max_particles=4500
+        tiny_dataset, [("test", "recoil")], tmp_path / "recoil", max_particles=4500
     )  # fmt: skip
     mapping = read_mapping(extract)
     expected = {}
@@ -152,6 +153,74 @@ def test_the_recoil_extract_holds_the_selected_events_without_their_muons(tiny_d
     for i, particles in expected.items():
         np.testing.assert_array_equal(seen[i], particles)
     assert not set(mapping.opaque_id.tolist()) & set(dataset_ids(tiny_dataset).tolist())
+
+
+def test_a_mixed_extract_holds_each_source_once_and_mixes_them(tiny_dataset, tmp_path):
+    """The extract of a run: the test and validation splits in one set of parts, each event under
+    its own id, the map telling each back to its split and position; their recoil copies in a
+    second extract, never with the events (a child could pair an event with its copy)."""
+    sources = [("test", "events"), ("val", "events")]
+    extract = prepare_inputs(tiny_dataset, sources, tmp_path / "mixed")
+    mapping = read_mapping(extract)
+    assert mapping.sources == sources
+    manifest = json.loads((extract / "manifest.json").read_text())
+    assert manifest["splits"] == {SPLIT: len(mapping.position)}
+    assert "val" not in json.dumps(manifest)
+    for split in ("test", "val"):
+        rows = mapping.rows_of(split)
+        np.testing.assert_array_equal(mapping.event_id[rows], dataset_ids(tiny_dataset, split))
+        counts = np.concatenate([
+            pq.read_table(tiny_dataset / f, columns=["pf"])["pf"].combine_chunks()
+            .value_lengths().to_numpy(zero_copy_only=False)
+            for f in EventSource(tiny_dataset, split, verify=False).files
+        ])  # fmt: skip
+        np.testing.assert_array_equal(mapping.n_candidates[rows], counts)
+    n_files = sum(len(EventSource(tiny_dataset, s, verify=False).files) for s in ("test", "val"))
+    assert len(manifest["files"]) == n_files
+    assert len(np.unique(mapping.opaque_id)) == len(mapping.opaque_id)
+    # the splits share the parts: most parts hold test and validation events alike
+    test_index, val_index = 0, 1
+    both = [
+        part for part in np.unique(mapping.part)
+        if {test_index, val_index} <= set(mapping.source[mapping.part == part].tolist())
+    ]  # fmt: skip
+    assert len(both) >= len(np.unique(mapping.part)) // 2
+    # the values: a validation event read from the extract is the dataset's
+    by_id = {}
+    for batch in EventSource(tiny_dataset, "val", batch_size=1000, truth=()):
+        for k, i in enumerate(batch.event["event_id"]):
+            by_id[int(i)] = batch.particles[k][batch.mask[k]]
+    is_val = dict(
+        zip(mapping.opaque_id.tolist(), (mapping.source == val_index).tolist(), strict=True)
+    )
+    to_real = dict(zip(mapping.opaque_id.tolist(), mapping.event_id.tolist(), strict=True))
+    checked = 0
+    for batch in EventSource(extract, SPLIT, batch_size=1000, truth=()):
+        for k, i in enumerate(batch.event["event_id"]):
+            if is_val[int(i)]:
+                np.testing.assert_array_equal(
+                    batch.particles[k][batch.mask[k]], by_id[to_real[int(i)]]
+                )
+                checked += 1
+    assert checked == len(by_id)
+    # the recoil copies of both splits: one extract of their own, each copy once
+    copies = read_mapping(
+        prepare_inputs(
+            tiny_dataset, [("test", "recoil"), ("val", "recoil")], tmp_path / "copies",
+            max_particles=4500,
+        )
+    )  # fmt: skip
+    alone = read_mapping(
+        prepare_inputs(tiny_dataset, [("test", "recoil")], tmp_path / "alone", max_particles=4500)
+    )
+    np.testing.assert_array_equal(
+        copies.event_id[copies.rows_of("test", "recoil")], np.sort(alone.event_id)
+    )
+    with pytest.raises(ValueError, match="not both"):
+        prepare_inputs(
+            tiny_dataset, [("test", "events"), ("test", "recoil")], tmp_path / "x",
+            max_particles=4500,
+        )  # fmt: skip
 
 
 # ------------------------------------------------------------------ through the harness
@@ -202,8 +271,10 @@ def test_entries_of_one_results_folder_share_their_extract(tiny_dataset, tmp_pat
         predict_entry(sub, name, {}, info, "test", results / f"{name}.predictions.parquet")
         if name == "pf":
             first = extracts()
-    assert extracts() == first and len(first) == 2  # the events and the recoil extract, untouched
-    assert {name.split("-")[1] for name in first} == {"events", "recoil"}
+    assert extracts() == first and len(first) == 2  # the events and their recoil copies
+    assert sorted(read_mapping(results / ".inputs" / name).sources for name in first) == [
+        [("test", "events")], [("test", "recoil")]
+    ]  # fmt: skip
     np.testing.assert_array_equal(  # both entries' predictions land on the same events
         read_predictions(results / "pf.predictions.parquet").event_id,
         read_predictions(results / "track.predictions.parquet").event_id,
@@ -212,7 +283,10 @@ def test_entries_of_one_results_folder_share_their_extract(tiny_dataset, tmp_pat
     predict_entry(oracle, "oracle", {}, info, "test", results / "oracle.predictions.parquet")
     now = extracts()
     assert len(now) == 4 and {k: now[k] for k in first} == first
-    declared = [k for k in now if k not in first and k.split("-")[1] == "events"]
+    declared = [
+        k for k in now if k not in first and read_mapping(results / ".inputs" / k).sources[0][1]
+        == "events"
+    ]  # fmt: skip
     assert len(declared) == 1
     assert read_mapping(results / ".inputs" / declared[0]).spec["uses_truth"] == ["truth_is_pileup"]
 
@@ -319,11 +393,13 @@ class Estimator:
 
 @needs_sandbox
 def test_the_child_cannot_tell_which_run_it_is_in(tiny_dataset, tmp_path):
-    """The children that predict the test split, the validation split (the calibration) and
-    their muon-removed copies (the recoil) are given the same job and an extract that says
-    nothing of what it was made of: no run can behave differently from the others by reading
-    its job or its manifest (the audit of 2026-12-05 read the kind, the split and the run's whole
-    identity there). Only the throughput measurement, in a child of its own, is told it measures.
+    """One child predicts the test split and the validation split (the calibration), mixed in one
+    extract; a second predicts both splits' muon-removed copies (the recoil), mixed in another.
+    Both get the same job and an extract that says nothing of what it was made of: the scored
+    events cannot be treated differently from the calibration's by reading the job, the manifest
+    or the number of events (the audit of 2026-12-05 read the kind, the split and the run's whole
+    identity there, and each split had a child of its own, so also its size). Only the
+    throughput measurement, in a child of its own, is told it measures.
     """
     from metbench.scoring.throughput import ThroughputSettings
 
@@ -337,23 +413,34 @@ def test_the_child_cannot_tell_which_run_it_is_in(tiny_dataset, tmp_path):
         for line in log.read_text().splitlines():
             if line.startswith("VIEW "):
                 views.append((log.name, json.loads(line[5:])))
-    logs = sorted({name for name, _ in views})
-    assert [n for n in logs if "recoil" in n] and [n for n in logs if "val" in n], logs
+    assert sorted({name for name, _ in views}) == [
+        "view.log", "view.recoil.log", "view.throughput.log"
+    ]  # fmt: skip
     predicting = [view for _, view in views if view["job"]["predict"]]
     measuring = [view for _, view in views if not view["job"]["predict"]]
-    assert len(predicting) >= 3 and len(measuring) == 1  # test, val, their recoil; throughput
-    for view in predicting[1:]:
-        differ = {k for k in view["job"] if view["job"][k] != predicting[0]["job"][k]}
-        assert not differ, [(k, view["job"][k], predicting[0]["job"][k]) for k in differ]
-        assert view["manifest"] == predicting[0]["manifest"]
+    assert len(predicting) == 2 and len(measuring) == 1  # the events, the copies; throughput
+    differ = {k for k in predicting[1]["job"] if predicting[1]["job"][k] != predicting[0]["job"][k]}
+    assert not differ, differ
+    assert predicting[1]["manifest"] == predicting[0]["manifest"]
     job = predicting[0]["job"]
     assert job["split"] == SPLIT and job["throughput"] is None and "metadata" not in job
     assert list(predicting[0]["manifest"]["splits"]) == [SPLIT]
     text = json.dumps(predicting[0]["manifest"])
-    assert predicting[0]["manifest"]["input_extract"] == {"layout": 2}
+    assert predicting[0]["manifest"]["input_extract"] == {"layout": EXTRACT_LAYOUT}
     assert not [word for word in ("val", "recoil") if word in text]
+    # what the children read: both splits in one extract, both splits' copies in another
+    made = sorted(
+        read_mapping(f).sources for f in results.rglob(".inputs/*")
+        if is_input_extract(f) and read_mapping(f).spec["sample"] is None
+    )  # fmt: skip
+    assert made == [
+        [("test", "events"), ("val", "events")],
+        [("test", "recoil"), ("val", "recoil")],
+    ]
     assert measuring[0]["job"]["throughput"] is not None
     assert read_results(results_file(results))["throughput"]["batches"]  # it was measured
+    val = read_predictions(next(results.rglob("view.val-predictions.parquet")))
+    np.testing.assert_array_equal(val.event_id, dataset_ids(tiny_dataset, "val"))
 
 
 def results_file(results: Path) -> Path:
