@@ -32,7 +32,16 @@ import numpy as np
 from metbench.data.published import check_published
 from metbench.data.store import MANIFEST_NAME, atomic_write_json, load_manifest, sha256_file
 from metbench.errors import MetbenchError
-from metbench.estimators.inputs import SPLIT, InputMap, Source, prepare_inputs, read_mapping
+from metbench.estimators.inputs import (
+    EXTRACT_KEY,
+    EXTRACT_LAYOUT,
+    SPLIT,
+    InputMap,
+    Source,
+    mapping_path,
+    prepare_inputs,
+    read_mapping,
+)
 from metbench.estimators.isolation import (
     DEFAULT_LIMITS,
     ChildReport,
@@ -509,10 +518,10 @@ def shared_extract(
     once (under a lock) instead of once per entry.
 
     Sharing reveals nothing: the extract is read-only in the sandbox, holds no truth but what
-    the entry declared, and its map stays with the parent; a child sees one extract per run, in
-    which an event and its muon-removed copy are under unrelated ids, and keeps nothing between
-    runs. The folder holds the splits' observables; delete it to reclaim the disk (the next run
-    writes it again).
+    the entry declared, and its map stays with the parent; a child sees one extract, of events or
+    of their muon-removed copies (never both), and keeps nothing between runs. The folder holds
+    the splits' observables; delete it to reclaim the disk (the next run writes it again).
+    Extracts of an older layout there, which this version never reads, are removed first.
     """
     listed: list[Source] = (
         [(sources, "events")] if isinstance(sources, str) else [(s, k) for s, k in sources]
@@ -522,9 +531,28 @@ def shared_extract(
     splits = "+".join(dict.fromkeys(s for s, _ in listed))
     name = f"{splits}-{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
     folder = out.parent / INPUTS_FOLDER / name
+    _remove_old_extracts(folder.parent)
     lock = folder.with_name(f".{name}.lock")
     with entry_lock(lock, f"the input extract {name}"):
         return prepare_inputs(dataset, listed, folder, uses_truth, max_particles, sample)
+
+
+def _remove_old_extracts(inputs: Path) -> None:
+    """Remove the extracts (and their maps) of another layout than this version's from the
+    folder ``inputs``: this version writes its own (a standard test split's is gigabytes)."""
+    if not inputs.is_dir():
+        return
+    for folder in sorted(inputs.iterdir()):
+        if folder.name.startswith(".") or folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            layout = json.loads((folder / MANIFEST_NAME).read_text())[EXTRACT_KEY]["layout"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not an extract, or one being written
+        if layout != EXTRACT_LAYOUT:
+            with entry_lock(folder.with_name(f".{folder.name}.lock"), f"the old extract {folder}"):
+                mapping_path(folder).unlink(missing_ok=True)
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _record_isolation(parts: Path, isolation: Any, ran: bool, sandbox: bool) -> None:

@@ -6,6 +6,7 @@ muon-removed event to the event it came from, now scores exactly as its honest s
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -26,7 +27,13 @@ from metbench.estimators.inputs import (
 from metbench.estimators.predictions import read_predictions, read_recoil
 from metbench.estimators.sandbox import available_sandbox
 from metbench.estimators.submission import load_submission
-from metbench.harness import build_estimator, dataset_info, predict_entry, run_entry
+from metbench.harness import (
+    build_estimator,
+    dataset_info,
+    predict_entry,
+    run_entry,
+    shared_extract,
+)
 from metbench.recoil import remove_candidates, select_dimuons_in_batch
 from metbench.results import read_results
 
@@ -289,6 +296,23 @@ def test_entries_of_one_results_folder_share_their_extract(tiny_dataset, tmp_pat
     ]  # fmt: skip
     assert len(declared) == 1
     assert read_mapping(results / ".inputs" / declared[0]).spec["uses_truth"] == ["truth_is_pileup"]
+
+
+def test_an_extract_of_an_older_layout_is_removed(tiny_dataset, tmp_path):
+    """Never read again, it would stay beside the results (gigabytes on standard)."""
+    out = tmp_path / "r" / "pf.predictions.parquet"
+    current = shared_extract(tiny_dataset, "test", out)
+    old = current.with_name("test-events-0123456789ab")
+    shutil.copytree(current, old)
+    shutil.copy(mapping_path(current), mapping_path(old))
+    manifest = json.loads((old / "manifest.json").read_text())
+    manifest["input_extract"] = {"layout": 2}
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    unrelated = current.with_name("notes")
+    unrelated.mkdir()
+    assert shared_extract(tiny_dataset, "test", out) == current
+    assert not old.exists() and not mapping_path(old).exists()
+    assert is_input_extract(current) and unrelated.is_dir()
 
 
 def test_an_honest_entry_predicts_exactly_as_before(tiny_dataset, tmp_path):
