@@ -52,6 +52,7 @@ from metbench.events import EventBatch
 
 __all__ = [
     "HEADS",
+    "INFERENCE_SLOTS",
     "INPUT_SCALES",
     "LEGACY_ENCODING",
     "OUTPUT_SCALE",
@@ -61,6 +62,7 @@ __all__ = [
     "build_perceiver",
     "decode_target",
     "encode_target",
+    "inference_groups",
     "perceiver_inputs",
     "signlog",
     "signlog_inverse",
@@ -254,6 +256,44 @@ def perceiver_inputs(batch: EventBatch, angle: np.ndarray | None = None) -> tupl
         charged ones: one candidate axis, padded once (the two masks never overlap).
     """
     return CandidateTable(batch).inputs(None, angle)
+
+
+#: Padded candidate slots (events x the group's largest event) per network call at inference.
+INFERENCE_SLOTS: Final = 8192
+
+
+def inference_groups(n_candidates: np.ndarray, max_events: int) -> list[np.ndarray]:
+    """The events of a batch in groups for the network, each padded to its largest event: sorted
+    by their number of candidates, at most ``max_events`` and :data:`INFERENCE_SLOTS` padded slots
+    a group (one event at least). A batch of events in random order, padded to its largest, is
+    half padding on the standard dataset; the sorted groups are about 85% candidates, and the
+    network's cost grows with the padded length (2026-12-05: 1.9x faster on mini, batch 32).
+
+    Parameters
+    ----------
+    n_candidates
+        ``(n,)`` candidates of each event.
+    max_events
+        The largest group.
+
+    Returns
+    -------
+    list of ndarray
+        The events' indices, group by group; together each event once.
+    """
+    order = np.argsort(n_candidates, kind="stable")
+    groups: list[np.ndarray] = []
+    start = 0
+    for end in range(1, len(order) + 1):  # the group [start, end) takes event end-1
+        size = end - start
+        if size > max_events or (
+            size > 1 and size * n_candidates[order[end - 1]] > INFERENCE_SLOTS
+        ):
+            groups.append(order[start : end - 1])
+            start = end - 1
+    if start < len(order):
+        groups.append(order[start:])
+    return groups
 
 
 def build_perceiver(
@@ -507,7 +547,10 @@ class PerceiverEstimator:
     threads
         ``torch.set_num_threads`` during training (``None``: PyTorch's default).
     chunk
-        Events per network call (a large batch is run in chunks, so memory stays bounded).
+        At most this many events per network call at inference: a batch's events are sorted by
+        their number of candidates and run in groups of at most ``chunk`` events and
+        :data:`INFERENCE_SLOTS` padded candidates (:func:`inference_groups`), so memory stays
+        bounded and little of the work is padding.
     runtime
         ``torch``, or ``onnx`` (onnxruntime on the export written beside the weights).
     weights_dir, device
@@ -606,16 +649,16 @@ class PerceiverEstimator:
 
         if not self.weights_path.is_file():
             raise FileNotFoundError(f"{self.weights_path} does not exist: run metbench train")
-        outputs = []
+        out = np.zeros((len(batch), 2), np.float32)
         with torch.no_grad():
-            for start in range(0, len(batch), self.chunk):  # bounded memory at any batch size
-                arrays = perceiver_inputs(batch.take(slice(start, start + self.chunk)))
+            for rows in inference_groups(batch.jagged.counts, self.chunk):
+                arrays = perceiver_inputs(batch.take(rows))
                 if self.runtime == "onnx":
-                    outputs.append(self._onnx(dict(zip(INPUT_NAMES, arrays, strict=True))))
+                    out[rows] = self._onnx(dict(zip(INPUT_NAMES, arrays, strict=True)))
                 else:
-                    outputs.append(self.network(*self._tensors(arrays)).cpu().numpy())
+                    out[rows] = self.network(*self._tensors(arrays)).cpu().numpy()
         cfg = self.network_config
-        return decode_target(np.concatenate(outputs), cfg["target"], cfg["target_scale"])
+        return decode_target(out, cfg["target"], cfg["target_scale"])
 
     def _read(self, source: Any, cap: int | None) -> tuple[CandidateTable, np.ndarray]:
         """The candidate table and the generated MET (n, 2) [GeV] of a capped sample."""

@@ -5,6 +5,7 @@ gen-MET) and the summation variant (its output scales with the candidates, the m
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,11 +14,13 @@ import pytest
 
 from metbench.data.source import EventSource
 from metbench.nn.perceiver import (
+    INFERENCE_SLOTS,
     CandidateTable,
     PerceiverEstimator,
     build_perceiver,
     decode_target,
     encode_target,
+    inference_groups,
     perceiver_inputs,
     signlog,
     signlog_inverse,
@@ -74,6 +77,39 @@ def test_order_and_padding_do_not_matter(batch):
     assert out.abs().max() > 0
     torch.testing.assert_close(shuffled, out, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(padded, out, rtol=1e-4, atol=1e-5)
+
+
+def test_inference_groups_take_each_event_once_sorted_and_bounded():
+    n = np.random.default_rng(4).integers(0, 6000, 300)
+    n[:3] = [0, 9000, 9000]  # an empty event, and two larger than a group's slots
+    groups = inference_groups(n, 8)
+    np.testing.assert_array_equal(np.sort(np.concatenate(groups)), np.arange(len(n)))
+    flat = np.concatenate(groups)
+    assert (np.diff(n[flat]) >= 0).all()  # sorted by their candidates
+    for g in groups:
+        assert 1 <= len(g) <= 8
+        assert len(g) == 1 or len(g) * n[g].max() <= INFERENCE_SLOTS
+    # greedy: a group ends because the next event would not fit
+    for g, following in itertools.pairwise(groups):
+        bigger = len(g) + 1
+        assert bigger > 8 or bigger * n[following[0]] > INFERENCE_SLOTS
+    assert inference_groups(np.zeros(0, np.int64), 8) == []
+
+
+def test_predict_is_each_event_alone_whatever_its_batch(mini_dataset):
+    """The grouped inference gives every event the MET it gets alone (no padding at all), to
+    float precision, in a batch of 64 events of all sizes (the committed weights)."""
+    events = next(iter(EventSource(mini_dataset, "test", batch_size=64))).for_estimator()
+    model = PerceiverEstimator(weights_dir=str(ROOT / "submissions" / "perceiver-torch"))
+    grouped = model.predict(events)
+    alone = np.concatenate([model.predict(events.take(slice(i, i + 1))) for i in range(64)])
+    cfg = model.network_config
+
+    def units(met):
+        return encode_target(met, cfg["target"], cfg["target_scale"])
+
+    np.testing.assert_allclose(units(grouped), units(alone), rtol=0, atol=1e-5)
+    assert np.abs(grouped).max() > 1
 
 
 def test_an_event_without_candidates_gives_a_finite_met(batch):
