@@ -344,6 +344,8 @@ def _predict_locked(
         return ChildReport(reused=True, isolation=made_with)
     if sandbox and scheduler is None:
         require_sandbox(entry)  # refused before anything is written (the workers check their own)
+    if force:  # nothing of an interrupted run is kept
+        shutil.rmtree(parts, ignore_errors=True)
     log = Path(log_path or out.with_name(out.name.replace(".predictions.parquet", "") + ".log"))
     m = sub.manifest
     job = PredictJob(

@@ -244,9 +244,11 @@ def info_n(folder):
     return len(EventSource(folder, "test", verify=False))
 
 
-def test_an_interrupted_run_resumes_from_the_last_finished_file(tmp_path, tiny_dataset):
+@pytest.mark.parametrize("force", [False, True])
+def test_an_interrupted_run_resumes_from_the_last_finished_file(tmp_path, tiny_dataset, force):
     """The child is killed after the first file of its input extract is done; the second run
-    predicts the other files only (the extract, its opaque ids and the first part are kept)."""
+    predicts the other files only (the extract, its opaque ids and the first part are kept), or,
+    with ``--force``, everything again."""
     calls = tmp_path / "calls.txt"
     stop = tmp_path / "stop-after-first-file"
     stop.write_text("")
@@ -277,11 +279,17 @@ def test_an_interrupted_run_resumes_from_the_last_finished_file(tmp_path, tiny_d
     first_file_batches = calls.read_text().split()
     assert first_file_batches
     stop.unlink()
-    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results), "--no-sandbox")
+    again = ("--force",) if force else ()
+    r = cli("run", folder, "--dataset", tiny_dataset, *fast(results), "--no-sandbox", *again)
     assert r.returncode == 0, r.stderr
     second_run = calls.read_text().split()[len(first_file_batches) :]
     assert second_run
-    assert not set(first_file_batches) & set(second_run), "the finished file was predicted again"
+    if force:
+        assert set(first_file_batches) <= set(second_run), "--force resumed the interrupted run"
+    else:
+        assert not set(first_file_batches) & set(second_run), (
+            "the finished file was predicted again"
+        )
     # the merged predictions equal an uninterrupted run
     clean = write_submission(tmp_path / "clean", "resumable", GOOD)
     r = cli("predict", clean, "--dataset", tiny_dataset, "--out", tmp_path / "clean.parquet")
