@@ -38,6 +38,7 @@ from metbench.estimators.inputs import (
     SPLIT,
     InputMap,
     Source,
+    checked_sources,
     mapping_path,
     prepare_inputs,
     read_mapping,
@@ -441,8 +442,9 @@ def _predict_parts(
                 job, dataset=str(recoil_inputs), parts_dir=str(parts / _RECOIL_PARTS),
                 log_path=str(log.with_name(log.name.removesuffix(".log") + ".recoil.log")),
             ), None))  # fmt: skip
+    main = read_mapping(inputs)
     if on_progress is not None and len(targets) > 1:  # in events of the first split, as asked
-        runs[0] = (runs[0][0], _scaled_progress(on_progress, inputs, targets[0][0]))
+        runs[0] = (runs[0][0], _scaled_progress(on_progress, main, targets[0][0]))
     if scheduler is not None:
         (parts / "isolation.json").unlink(missing_ok=True)  # the workers' isolation is theirs
         reports = [_predict_on_dask(run, scheduler, progress, limits, sandbox)
@@ -455,10 +457,9 @@ def _predict_parts(
         report = _run_recorded(runs[0][0], parts, limits, runs[0][1], sandbox, ran=True)
         for run, _ in runs[1:]:
             report.add_run(_run_recorded(run, parts, limits, None, sandbox, ran=True))
-    report.isolation = _merge_parts(parts, targets, identities, inputs, recoil_inputs)
+    report.isolation = _merge_parts(parts, targets, identities, inputs, main, recoil_inputs)
     # the first split's events, and those with candidates beyond the limit, counted here (the
     # child's counts are of everything it read)
-    main = read_mapping(inputs)
     limit = job.max_particles
     cut = main.n_candidates[main.rows_of(targets[0][0])] > limit if limit else np.zeros(0, bool)
     report.n_truncated = int(np.count_nonzero(cut))
@@ -467,11 +468,10 @@ def _predict_parts(
 
 
 def _scaled_progress(
-    on_progress: Callable[[int], None], inputs: Path, split: str
+    on_progress: Callable[[int], None], mapping: InputMap, split: str
 ) -> Callable[[int], None]:
-    """``on_progress`` told the events done of a mixed extract as the same fraction of
-    ``split``'s events (its progress bar's total)."""
-    mapping = read_mapping(inputs)
+    """``on_progress`` told the events done of a mixed extract (its map ``mapping``) as the same
+    fraction of ``split``'s events (its progress bar's total)."""
     whole, part = len(mapping.position), len(mapping.rows_of(split))
 
     def scaled(done: int) -> None:
@@ -525,9 +525,7 @@ def shared_extract(
     the splits' observables; delete it to reclaim the disk (the next run writes it again).
     Extracts of an older layout there, which this version never reads, are removed first.
     """
-    listed: list[Source] = (
-        [(sources, "events")] if isinstance(sources, str) else [(s, k) for s, k in sources]
-    )
+    listed = checked_sources(sources, max_particles, sample)
     recoil = any(kind == "recoil" for _, kind in listed)
     spec = json.dumps([listed, list(uses_truth), max_particles if recoil else None, sample])
     splits = "+".join(dict.fromkeys(s for s, _ in listed))
@@ -686,15 +684,15 @@ def _merge_parts(
     targets: list[tuple[str, Path]],
     identities: list[dict[str, Any]],
     inputs: Path,
+    main: InputMap,
     recoil_inputs: Path | None,
 ) -> dict[str, Any] | None:
-    """Merge the checked parts (one per file of the input extract ``inputs``, all present; with
-    ``recoil_inputs``, also those of the recoil run) into each target's file, in its split's
-    order and under the dataset's event ids (the extracts' maps,
+    """Merge the checked parts (one per file of the input extract ``inputs``, whose map is
+    ``main``, all present; with ``recoil_inputs``, also those of the recoil run) into each
+    target's file, in its split's order and under the dataset's event ids (the extracts' maps,
     :func:`~metbench.estimators.inputs.read_mapping`), each with its identity and the weakest
     isolation of the runs that made the parts in its metadata; that isolation (None if unknown,
     e.g. parts made on Dask workers)."""
-    main = read_mapping(inputs)
     met, cov, dof, nu = _gather_parts(parts, inputs, main, identities[0], True)
     copies = read_mapping(recoil_inputs) if recoil_inputs is not None else None
     copy_met = np.zeros((0, 2))

@@ -77,6 +77,7 @@ __all__ = [
     "SPLIT",
     "InputMap",
     "Source",
+    "checked_sources",
     "is_input_extract",
     "mapping_path",
     "prepare_inputs",
@@ -228,7 +229,7 @@ def prepare_inputs(
         throughput measurement).
     """
     extract = Path(extract)
-    sources = _sources(sources, max_particles, sample)
+    sources = checked_sources(sources, max_particles, sample)
     spec = _spec(dataset, sources, uses_truth, max_particles, sample)
     if is_input_extract(extract) and mapping_path(extract).is_file():
         try:
@@ -240,10 +241,11 @@ def prepare_inputs(
     return extract
 
 
-def _sources(
-    sources: str | Sequence[Source], max_particles: int | None, sample: int | None
+def checked_sources(
+    sources: str | Sequence[Source], max_particles: int | None = None, sample: int | None = None
 ) -> list[Source]:
-    """The sources as a checked list (a ``ValueError`` for what the harness never asks)."""
+    """``sources`` (:func:`prepare_inputs`) as a checked list of ``(split, kind)`` pairs, a bare
+    split name as ``[(split, "events")]``; a ``ValueError`` for what the harness never asks."""
     listed: list[Source] = (
         [(sources, "events")] if isinstance(sources, str) else [(s, k) for s, k in sources]
     )
@@ -318,7 +320,7 @@ def write_input_extract(
         Only a random sample of this many events of a single events source, in one part (for a
         throughput measurement).
     """
-    sources = _sources(sources, max_particles, sample)
+    sources = checked_sources(sources, max_particles, sample)
     rng = np.random.default_rng(secrets.randbits(128))
     listed = [(split, kind, *_split_files(dataset, split)) for split, kind in sources]
     events = [(files, counts) for _, kind, files, counts in listed if kind == "events"]
@@ -341,7 +343,7 @@ def write_input_extract(
             offset += int(counts.sum())
             streams.append(_Stream(kind, files, _events_route(mine)))
         else:
-            assert max_particles is not None  # _sources checked it
+            assert max_particles is not None  # checked_sources checked it
             streams.append(_Stream(kind, files, _recoil_route(max_particles, n_parts, rng)))
     spec = _spec(dataset, sources, uses_truth, max_particles, sample)
     _write_extract(dataset, extract, sources, streams, uses_truth, n_parts, rng, spec)
