@@ -226,8 +226,16 @@ RESULTS_SCHEMA: Final[dict[str, Any]] = {
                 "sha256": _SHA256,
                 "n_events": {"type": "integer"},
                 "n_truncated": _COUNT,
-                "wall_s": _AMOUNT,
-                "peak_rss_mb": _AMOUNT,
+                "wall_s": {
+                    **_AMOUNT,
+                    "description": "wall time of the run's children, added up [s]: the scored "
+                    "split with the validation split predicted alongside it, the recoil copies "
+                    "and the throughput measurement (not a rate of n_events)",
+                },
+                "peak_rss_mb": {
+                    **_AMOUNT,
+                    "description": "the largest peak resident memory of those children [MiB]",
+                },
                 "device": _DEVICE,
             },
         },

@@ -201,8 +201,8 @@ class ChildReport:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
     def add_run(self, other: ChildReport) -> None:
-        """Account for a second child of the same prediction (the recoil's): wall times add up,
-        the peak memory is the larger."""
+        """Account for another child of the same run (the recoil copies', the throughput
+        measurement's): wall times add up, the peak memory is the larger."""
         self.wall_s = (self.wall_s or 0.0) + (other.wall_s or 0.0)
         self.peak_rss_mb = max(self.peak_rss_mb or 0.0, other.peak_rss_mb or 0.0)
 
