@@ -202,7 +202,7 @@ def test_a_re_signed_dataset_is_not_the_published_one(mini_dataset, tmp_path):
 def test_shipped_manifests_are_the_published_ones(monkeypatch, tmp_path):
     import metbench.data.published as published
 
-    assert {("mini", 1), ("standard", 1)} <= set(shipped_manifests())
+    assert set(shipped_manifests()) == {("mini", 1), ("standard", 1), ("pu200", 1)}
     for name, seed in shipped_manifests():
         data = published_manifest_bytes(name, seed)
         assert (
