@@ -253,7 +253,7 @@ def test_some_processes_only_is_refused_without_a_published_manifest(tmp_path):
         (mini, 2, ["w_lnu"], "not of mini with seed 2: generate the whole dataset"),
         (mini.scaled(10), 1, ["w_lnu"], "not of mini with seed 1 and other settings"),
         (replace(mini, pool_size=100), 1, ["w_lnu"], "and other settings"),
-        (get_preset("pu200"), 1, ["w_lnu"], "not of pu200 with seed 1"),
+        (get_preset("standard"), 2, ["w_lnu"], "not of standard with seed 2"),
     ]
     for spec, seed, processes, message in cases:
         out = tmp_path / "new"
